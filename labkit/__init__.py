@@ -1,0 +1,31 @@
+"""labkit: run, break and measure distributed systems on a laptop.
+
+Deterministic discrete-event simulations (a clock, a network, nodes, protocols)
+with metrics, plots and widgets for the workbook's notebooks. Plotting and
+widget modules are imported on first use so the core stays light.
+"""
+
+import importlib
+
+from labkit import dist, errors, metrics, queueing
+from labkit.errors import ConfigError, InvariantViolation, RequestTimeout, Unavailable
+from labkit.metrics import Histogram, Metrics, Result, TraceRecord
+from labkit.net import Message, NetConfig, Network
+from labkit.node import Cluster, Node
+from labkit.sim import Future, Simulator
+
+_LAZY = ("plot", "widgets", "scenarios", "balancing", "service")
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return importlib.import_module(f"labkit.{name}")
+    raise AttributeError(f"module 'labkit' has no attribute {name!r}")
+
+
+__all__ = [
+    "Cluster", "ConfigError", "Future", "Histogram", "InvariantViolation", "Message",
+    "Metrics", "NetConfig", "Network", "Node", "RequestTimeout", "Result",
+    "Simulator", "TraceRecord", "Unavailable", "dist", "errors", "metrics",
+    "queueing",
+]

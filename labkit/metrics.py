@@ -1,0 +1,311 @@
+"""Measurements in simulated time: counters, gauges, histograms, time series.
+
+Percentiles are exact (nearest rank over every recorded value), never
+estimated, so a notebook can compare them with theory without a sketch's error
+bars in the way. `Result` freezes one run: its inputs, its metrics, its trace.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from labkit.errors import ConfigError, require_number
+
+#: The percentiles a histogram summary reports, in this order.
+SUMMARY_PERCENTILES = (50, 90, 99, 99.9)
+
+
+class Counter:
+    """A number that only goes up (requests served, messages dropped)."""
+
+    __slots__ = ("name", "value")
+
+    def __init__(self, name: str):
+        self.name, self.value = name, 0
+
+    def inc(self, amount: int | float = 1) -> None:
+        if amount < 0:
+            raise ConfigError(f"counter {self.name!r} only goes up, got inc({amount})")
+        self.value += amount
+
+    def __repr__(self) -> str:
+        return f"Counter({self.name!r}, {self.value})"
+
+
+class Gauge:
+    """A level that moves up and down (queue length), with its time average.
+
+    The time average weights each level by how long it was held, which is the
+    L in Little's law L = lambda * W.
+    """
+
+    __slots__ = ("name", "value", "_clock", "_since", "_area", "_start", "maximum")
+
+    def __init__(self, name: str, clock: Callable[[], float]):
+        self.name, self._clock = name, clock
+        self.value = self.maximum = 0.0
+        self._start = self._since = clock()
+        self._area = 0.0
+
+    def set(self, value: float) -> None:
+        now = self._clock()
+        self._area += self.value * (now - self._since)
+        self.value, self._since = value, now
+        if value > self.maximum:
+            self.maximum = value
+
+    def add(self, delta: float) -> None:
+        self.set(self.value + delta)
+
+    def time_average(self) -> float:
+        """Mean level over simulated time since the gauge was created."""
+        now = self._clock()
+        span = now - self._start
+        if span <= 0:
+            return self.value
+        return (self._area + self.value * (now - self._since)) / span
+
+    def __repr__(self) -> str:
+        return f"Gauge({self.name!r}, {self.value})"
+
+
+def nearest_rank(sorted_values: np.ndarray, p: float) -> float:
+    """The p-th percentile by nearest rank: the smallest value with at least p%
+    of the values at or below it (p in (0, 100]; p=100 is the maximum)."""
+    n = len(sorted_values)
+    if n == 0:
+        return math.nan
+    # round() keeps 99.9% of 1000 at rank 999 despite binary floating point.
+    rank = max(1, math.ceil(round(p * n / 100.0, 9)))
+    return float(sorted_values[rank - 1])
+
+
+class Histogram:
+    """Every recorded value of one quantity (latencies), with exact percentiles."""
+
+    __slots__ = ("name", "_values", "_sorted")
+
+    def __init__(self, name: str, values: Iterable[float] = ()):
+        self.name = name
+        self._values: list[float] = list(values)
+        self._sorted: np.ndarray | None = None
+
+    def add(self, value: float) -> None:
+        self._values.append(value)
+        self._sorted = None
+
+    def extend(self, values: Iterable[float]) -> None:
+        self._values.extend(values)
+        self._sorted = None
+
+    @property
+    def count(self) -> int:
+        return len(self._values)
+
+    @property
+    def values(self) -> np.ndarray:
+        """The recorded values in order of recording."""
+        return np.asarray(self._values, dtype=float)
+
+    def sorted(self) -> np.ndarray:
+        if self._sorted is None:
+            self._sorted = np.sort(np.asarray(self._values, dtype=float))
+        return self._sorted
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self._values)) if self._values else math.nan
+
+    @property
+    def max(self) -> float:
+        return self.percentile(100)
+
+    def percentile(self, p: float) -> float:
+        """Nearest-rank p-th percentile, p in (0, 100]."""
+        p = require_number("percentile", p)
+        if not 0 < p <= 100:
+            raise ConfigError(f"percentile must be in (0, 100], got {p}")
+        return nearest_rank(self.sorted(), p)
+
+    def fraction_above(self, threshold: float) -> float:
+        """Share of values strictly greater than `threshold`."""
+        if not self._values:
+            return math.nan
+        s = self.sorted()
+        return float(len(s) - np.searchsorted(s, threshold, side="right")) / len(s)
+
+    def summary(self) -> dict[str, float]:
+        """count, mean, p50, p90, p99, p99.9 and max, for tables and fingerprints."""
+        out = {"count": self.count, "mean": self.mean}
+        for p in SUMMARY_PERCENTILES:
+            out[f"p{p:g}"] = self.percentile(p) if self._values else math.nan
+        out["max"] = self.max if self._values else math.nan
+        return out
+
+    @classmethod
+    def merged(cls, name: str, parts: Iterable[Histogram]) -> Histogram:
+        """One histogram of all values of `parts` (how per-node percentiles combine:
+        merge the values, never average the percentiles)."""
+        merged = cls(name)
+        for part in parts:
+            merged.extend(part._values)
+        return merged
+
+    def __repr__(self) -> str:
+        if not self._values:
+            return f"Histogram({self.name!r}, empty)"
+        s = self.summary()
+        return (f"Histogram({self.name!r}, n={s['count']}, mean={s['mean']:.4g}, "
+                f"p50={s['p50']:.4g}, p99={s['p99']:.4g}, max={s['max']:.4g})")
+
+
+class TimeSeries:
+    """(time, value) samples in simulated time, e.g. a queue length every 10 ms."""
+
+    __slots__ = ("name", "times", "values")
+
+    def __init__(self, name: str):
+        self.name = name
+        self.times: list[float] = []
+        self.values: list[float] = []
+
+    def add(self, time: float, value: float) -> None:
+        self.times.append(time)
+        self.values.append(value)
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def __repr__(self) -> str:
+        return f"TimeSeries({self.name!r}, {len(self)} points)"
+
+
+class Metrics:
+    """A named registry of counters, gauges, histograms and series for one run."""
+
+    def __init__(self, clock: Callable[[], float] = lambda: 0.0):
+        self._clock = clock
+        self._items: dict[str, Counter | Gauge | Histogram | TimeSeries] = {}
+
+    def _get(self, name: str, kind: type, *args):
+        item = self._items.get(name)
+        if item is None:
+            item = self._items[name] = kind(name, *args)
+        elif not isinstance(item, kind):
+            raise ConfigError(f"metric {name!r} is a {type(item).__name__}, "
+                              f"not a {kind.__name__}")
+        return item
+
+    def counter(self, name: str) -> Counter:
+        return self._get(name, Counter)
+
+    def gauge(self, name: str) -> Gauge:
+        return self._get(name, Gauge, self._clock)
+
+    def histogram(self, name: str) -> Histogram:
+        return self._get(name, Histogram)
+
+    def series(self, name: str) -> TimeSeries:
+        return self._get(name, TimeSeries)
+
+    def __getitem__(self, name: str):
+        try:
+            return self._items[name]
+        except KeyError:
+            raise KeyError(f"no metric {name!r}; have {sorted(self._items)}") from None
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._items
+
+    def names(self) -> list[str]:
+        return sorted(self._items)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Plain numbers for every metric, sorted by name (stable across runs)."""
+        out: dict[str, Any] = {}
+        for name in sorted(self._items):
+            item = self._items[name]
+            if isinstance(item, Counter):
+                out[name] = item.value
+            elif isinstance(item, Gauge):
+                out[name] = {"value": item.value, "time_average": item.time_average(),
+                             "max": item.maximum}
+            elif isinstance(item, Histogram):
+                out[name] = item.summary()
+            else:
+                out[name] = {"points": len(item)}
+        return out
+
+    def __repr__(self) -> str:
+        return f"Metrics({', '.join(self.names())})"
+
+
+class TraceRecord(NamedTuple):
+    """One thing that happened: a message sent/delivered/dropped, a timer, a fault.
+
+    `msg` numbers a message so its send, deliveries and drops can be matched;
+    `note` says why a message was dropped or what a fault did.
+    """
+
+    time: float
+    event: str      # "send", "deliver", "drop", "timer", "fault", or a custom tag
+    src: str
+    dst: str
+    kind: str       # message kind, timer name, or fault verb
+    msg: int = -1
+    note: str = ""
+
+
+def _canonical(value: Any) -> str:
+    """A text form of nested plain data that is identical in every process."""
+    if isinstance(value, float):
+        return "nan" if value != value else repr(value)
+    if isinstance(value, Mapping):
+        return "{" + ",".join(f"{_canonical(k)}:{_canonical(value[k])}"
+                              for k in sorted(value, key=str)) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_canonical(v) for v in value) + "]"
+    return repr(value)
+
+
+@dataclass(frozen=True, repr=False)
+class Result:
+    """A frozen record of one run: what was asked, what was measured, what happened.
+
+    Same scenario, params and seed give the same fingerprint, in any process.
+    `data` holds scenario-specific results (per-server series, outputs).
+    """
+
+    scenario: str
+    params: Mapping[str, Any]
+    seed: int
+    metrics: Metrics
+    trace: tuple[TraceRecord, ...] = ()
+    end_time: float = 0.0
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def fingerprint(self) -> str:
+        """First 16 hex digits of a SHA-256 over params, metrics and trace."""
+        h = hashlib.sha256()
+        h.update(_canonical([self.scenario, self.params, self.seed,
+                             self.end_time, self.metrics.snapshot()]).encode())
+        for record in self.trace:
+            h.update(_canonical(tuple(record)).encode())
+        return h.hexdigest()[:16]
+
+    def trace_frame(self):
+        """The trace as a pandas DataFrame, one row per record."""
+        import pandas as pd  # imported here: only students' analysis cells need it
+
+        return pd.DataFrame(self.trace, columns=TraceRecord._fields)
+
+    def __repr__(self) -> str:
+        return (f"Result({self.scenario!r}, seed={self.seed}, t={self.end_time:g}s, "
+                f"{len(self.trace)} trace records, fingerprint={self.fingerprint})")

@@ -1,0 +1,321 @@
+"""The simulated network: latency, loss, duplication, reordering, partitions.
+
+Every message is journaled (sent, delivered, dropped and why), so a notebook
+can count messages per operation and draw the space-time diagram, and tests
+can check conservation: sent + duplicated = delivered + dropped + in flight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any, Protocol
+
+from labkit.dist import Distribution, as_distribution
+from labkit.errors import ConfigError, require_probability
+from labkit.sim import Simulator
+
+
+class Message:
+    """An immutable note from `src` to `dst`: a `kind` and a body of fields.
+
+    Body fields read as attributes (`msg.term`). Replies use the kind
+    `<kind>_ok`. Bodies should hold immutable values (numbers, strings,
+    tuples) so that nodes never share objects through the network.
+    """
+
+    __slots__ = ("src", "dst", "kind", "body", "id")
+
+    def __init__(self, src: str, dst: str, kind: str, body: Mapping[str, Any], id: int):
+        self.src, self.dst, self.kind, self.body, self.id = src, dst, kind, body, id
+
+    def __getattr__(self, field: str) -> Any:
+        try:
+            return self.body[field]
+        except KeyError:
+            raise AttributeError(f"message {self.kind!r} has no field {field!r}; "
+                                 f"it has {sorted(self.body)}") from None
+
+    def __repr__(self) -> str:
+        fields_ = ", ".join(f"{k}={v!r}" for k, v in self.body.items())
+        return f"Message#{self.id}({self.src}->{self.dst} {self.kind}: {fields_})"
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """How the network treats messages on a link.
+
+    latency: seconds, a number (constant) or a `labkit.dist` distribution.
+    loss: probability a message is lost.
+    duplicate: probability a message is delivered twice (the copy gets its own
+        latency draw).
+    reorder: probability a message ignores the link's FIFO order and takes a
+        second latency draw on top, so later messages may overtake it. With
+        reorder = 0 a link is FIFO, like a TCP connection.
+    """
+
+    latency: float | Distribution = 0.001
+    loss: float = 0.0
+    duplicate: float = 0.0
+    reorder: float = 0.0
+
+    def __post_init__(self):
+        object.__setattr__(self, "latency", as_distribution(self.latency, "latency"))
+        for name in ("loss", "duplicate", "reorder"):
+            require_probability(name, getattr(self, name))
+
+    def updated(self, **knobs: Any) -> NetConfig:
+        """A copy with some knobs changed (same names as the fields)."""
+        known = [f.name for f in fields(self)]
+        for name in knobs:
+            if name not in known:
+                raise ConfigError(f"unknown network knob {name!r}; knobs are {known}")
+        return replace(self, **knobs)
+
+
+class Endpoint(Protocol):
+    """What the network needs of a node: is it up, and where to hand messages."""
+
+    alive: bool
+
+    def deliver(self, msg: Message) -> None: ...
+
+
+class _Link:
+    """The settings in force on a link and a sampler bound to the net's stream."""
+
+    __slots__ = ("config", "latency")
+
+    def __init__(self, config: NetConfig, sample: Callable[[], float]):
+        self.config, self.latency = config, sample
+
+
+class Network:
+    """Carries messages between named endpoints under a `NetConfig`.
+
+    Partitions are sets of blocked directed links: a message on a blocked link
+    is dropped when sent, and also if the link is cut while it is in flight.
+    A message to a node that is down when it arrives is dropped ("down").
+    """
+
+    def __init__(self, sim: Simulator, config: NetConfig | None = None):
+        if config is not None and not isinstance(config, NetConfig):
+            raise ConfigError(f"config must be a NetConfig, got {config!r}")
+        self.sim = sim
+        self._rng = sim.rng("net")
+        self._endpoints: dict[str, Endpoint] = {}
+        self._default = self._link(config or NetConfig())
+        self._overrides: dict[tuple[str, str], _Link] = {}
+        self._fifo_clock: dict[tuple[str, str], float] = {}
+        self._groups: list[list[str]] = []
+        self._isolated: list[str] = []
+        self._blocked_pairs: list[tuple[str, str]] = []
+        self._cut: set[tuple[str, str]] = set()
+        self._next_id = 0
+        self.sent: dict[str, int] = {}
+        self.delivered: dict[str, int] = {}
+        self.dropped: dict[str, int] = {}
+        self.drop_reasons: dict[str, int] = {}
+        self.duplicated = 0
+
+    def _link(self, config: NetConfig) -> _Link:
+        return _Link(config, config.latency.sampler(self._rng))
+
+    # -- membership -------------------------------------------------------------
+    def attach(self, name: str, endpoint: Endpoint) -> None:
+        """Register an endpoint under a unique name."""
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"node name must be a non-empty str, got {name!r}")
+        if name in self._endpoints:
+            raise ConfigError(f"a node named {name!r} is already attached")
+        self._endpoints[name] = endpoint
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._endpoints)
+
+    def _known(self, name: str) -> str:
+        if name not in self._endpoints:
+            raise ConfigError(f"unknown node {name!r}; nodes are {self.names}")
+        return name
+
+    # -- configuration ----------------------------------------------------------
+    @property
+    def config(self) -> NetConfig:
+        """The settings every link uses unless overridden."""
+        return self._default.config
+
+    def update(self, **knobs: Any) -> None:
+        """Change default knobs mid-run, e.g. `update(loss=0.1, duplicate=0.05)`."""
+        self._default = self._link(self.config.updated(**knobs))
+
+    def set_link(self, src: str, dst: str, **knobs: Any) -> None:
+        """Override knobs on the directed link src -> dst (others keep the default)."""
+        self._known(src), self._known(dst)
+        base = self._overrides.get((src, dst), self._default).config
+        self._overrides[(src, dst)] = self._link(base.updated(**knobs))
+
+    def clear_link(self, src: str, dst: str) -> None:
+        """Drop the override on src -> dst."""
+        self._overrides.pop((self._known(src), self._known(dst)), None)
+
+    # -- partitions -------------------------------------------------------------
+    def partition(self, *groups: Iterable[str]) -> None:
+        """Split the network: nodes in different groups cannot talk. Nodes not
+        named in any group form one more group together. Replaces any earlier
+        partition (isolated nodes and blocked links stay as they are)."""
+        cleaned: list[list[str]] = []
+        seen: set[str] = set()
+        for group in groups:
+            if isinstance(group, str):
+                raise ConfigError(f"each group must be a list of names, got {group!r}")
+            group = [self._known(n) for n in group]
+            if not group:
+                raise ConfigError("a partition group must name at least one node")
+            for name in group:
+                if name in seen:
+                    raise ConfigError(f"node {name!r} is in two partition groups")
+                seen.add(name)
+            cleaned.append(group)
+        if len(cleaned) < 1:
+            raise ConfigError("partition needs at least one group of node names")
+        rest = [n for n in self._endpoints if n not in seen]
+        self._groups = cleaned + ([rest] if rest else [])
+        self._recut()
+
+    def isolate(self, name: str) -> None:
+        """Cut every link to and from one node (it stays up, but alone)."""
+        if self._known(name) not in self._isolated:
+            self._isolated.append(name)
+            self._recut()
+
+    def rejoin(self, name: str) -> None:
+        """Undo `isolate(name)`; partitions and blocked links stay."""
+        if self._known(name) in self._isolated:
+            self._isolated.remove(name)
+            self._recut()
+
+    def block(self, src: str, dst: str) -> None:
+        """Cut one direction only: src can no longer reach dst (asymmetric faults)."""
+        pair = (self._known(src), self._known(dst))
+        if pair not in self._blocked_pairs:
+            self._blocked_pairs.append(pair)
+            self._recut()
+
+    def heal(self) -> None:
+        """Remove every partition, isolation and blocked link."""
+        self._groups, self._isolated, self._blocked_pairs = [], [], []
+        self._recut()
+
+    def is_blocked(self, src: str, dst: str) -> bool:
+        return (src, dst) in self._cut
+
+    def _recut(self) -> None:
+        cut = set(self._blocked_pairs)
+        for i, group in enumerate(self._groups):
+            for other in self._groups[i + 1:]:
+                for a in group:
+                    for b in other:
+                        cut.add((a, b))
+                        cut.add((b, a))
+        for name in self._isolated:
+            for other in self._endpoints:
+                if other != name:
+                    cut.add((name, other))
+                    cut.add((other, name))
+        self._cut = cut
+
+    def describe_cuts(self) -> str:
+        """A one-line description of the partitions in force."""
+        parts = []
+        if self._groups:
+            parts.append(" | ".join(",".join(g) for g in self._groups))
+        if self._isolated:
+            parts.append("isolated: " + ",".join(self._isolated))
+        if self._blocked_pairs:
+            links = ",".join(f"{a}->{b}" for a, b in self._blocked_pairs)
+            parts.append("blocked: " + links)
+        return "; ".join(parts) or "fully connected"
+
+    # -- carrying messages ------------------------------------------------------
+    def send(self, src: str, dst: str, kind: str, body: Mapping[str, Any]) -> Message:
+        """Put a message on the wire; it arrives later, or is dropped."""
+        if dst not in self._endpoints:
+            raise ConfigError(f"{src} sent {kind!r} to unknown node {dst!r}; "
+                              f"nodes are {self.names}")
+        sim = self.sim
+        msg = Message(src, dst, kind, body, self._next_id)
+        self._next_id += 1
+        self.sent[kind] = self.sent.get(kind, 0) + 1
+        if sim.tracing:
+            sim.record("send", src, dst, kind, msg.id)
+        if self._cut and (src, dst) in self._cut:
+            self._drop(msg, "partition")
+            return msg
+        link = self._overrides.get((src, dst), self._default) if self._overrides \
+            else self._default
+        config = link.config
+        if config.loss and self._rng.random() < config.loss:
+            self._drop(msg, "loss")
+            return msg
+        self._launch(msg, link, sim.now)
+        if config.duplicate and self._rng.random() < config.duplicate:
+            self.duplicated += 1
+            self._launch(msg, link, sim.now)
+        return msg
+
+    def _launch(self, msg: Message, link: _Link, now: float) -> None:
+        arrival = now + link.latency()
+        if link.config.reorder and self._rng.random() < link.config.reorder:
+            arrival += link.latency()
+        else:
+            pair = (msg.src, msg.dst)
+            last = self._fifo_clock.get(pair, 0.0)
+            if arrival < last:
+                arrival = last
+            self._fifo_clock[pair] = arrival
+        self.sim.at(arrival, self._arrive, msg)
+
+    def _arrive(self, msg: Message) -> None:
+        if self._cut and (msg.src, msg.dst) in self._cut:
+            self._drop(msg, "partition")
+            return
+        endpoint = self._endpoints[msg.dst]
+        if not endpoint.alive:
+            self._drop(msg, "down")
+            return
+        kind = msg.kind
+        self.delivered[kind] = self.delivered.get(kind, 0) + 1
+        if self.sim.tracing:
+            self.sim.record("deliver", msg.src, msg.dst, kind, msg.id)
+        endpoint.deliver(msg)
+
+    def _drop(self, msg: Message, reason: str) -> None:
+        self.dropped[msg.kind] = self.dropped.get(msg.kind, 0) + 1
+        self.drop_reasons[reason] = self.drop_reasons.get(reason, 0) + 1
+        self.sim.record("drop", msg.src, msg.dst, msg.kind, msg.id, reason)
+
+    # -- journal ----------------------------------------------------------------
+    @property
+    def messages_sent(self) -> int:
+        return sum(self.sent.values())
+
+    @property
+    def messages_delivered(self) -> int:
+        return sum(self.delivered.values())
+
+    @property
+    def messages_dropped(self) -> int:
+        return sum(self.dropped.values())
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Per message kind: sent, delivered, dropped (kinds sorted by name)."""
+        kinds = sorted(set(self.sent) | set(self.delivered) | set(self.dropped))
+        return {k: {"sent": self.sent.get(k, 0), "delivered": self.delivered.get(k, 0),
+                    "dropped": self.dropped.get(k, 0)} for k in kinds}
+
+    def __repr__(self) -> str:
+        return (f"Network({len(self._endpoints)} nodes, sent={self.messages_sent}, "
+                f"delivered={self.messages_delivered}, "
+                f"dropped={self.messages_dropped}, "
+                f"{self.describe_cuts()})")

@@ -1,0 +1,254 @@
+"""The simulated clock: an agenda of callbacks, seeded random streams, a trace.
+
+Time only moves when `run` pops the next event, so a run is a pure function of
+its seed: no wall clock, no threads, ties broken first-scheduled-first-run.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+from collections.abc import Callable, Generator, Mapping
+from typing import Any
+
+from labkit.errors import ConfigError, require_int, require_number
+from labkit.metrics import Metrics, Result, TraceRecord
+
+_PENDING = object()
+
+
+class Future:
+    """A value that a later event will supply (a reply, a timer, a process's end).
+
+    Callbacks run at the simulated moment the value arrives. The first
+    `resolve`/`fail` wins; later ones are ignored, as a late reply would be.
+    """
+
+    __slots__ = ("_value", "_error", "_callbacks")
+
+    def __init__(self):
+        self._value: Any = _PENDING
+        self._error: BaseException | None = None
+        self._callbacks: list[Callable[[Future], None]] = []
+
+    @property
+    def done(self) -> bool:
+        return self._value is not _PENDING or self._error is not None
+
+    @property
+    def failed(self) -> bool:
+        return self._error is not None
+
+    @property
+    def error(self) -> BaseException | None:
+        return self._error
+
+    @property
+    def value(self) -> Any:
+        """The value; raises the error if the future failed, or if it is pending."""
+        if self._error is not None:
+            raise self._error
+        if self._value is _PENDING:
+            raise RuntimeError("the future has no value yet: run the simulation longer")
+        return self._value
+
+    def resolve(self, value: Any = None) -> bool:
+        """Supply the value; returns False if the future was already done."""
+        if self.done:
+            return False
+        self._value = value
+        self._fire()
+        return True
+
+    def fail(self, error: BaseException) -> bool:
+        """Supply an error instead of a value; False if already done."""
+        if self.done:
+            return False
+        self._error = error
+        self._fire()
+        return True
+
+    def add_done_callback(self, fn: Callable[[Future], None]) -> None:
+        """Call fn(self) when done (at once if it already is)."""
+        if self.done:
+            fn(self)
+        else:
+            self._callbacks.append(fn)
+
+    def _fire(self) -> None:
+        callbacks, self._callbacks = self._callbacks, []
+        for fn in callbacks:
+            fn(self)
+
+    def __repr__(self) -> str:
+        if self._error is not None:
+            return f"Future(failed: {type(self._error).__name__})"
+        if self._value is _PENDING:
+            return "Future(pending)"
+        return f"Future({self._value!r})"
+
+
+class Process(Future):
+    """A generator run as a simulated activity; its value is what it returns.
+
+    The generator yields a Future to wait for it (its value is sent back in, its
+    error thrown in), or a number of seconds to sleep.
+    """
+
+    __slots__ = ("_sim", "_gen", "_guard")
+
+    def __init__(self, sim: Simulator, gen: Generator,
+                 guard: Callable[[], bool] | None = None):
+        super().__init__()
+        self._sim, self._gen, self._guard = sim, gen, guard
+        sim.schedule(0.0, self._step, None, None)
+
+    def _step(self, value: Any, error: BaseException | None) -> None:
+        if self._guard is not None and not self._guard():
+            self._gen.close()       # its node crashed: the activity dies with it
+            return
+        try:
+            waited = self._gen.throw(error) if error else self._gen.send(value)
+        except StopIteration as stop:
+            self.resolve(stop.value)
+            return
+        except BaseException as exc:
+            if not self._callbacks:     # nobody is waiting to handle it: be loud
+                raise
+            self.fail(exc)
+            return
+        if not isinstance(waited, Future):
+            waited = self._sim.sleep(waited)
+        waited.add_done_callback(self._resume)
+
+    def _resume(self, done: Future) -> None:
+        self._step(None if done.failed else done._value, done.error)
+
+
+class Simulator:
+    """A clock and an agenda of callbacks: the only source of time and chance.
+
+    `run(d)` executes every event due strictly before now + d and then sets the
+    clock to now + d; an event due exactly at the end runs in the next call, so
+    `run(2); kill(x); run(5)` acts before anything else happens at t = 2.
+    """
+
+    def __init__(self, seed: int = 0, *, trace: bool = True):
+        self.seed = require_int("seed", seed)
+        self.now = 0.0
+        self.events_processed = 0
+        self.tracing = bool(trace)
+        self.trace: list[TraceRecord] = []
+        self.metrics = Metrics(clock=lambda: self.now)
+        self._agenda: list[tuple[float, int, Callable, tuple]] = []
+        self._seq = itertools.count()
+        self._cancelled: set[int] = set()
+        self._streams: dict[str, random.Random] = {}
+        self._running = self._stopped = False
+
+    # -- scheduling ---------------------------------------------------------
+    def schedule(self, delay: float, fn: Callable, *args) -> int:
+        """Call fn(*args) `delay` seconds from now; returns an id for `cancel`."""
+        if not delay >= 0:  # also rejects NaN
+            raise ConfigError(f"delay must be >= 0 seconds, got {delay}")
+        seq = next(self._seq)
+        heapq.heappush(self._agenda, (self.now + delay, seq, fn, args))
+        return seq
+
+    def at(self, time: float, fn: Callable, *args) -> int:
+        """Call fn(*args) at absolute simulated time `time` (not in the past)."""
+        if not time >= self.now:
+            raise ConfigError(f"time {time} is in the past (now is {self.now})")
+        seq = next(self._seq)
+        heapq.heappush(self._agenda, (time, seq, fn, args))
+        return seq
+
+    def cancel(self, event_id: int) -> None:
+        """Forget a scheduled event; cancelling one that already ran is harmless."""
+        self._cancelled.add(event_id)
+
+    def run(self, duration: float | None = None) -> None:
+        """Advance the clock by `duration` seconds, running every event due before
+        the end. With no duration, run until nothing is left to do (or `stop`)."""
+        if self._running:
+            raise RuntimeError("run() called from inside an event; schedule instead")
+        if duration is None:
+            end = float("inf")
+        else:
+            end = self.now + require_number("duration", duration, minimum=0.0)
+        agenda, pop, cancelled = self._agenda, heapq.heappop, self._cancelled
+        self._running, self._stopped, count = True, False, 0
+        try:
+            while agenda and agenda[0][0] < end and not self._stopped:
+                time, seq, fn, args = pop(agenda)
+                if cancelled and seq in cancelled:
+                    cancelled.discard(seq)
+                    continue
+                self.now = time
+                count += 1
+                fn(*args)
+        finally:
+            self._running = False
+            self.events_processed += count
+        if end != float("inf") and not self._stopped:
+            self.now = end
+
+    def stop(self) -> None:
+        """End the current `run` after the event that is executing now."""
+        self._stopped = True
+
+    @property
+    def pending(self) -> int:
+        """Events still on the agenda (cancelled ones included until popped)."""
+        return len(self._agenda)
+
+    # -- chance ---------------------------------------------------------------
+    def rng(self, name: str) -> random.Random:
+        """An independent random stream for one component, derived from the seed.
+
+        Streams are seeded by (seed, name), so adding a stream for a new component
+        never shifts the draws of an existing one.
+        """
+        stream = self._streams.get(name)
+        if stream is None:
+            if not isinstance(name, str) or not name:
+                raise ConfigError(f"stream name must be a non-empty str, got {name!r}")
+            stream = self._streams[name] = random.Random(f"{self.seed}:{name}")
+        return stream
+
+    # -- processes --------------------------------------------------------------
+    def future(self) -> Future:
+        """A fresh pending Future."""
+        return Future()
+
+    def sleep(self, delay: float) -> Future:
+        """A Future that resolves `delay` seconds from now."""
+        done = Future()
+        self.schedule(delay, done.resolve, None)
+        return done
+
+    def spawn(self, gen: Generator, guard: Callable[[], bool] | None = None) -> Process:
+        """Start a generator process now; see `Process`. If `guard` is given the
+        process is abandoned as soon as guard() is false when it would resume."""
+        if not isinstance(gen, Generator):
+            raise ConfigError(f"spawn needs a generator (a function using yield), "
+                              f"got {gen!r}")
+        return Process(self, gen, guard)
+
+    # -- observation ------------------------------------------------------------
+    def record(self, event: str, src: str, dst: str, kind: str,
+               msg: int = -1, note: str = "") -> None:
+        """Append one record to the trace (if tracing is on)."""
+        if self.tracing:
+            self.trace.append(TraceRecord(self.now, event, src, dst, kind, msg, note))
+
+    def result(self, scenario: str, params: Mapping[str, Any] | None = None,
+               data: Mapping[str, Any] | None = None) -> Result:
+        """Freeze what this simulator measured and traced so far."""
+        return Result(scenario=scenario, params=dict(params or {}), seed=self.seed,
+                      metrics=self.metrics, trace=tuple(self.trace),
+                      end_time=self.now, data=dict(data or {}))
+
+    def __repr__(self) -> str:
+        return f"Simulator(seed={self.seed}, now={self.now:g}, pending={self.pending})"
