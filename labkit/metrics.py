@@ -271,6 +271,8 @@ def _canonical(value: Any) -> str:
                               for k in sorted(value, key=str)) + "}"
     if isinstance(value, list | tuple):
         return "[" + ",".join(_canonical(v) for v in value) + "]"
+    if isinstance(value, set | frozenset):     # iteration order follows the hash seed
+        return "{" + ",".join(sorted(_canonical(v) for v in value)) + "}"
     return repr(value)
 
 
@@ -289,13 +291,20 @@ class Result:
     trace: tuple[TraceRecord, ...] = ()
     end_time: float = 0.0
     data: Mapping[str, Any] = field(default_factory=dict)
+    _snapshot: dict[str, Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        # `metrics` is the live registry and gauges average up to the clock's now:
+        # freeze its numbers here so the fingerprint never moves as the run goes on.
+        object.__setattr__(self, "_snapshot", self.metrics.snapshot())
 
     @property
     def fingerprint(self) -> str:
-        """First 16 hex digits of a SHA-256 over params, metrics and trace."""
+        """First 16 hex digits of a SHA-256 over params, metrics (as they were when
+        the Result was made) and trace."""
         h = hashlib.sha256()
         h.update(_canonical([self.scenario, self.params, self.seed,
-                             self.end_time, self.metrics.snapshot()]).encode())
+                             self.end_time, self._snapshot]).encode())
         for record in self.trace:
             h.update(_canonical(tuple(record)).encode())
         return h.hexdigest()[:16]

@@ -27,7 +27,13 @@ class Message:
     __slots__ = ("src", "dst", "kind", "body", "id")
 
     def __init__(self, src: str, dst: str, kind: str, body: Mapping[str, Any], id: int):
-        self.src, self.dst, self.kind, self.body, self.id = src, dst, kind, body, id
+        # One statement per field: a 5-tuple swap would build and unpack a tuple,
+        # and this runs once per message.
+        self.src = src
+        self.dst = dst
+        self.kind = kind
+        self.body = body
+        self.id = id
 
     def __getattr__(self, field: str) -> Any:
         try:
@@ -82,12 +88,18 @@ class Endpoint(Protocol):
 
 
 class _Link:
-    """The settings in force on a link and a sampler bound to the net's stream."""
+    """The settings in force on a link and a sampler bound to the net's stream.
 
-    __slots__ = ("config", "latency")
+    The probabilities are copied out of the config so the per-message path reads
+    one attribute instead of two.
+    """
+
+    __slots__ = ("config", "latency", "loss", "duplicate", "reorder")
 
     def __init__(self, config: NetConfig, sample: Callable[[], float]):
         self.config, self.latency = config, sample
+        self.loss, self.duplicate = config.loss, config.duplicate
+        self.reorder = config.reorder
 
 
 class Network:
@@ -106,6 +118,8 @@ class Network:
         self._endpoints: dict[str, Endpoint] = {}
         self._default = self._link(config or NetConfig())
         self._overrides: dict[tuple[str, str], _Link] = {}
+        # The knobs each override sets, so `update` can rebuild it on a new default.
+        self._override_knobs: dict[tuple[str, str], dict[str, Any]] = {}
         self._fifo_clock: dict[tuple[str, str], float] = {}
         self._groups: list[list[str]] = []
         self._isolated: list[str] = []
@@ -117,6 +131,9 @@ class Network:
         self.dropped: dict[str, int] = {}
         self.drop_reasons: dict[str, int] = {}
         self.duplicated = 0
+        # Bound once: the agenda holds this per message, and creating a bound
+        # method per send costs as much as a dict lookup.
+        self._arrive_later = self._arrive
 
     def _link(self, config: NetConfig) -> _Link:
         return _Link(config, config.latency.sampler(self._rng))
@@ -146,18 +163,24 @@ class Network:
         return self._default.config
 
     def update(self, **knobs: Any) -> None:
-        """Change default knobs mid-run, e.g. `update(loss=0.1, duplicate=0.05)`."""
+        """Change default knobs mid-run, e.g. `update(loss=0.1, duplicate=0.05)`.
+        Overridden links follow too, except in the knobs their override sets."""
         self._default = self._link(self.config.updated(**knobs))
+        for pair, own in self._override_knobs.items():
+            self._overrides[pair] = self._link(self.config.updated(**own))
 
     def set_link(self, src: str, dst: str, **knobs: Any) -> None:
         """Override knobs on the directed link src -> dst (others keep the default)."""
-        self._known(src), self._known(dst)
-        base = self._overrides.get((src, dst), self._default).config
-        self._overrides[(src, dst)] = self._link(base.updated(**knobs))
+        pair = (self._known(src), self._known(dst))
+        own = {**self._override_knobs.get(pair, {}), **knobs}
+        self._overrides[pair] = self._link(self.config.updated(**own))
+        self._override_knobs[pair] = own
 
     def clear_link(self, src: str, dst: str) -> None:
         """Drop the override on src -> dst."""
-        self._overrides.pop((self._known(src), self._known(dst)), None)
+        pair = (self._known(src), self._known(dst))
+        self._overrides.pop(pair, None)
+        self._override_knobs.pop(pair, None)
 
     # -- partitions -------------------------------------------------------------
     def partition(self, *groups: Iterable[str]) -> None:
@@ -169,6 +192,8 @@ class Network:
         for group in groups:
             if isinstance(group, str):
                 raise ConfigError(f"each group must be a list of names, got {group!r}")
+            if isinstance(group, set | frozenset):
+                group = sorted(group, key=str)  # set order depends on the hash seed
             group = [self._known(n) for n in group]
             if not group:
                 raise ConfigError("a partition group must name at least one node")
@@ -246,35 +271,37 @@ class Network:
         sim = self.sim
         msg = Message(src, dst, kind, body, self._next_id)
         self._next_id += 1
-        self.sent[kind] = self.sent.get(kind, 0) + 1
+        sent = self.sent
+        sent[kind] = sent.get(kind, 0) + 1
         if sim.tracing:
             sim.record("send", src, dst, kind, msg.id)
+        # Fast path: with no partition and no per-link override, no pair tuple
+        # is built and no extra dict is consulted.
         if self._cut and (src, dst) in self._cut:
             self._drop(msg, "partition")
             return msg
         link = self._overrides.get((src, dst), self._default) if self._overrides \
             else self._default
-        config = link.config
-        if config.loss and self._rng.random() < config.loss:
+        if link.loss and self._rng.random() < link.loss:
             self._drop(msg, "loss")
             return msg
         self._launch(msg, link, sim.now)
-        if config.duplicate and self._rng.random() < config.duplicate:
+        if link.duplicate and self._rng.random() < link.duplicate:
             self.duplicated += 1
             self._launch(msg, link, sim.now)
         return msg
 
     def _launch(self, msg: Message, link: _Link, now: float) -> None:
         arrival = now + link.latency()
-        if link.config.reorder and self._rng.random() < link.config.reorder:
+        if link.reorder and self._rng.random() < link.reorder:
             arrival += link.latency()
         else:
-            pair = (msg.src, msg.dst)
-            last = self._fifo_clock.get(pair, 0.0)
+            pair, fifo = (msg.src, msg.dst), self._fifo_clock
+            last = fifo.get(pair, 0.0)
             if arrival < last:
                 arrival = last
-            self._fifo_clock[pair] = arrival
-        self.sim.at(arrival, self._arrive, msg)
+            fifo[pair] = arrival
+        self.sim.at(arrival, self._arrive_later, msg)
 
     def _arrive(self, msg: Message) -> None:
         if self._cut and (msg.src, msg.dst) in self._cut:
@@ -284,8 +311,8 @@ class Network:
         if not endpoint.alive:
             self._drop(msg, "down")
             return
-        kind = msg.kind
-        self.delivered[kind] = self.delivered.get(kind, 0) + 1
+        kind, delivered = msg.kind, self.delivered
+        delivered[kind] = delivered.get(kind, 0) + 1
         if self.sim.tracing:
             self.sim.record("deliver", msg.src, msg.dst, kind, msg.id)
         endpoint.deliver(msg)

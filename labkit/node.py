@@ -81,13 +81,14 @@ class Node:
     def deliver(self, msg: Message) -> None:
         """Hand an arriving message to its handler (called by the network)."""
         kind = msg.kind
-        if kind.endswith("_ok"):
-            rpc = msg.body.get("rpc")
-            if rpc is not None:
-                pending = self._calls.pop(rpc, None)
-                if pending is not None:
-                    pending.resolve(msg)
-                return                   # a reply to a call that already timed out
+        # A `<kind>_ok` carrying an rpc number answers one of our calls. Testing
+        # the rpc first spares str.endswith on every message that carries none.
+        rpc = msg.body.get("rpc")
+        if rpc is not None and kind.endswith("_ok"):
+            pending = self._calls.pop(rpc, None)
+            if pending is not None:
+                pending.resolve(msg)
+            return                       # a reply to a call that already timed out
         handler = self._handlers.get(kind)
         if handler is None:
             handler = getattr(self, "on_" + kind, None)
@@ -118,7 +119,8 @@ class Node:
         if epoch != self._epoch or not self.alive:
             return
         self._timers.pop(name, None)
-        self.sim.record("timer", self.name, self.name, name)
+        if self.sim.tracing:            # skip the call when there is no trace
+            self.sim.record("timer", self.name, self.name, name)
         fn(*args)
 
     def spawn(self, gen: Generator) -> Process:
@@ -163,6 +165,8 @@ class Cluster:
                  net: NetConfig | None = None, names: Sequence[str] | None = None,
                  node_factory: Callable[[str, Network], Node] = Node,
                  trace: bool = True):
+        if net is not None and not isinstance(net, NetConfig):
+            raise ConfigError(f"net must be a NetConfig, got {net!r}")
         self.sim = Simulator(seed, trace=trace)
         self.network = Network(self.sim, net)
         if names is None:

@@ -1,0 +1,129 @@
+"""Every public constructor and verb of the core rejects bad values with a
+ConfigError whose message names the argument (and says what is allowed)."""
+
+import math
+
+import pytest
+
+from labkit import Cluster, ConfigError, Histogram, NetConfig, Network, Simulator, dist
+from labkit import queueing as q
+
+
+def cluster():
+    return Cluster(3, seed=1)
+
+
+def net():
+    return cluster().network
+
+
+def node():
+    return cluster().node("n1")
+
+
+CASES = [
+    # Simulator
+    ("Simulator seed float", lambda: Simulator(1.5), "seed must be an int"),
+    ("Simulator seed bool", lambda: Simulator(True), "seed must be an int"),
+    ("Simulator trace", lambda: Simulator(trace="no"), "trace must be True or False"),
+    ("schedule negative", lambda: Simulator().schedule(-1, print), "delay must be"),
+    ("schedule nan", lambda: Simulator().schedule(math.nan, print), "delay must be"),
+    ("at past", lambda: Simulator().at(-1, print), "time -1 is in the past"),
+    ("run negative", lambda: Simulator().run(-2), "duration must be >= 0"),
+    ("run str", lambda: Simulator().run("1"), "duration must be a number"),
+    ("rng name", lambda: Simulator().rng(""), "stream name must be a non-empty str"),
+    # NetConfig and Network
+    ("latency negative", lambda: NetConfig(latency=-0.1), "latency must be >= 0"),
+    ("latency str", lambda: NetConfig(latency="fast"), "latency must be a number"),
+    ("loss > 1", lambda: NetConfig(loss=1.5), "loss must be a probability"),
+    ("loss str", lambda: NetConfig(loss="0.1"), "loss must be a number"),
+    ("duplicate < 0", lambda: NetConfig(duplicate=-0.1), "duplicate must be a prob"),
+    ("reorder nan", lambda: NetConfig(reorder=math.nan), "reorder must be finite"),
+    ("Network config", lambda: Network(Simulator(), 0.01), "config must be a NetConf"),
+    ("update unknown", lambda: net().update(jitter=1), "unknown network knob 'jitter'"),
+    ("update loss", lambda: net().update(loss=2), "loss must be a probability"),
+    ("set_link knob", lambda: net().set_link("n1", "n2", lag=1), "knob 'lag'"),
+    ("set_link value", lambda: net().set_link("n1", "n2", reorder=3), "reorder must"),
+    ("set_link node", lambda: net().set_link("n1", "x", loss=0), "unknown node 'x'"),
+    ("partition none", lambda: net().partition(), "at least one group"),
+    ("partition empty", lambda: net().partition([]), "at least one node"),
+    ("partition str", lambda: net().partition("n1"), "each group must be a list"),
+    ("partition twice", lambda: net().partition(["n1"], ["n1"]), "'n1' is in two"),
+    ("block unknown", lambda: net().block("x", "n1"), "unknown node 'x'"),
+    # Cluster and Node
+    ("Cluster size 0", lambda: Cluster(0), "size must be >= 1"),
+    ("Cluster size float", lambda: Cluster(2.5), "size must be an int"),
+    ("Cluster names str", lambda: Cluster(names="abc"), "names must be a non-empty"),
+    ("Cluster names empty", lambda: Cluster(names=[]), "names must be a non-empty"),
+    ("Cluster names twice", lambda: Cluster(names=["a", "a"]), "'a' is already"),
+    ("Cluster net", lambda: Cluster(net=0.01), "net must be a NetConfig"),
+    ("Cluster seed", lambda: Cluster(seed="7"), "seed must be an int"),
+    ("Cluster run", lambda: cluster().run(-1), "seconds must be >= 0"),
+    ("Cluster run nan", lambda: cluster().run(math.nan), "seconds must be finite"),
+    ("Cluster kill", lambda: cluster().kill("n7"), "unknown node 'n7'"),
+    ("Cluster restart", lambda: cluster().restart(None), "unknown node None"),
+    ("Cluster disconnect", lambda: cluster().disconnect("x"), "unknown node 'x'"),
+    ("Cluster connect", lambda: cluster().connect(["n1"]), r"unknown node \['n1'\]"),
+    ("Cluster partition", lambda: cluster().partition(["n1", "x"]), "unknown node"),
+    ("call timeout", lambda: node().call("n2", "ping", 0), "timeout must be > 0"),
+    ("call timeout str", lambda: node().call("n2", "ping", "1"), "timeout must be a"),
+    ("set_timer delay", lambda: node().set_timer("t", -1, print), "delay must be"),
+    ("send unknown", lambda: node().send("n9", "ping"), "unknown node 'n9'"),
+    # distributions
+    ("constant", lambda: dist.constant(-1), "constant duration must be >= 0"),
+    ("constant nan", lambda: dist.constant(math.nan), "constant duration must be fin"),
+    ("uniform low", lambda: dist.uniform(-1, 1), "low must be >= 0"),
+    ("uniform order", lambda: dist.uniform(2, 1), "low <= high"),
+    ("uniform high", lambda: dist.uniform(0, "x"), "high must be a number"),
+    ("exponential", lambda: dist.exponential(0), "mean must be > 0"),
+    ("exponential inf", lambda: dist.exponential(math.inf), "mean must be finite"),
+    ("lognormal median", lambda: dist.lognormal(0, 1), "median must be > 0"),
+    ("lognormal p99", lambda: dist.lognormal(1, -1), "p99 must be > 0"),
+    ("lognormal order", lambda: dist.lognormal(2, 1), "p99 >= median"),
+    ("bimodal fraction", lambda: dist.bimodal(0.1, 1.0, 1.5), "slow_fraction must"),
+    ("bimodal fast", lambda: dist.bimodal("x", 1.0, 0.1), "fast must be a number"),
+    ("bimodal slow", lambda: dist.bimodal(0.1, None, 0.1), "slow must be a number"),
+    ("Bimodal fast", lambda: dist.Bimodal(0.1, dist.constant(1), 0.1),
+     "fast must be a Distribution"),
+    ("scaled", lambda: dist.exponential(1).scaled(0), "factor must be > 0"),
+    ("as_distribution", lambda: dist.as_distribution(True, "service"),
+     "service must be a number"),
+    # Histogram
+    ("percentile 0", lambda: Histogram("h", [1]).percentile(0), "percentile must be"),
+    ("percentile 101", lambda: Histogram("h", [1]).percentile(101), "percentile must"),
+    ("percentile nan", lambda: Histogram("h", [1]).percentile(math.nan), "percentile"),
+    ("percentile str", lambda: Histogram("h", [1]).percentile("99"), "percentile must"),
+    # queueing
+    ("mm1 rate", lambda: q.mm1(0, 1), "arrival_rate must be > 0"),
+    ("mm1 unstable", lambda: q.mm1(2, 1), "arrival_rate 2.0 >= service_rate 1.0"),
+    ("mmc servers", lambda: q.mmc(1, 1, 0), "servers must be >= 1"),
+    ("mmc servers float", lambda: q.mmc(1, 1, 2.0), "servers must be an int"),
+    ("mmc unstable", lambda: q.mmc(5, 1, 2), "arrival_rate 5.0 >= servers"),
+    ("md1 rate", lambda: q.md1(1, -1), "service_rate must be > 0"),
+    ("mg1 moment", lambda: q.mg1(1, 0.5, 0.1), "second_moment 0.1 < mean_service"),
+    ("mg1 unstable", lambda: q.mg1(3, 0.5, 1), "arrival_rate\\*mean_service"),
+    ("erlang_b servers", lambda: q.erlang_b(0, 1), "servers must be >= 1"),
+    ("erlang_b load", lambda: q.erlang_b(2, -1), "offered_load must be > 0"),
+    ("erlang_c unstable", lambda: q.erlang_c(2, 3), "offered_load 3.0 >= servers 2"),
+    ("littles_law count", lambda: q.littles_law(1), "needs exactly two"),
+    ("littles_law W", lambda: q.littles_law(1, mean_time=-1), "mean_time must be"),
+    ("power_of_d load", lambda: q.power_of_d(1.0, 2), "load 1.0 >= 1"),
+    ("power_of_d d", lambda: q.power_of_d(0.5, 0), "d must be >= 1"),
+    ("power_of_d servers", lambda: q.power_of_d(0.5, 3, 2), "d 3 > servers 2"),
+    ("power_of_d_tail i", lambda: q.power_of_d_tail(0.5, 2, -1), "i must be >= 0"),
+    ("response_percentile", lambda: q.mm1(0.5, 1).response_percentile(100), "p must"),
+    ("response_survival", lambda: q.mm1(0.5, 1).response_survival(-1), "t must be"),
+    ("survival of M/D/1", lambda: q.md1(0.5, 1).response_survival(1),
+     "needs exponential service"),
+]
+
+
+@pytest.mark.parametrize("make,match", [c[1:] for c in CASES],
+                         ids=[c[0] for c in CASES])
+def test_bad_value_raises_config_error_naming_it(make, match):
+    with pytest.raises(ConfigError, match=match):
+        make()
+
+
+def test_config_error_is_a_value_error():
+    assert issubclass(ConfigError, ValueError)

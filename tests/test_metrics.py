@@ -1,0 +1,202 @@
+"""Metrics: exact percentiles, time averages, and the Result fingerprint."""
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from labkit import ConfigError, Histogram, Metrics, Result, Simulator, TraceRecord
+from labkit.metrics import SUMMARY_PERCENTILES, Counter, Gauge
+
+samples = st.lists(st.floats(min_value=-1e6, max_value=1e6, allow_nan=False),
+                   min_size=1, max_size=300)
+# Percentiles with at most three decimals, as people write them (99.9, 99.99).
+percents = st.integers(min_value=1, max_value=100_000).map(lambda k: Fraction(k, 1000))
+
+
+def exact_nearest_rank(values, p):
+    """Nearest rank in exact arithmetic: the ceil(p n / 100)-th smallest value."""
+    return sorted(values)[math.ceil(p * len(values) / 100) - 1]
+
+
+@settings(max_examples=300, derandomize=True, database=None)
+@given(values=samples, p=percents)
+def test_percentile_is_nearest_rank_like_numpy_inverted_cdf(values, p):
+    hist = Histogram("h", values)
+    got = hist.percentile(float(p))
+    assert got == exact_nearest_rank(values, p)
+    # numpy computes p/100 * n in floating point, so when p n / 100 is a whole
+    # number it can land one ulp above it and pick the next rank; elsewhere the
+    # two implementations must agree exactly.
+    if (p * len(values) / 100).denominator != 1:
+        assert got == np.percentile(values, float(p), method="inverted_cdf")
+
+
+@settings(max_examples=100, derandomize=True, database=None)
+@given(values=samples, p=st.integers(min_value=1, max_value=100))
+def test_integer_percentiles_agree_with_numpy_when_rank_is_fractional(values, p):
+    hist = Histogram("h", values)
+    expected = np.percentile(values, p, method="inverted_cdf")
+    if p * len(values) % 100:
+        assert hist.percentile(p) == expected
+
+
+def test_percentile_edges_and_empty_histogram():
+    hist = Histogram("h", [5.0, 1.0, 3.0, 2.0, 4.0])
+    assert [hist.percentile(p) for p in (1, 20, 20.001, 50, 100)] == [1, 1, 2, 3, 5]
+    assert hist.max == 5.0 and hist.mean == 3.0
+    empty = Histogram("e")
+    assert math.isnan(empty.percentile(50)) and math.isnan(empty.mean)
+    assert empty.summary()["count"] == 0 and math.isnan(empty.summary()["p99"])
+
+
+def test_p999_of_a_thousand_values_is_the_999th():
+    hist = Histogram("h", range(1, 1001))
+    assert hist.percentile(99.9) == 999 and hist.percentile(99.99) == 1000
+
+
+@settings(max_examples=50, derandomize=True, database=None)
+@given(values=samples)
+def test_summary_has_the_documented_keys_and_values(values):
+    s = Histogram("h", values).summary()
+    keys = ["count", "mean"] + [f"p{p:g}" for p in SUMMARY_PERCENTILES] + ["max"]
+    assert list(s) == keys
+    assert s["count"] == len(values) and s["max"] == max(values)
+    assert s["mean"] == pytest.approx(np.mean(values), abs=1e-6)
+    assert s["p50"] <= s["p90"] <= s["p99"] <= s["p99.9"] <= s["max"]
+
+
+@settings(max_examples=50, derandomize=True, database=None)
+@given(parts=st.lists(samples, min_size=1, max_size=4), p=percents)
+def test_merged_equals_the_concatenation(parts, p):
+    merged = Histogram.merged("all", [Histogram(f"h{i}", v)
+                                      for i, v in enumerate(parts)])
+    flat = [x for part in parts for x in part]
+    assert merged.count == len(flat)
+    assert merged.percentile(float(p)) == Histogram("flat", flat).percentile(float(p))
+    assert list(merged.values) == flat
+
+
+@settings(max_examples=50, derandomize=True, database=None)
+@given(values=samples, threshold=st.floats(min_value=-2e6, max_value=2e6))
+def test_fraction_above_counts_strictly_greater(values, threshold):
+    expected = sum(1 for v in values if v > threshold) / len(values)
+    assert Histogram("h", values).fraction_above(threshold) == expected
+
+
+def test_histogram_cache_is_refreshed_by_add():
+    hist = Histogram("h", [1.0, 2.0])
+    assert hist.max == 2.0
+    hist.add(9.0)
+    assert hist.max == 9.0
+    hist.extend([10.0, 11.0])
+    assert hist.max == 11.0 and hist.count == 5
+
+
+def test_gauge_time_average_of_a_step_function():
+    clock = [2.0]
+    gauge = Gauge("q", lambda: clock[0])       # created at t = 2
+    for t, level in [(3.0, 4.0), (5.0, 1.0), (9.0, 0.0)]:
+        clock[0] = t
+        gauge.set(level)
+    clock[0] = 10.0
+    # 0 on [2,3), 4 on [3,5), 1 on [5,9), 0 on [9,10): area 0 + 8 + 4 + 0 over 8 s.
+    assert gauge.time_average() == pytest.approx(12.0 / 8.0)
+    assert gauge.maximum == 4.0 and gauge.value == 0.0
+
+
+def test_gauge_add_and_zero_span_average():
+    clock = [0.0]
+    gauge = Gauge("q", lambda: clock[0])
+    gauge.add(3)
+    gauge.add(-1)
+    assert gauge.time_average() == 2          # no time has passed: the level
+    clock[0] = 4.0
+    assert gauge.time_average() == 2
+
+
+def test_counter_only_goes_up():
+    c = Counter("c")
+    c.inc()
+    c.inc(2.5)
+    assert c.value == 3.5
+    with pytest.raises(ConfigError, match="only goes up"):
+        c.inc(-1)
+
+
+def test_metrics_registry_returns_the_same_item_and_refuses_a_kind_clash():
+    m = Metrics()
+    assert m.counter("x") is m.counter("x")
+    with pytest.raises(ConfigError, match="'x' is a Counter, not a Histogram"):
+        m.histogram("x")
+    with pytest.raises(KeyError, match="no metric 'y'"):
+        m["y"]
+    m.histogram("lat").add(1.0)
+    assert m.names() == ["lat", "x"] and list(m.snapshot()) == ["lat", "x"]
+
+
+# -- Result -----------------------------------------------------------------------
+
+TRACE = (TraceRecord(0.5, "send", "n1", "n2", "ping", 0),
+         TraceRecord(0.6, "deliver", "n1", "n2", "ping", 0))
+
+
+def result(trace=TRACE, **params):
+    m = Metrics()
+    m.histogram("latency").extend([0.1, 0.2, 0.3])
+    return Result("demo", params or {"a": 1}, 7, m, trace, 1.0)
+
+
+def test_fingerprint_is_stable_for_equal_inputs():
+    assert result().fingerprint == result().fingerprint
+    assert len(result().fingerprint) == 16
+
+
+@pytest.mark.parametrize("field", range(len(TraceRecord._fields)))
+def test_fingerprint_changes_when_any_field_of_a_trace_record_changes(field):
+    record = list(TRACE[1])
+    record[field] = 0.7 if isinstance(record[field], float) else (
+        record[field] + 1 if isinstance(record[field], int) else record[field] + "x")
+    changed = (TRACE[0], TraceRecord(*record))
+    assert result(changed).fingerprint != result().fingerprint
+
+
+def test_fingerprint_depends_on_params_seed_and_metrics():
+    base = result().fingerprint
+    assert result(a=2).fingerprint != base
+    m = Metrics()
+    m.histogram("latency").extend([0.1, 0.2, 0.4])
+    assert Result("demo", {"a": 1}, 7, m, TRACE, 1.0).fingerprint != base
+    assert Result("demo", {"a": 1}, 8, result().metrics, TRACE, 1.0).fingerprint != base
+
+
+def test_fingerprint_does_not_move_when_the_run_continues():
+    sim = Simulator(3)
+    gauge = sim.metrics.gauge("queue")
+    sim.run(1.0)
+    gauge.set(5.0)
+    sim.run(1.0)
+    res = sim.result("demo")
+    before = res.fingerprint
+    sim.metrics.histogram("late").add(1.0)
+    sim.run(1.0)                               # the gauge's time average moves on
+    assert res.fingerprint == before
+
+
+def test_fingerprint_of_set_params_does_not_depend_on_set_order():
+    forward = result(tags={"alpha", "beta", "gamma"}).fingerprint
+    assert forward == result(tags=frozenset(["gamma", "beta", "alpha"])).fingerprint
+
+
+def test_trace_frame_has_one_row_per_record_and_the_record_columns():
+    frame = result().trace_frame()
+    assert list(frame.columns) == ["time", "event", "src", "dst", "kind", "msg", "note"]
+    assert frame["event"].tolist() == ["send", "deliver"] and len(frame) == 2
+
+
+def test_result_repr_is_one_line_without_addresses():
+    text = repr(result())
+    assert "\n" not in text and "0x" not in text and result().fingerprint in text

@@ -1,0 +1,360 @@
+"""The simulator: agenda order, run boundaries, random streams, processes."""
+
+import math
+import random
+
+import pytest
+
+from labkit import ConfigError, Future, Simulator
+
+
+def recorder(sim):
+    """A list and a callback that appends (now, tag) to it."""
+    seen = []
+    return seen, lambda tag: seen.append((sim.now, tag))
+
+
+# -- agenda order ----------------------------------------------------------------
+
+def test_equal_times_run_in_the_order_they_were_scheduled():
+    sim = Simulator()
+    seen, note = recorder(sim)
+    tags = [f"e{i}" for i in range(50)]
+    for tag in tags:
+        sim.schedule(1.0, note, tag)
+    sim.at(1.0, note, "last")          # absolute time, same instant, scheduled last
+    sim.run()
+    assert [tag for _, tag in seen] == tags + ["last"]
+
+
+def test_events_run_in_time_order_whatever_the_scheduling_order():
+    sim = Simulator()
+    seen, note = recorder(sim)
+    delays = random.Random(3).sample(range(1, 200), 60)
+    for d in delays:
+        sim.schedule(d / 100, note, d)
+    sim.run()
+    assert [tag for _, tag in seen] == sorted(delays)
+    assert all(t == tag / 100 for t, tag in seen)
+
+
+def test_an_event_due_exactly_at_the_end_of_run_waits_for_the_next_call():
+    sim = Simulator()
+    seen, note = recorder(sim)
+    sim.schedule(2.0, note, "due at 2")
+    sim.run(2.0)
+    assert seen == [] and sim.now == 2.0
+    note("kill")                        # what `run(2); kill(x); run(5)` does
+    sim.run(5.0)
+    assert seen == [(2.0, "kill"), (2.0, "due at 2")]
+    assert sim.now == 7.0
+
+
+def test_run_executes_everything_strictly_before_the_end_then_sets_the_clock():
+    sim = Simulator()
+    seen, note = recorder(sim)
+    for t in (0.0, 0.5, 0.999):
+        sim.at(t, note, t)
+    sim.run(1.0)
+    assert [tag for _, tag in seen] == [0.0, 0.5, 0.999]
+    assert sim.now == 1.0
+    sim.run(0.0)                        # a zero-length run does nothing
+    assert sim.now == 1.0 and len(seen) == 3
+
+
+def test_events_scheduled_by_events_run_in_the_same_call_if_due():
+    sim = Simulator()
+    seen, note = recorder(sim)
+    sim.schedule(0.1, lambda: sim.schedule(0.2, note, "child"))
+    sim.schedule(0.1, lambda: sim.schedule(0.0, note, "same instant"))
+    sim.run(0.3 + 1e-9)
+    assert [tag for _, tag in seen] == ["same instant", "child"]
+    assert seen[1][0] == pytest.approx(0.3)
+
+
+def test_cancelled_events_never_run_and_cancelling_twice_is_harmless():
+    sim = Simulator()
+    seen, note = recorder(sim)
+    keep = sim.schedule(1.0, note, "keep")
+    drop = sim.schedule(1.0, note, "drop")
+    sim.cancel(drop)
+    sim.cancel(drop)
+    sim.run()
+    sim.cancel(keep)                    # already ran
+    assert seen == [(1.0, "keep")]
+    assert sim.events_processed == 1
+
+
+def test_run_without_duration_runs_to_exhaustion_and_stops_at_last_event():
+    sim = Simulator()
+    count = []
+
+    def chain(n):
+        count.append(n)
+        if n < 99:
+            sim.schedule(0.25, chain, n + 1)
+
+    sim.schedule(0.0, chain, 0)
+    sim.run()
+    assert count == list(range(100))
+    assert sim.now == 99 * 0.25 and sim.pending == 0
+
+
+def test_stop_ends_run_after_the_current_event_and_run_resumes():
+    sim = Simulator()
+    seen, note = recorder(sim)
+    sim.at(1.0, note, "a")
+    sim.at(2.0, lambda: (note("b"), sim.stop()))
+    sim.at(2.0, note, "c")
+    sim.at(3.0, note, "d")
+    sim.run(10.0)
+    assert [tag for _, tag in seen] == ["a", "b"]
+    assert sim.now == 2.0
+    sim.run(10.0)
+    assert [tag for _, tag in seen] == ["a", "b", "c", "d"]
+    assert sim.now == 12.0
+
+
+def test_run_inside_an_event_is_refused_and_the_simulator_stays_usable():
+    sim = Simulator()
+    sim.schedule(1.0, sim.run, 1.0)
+    with pytest.raises(RuntimeError, match="inside an event"):
+        sim.run()
+    seen, note = recorder(sim)
+    sim.schedule(1.0, note, "later")
+    sim.run()
+    assert seen == [(2.0, "later")]
+
+
+# -- random streams --------------------------------------------------------------
+
+def draws(sim, name, n=20):
+    stream = sim.rng(name)
+    return [stream.random() for _ in range(n)]
+
+
+def test_same_seed_same_draws_different_seed_different_draws():
+    assert draws(Simulator(5), "net") == draws(Simulator(5), "net")
+    assert draws(Simulator(5), "net") != draws(Simulator(6), "net")
+    assert draws(Simulator(5), "net") != draws(Simulator(5), "clients")
+
+
+def test_adding_a_stream_does_not_shift_an_existing_one():
+    plain = Simulator(9)
+    before = draws(plain, "raft", 10)
+    crowded = Simulator(9)
+    for name in ("client", "jitter", "net"):
+        draws(crowded, name, 7)
+    interleaved = []
+    for _ in range(10):
+        interleaved.append(crowded.rng("raft").random())
+        crowded.rng("newcomer").random()
+    assert interleaved == before
+
+
+def test_rng_returns_the_same_stream_object_for_a_name():
+    sim = Simulator(1)
+    assert sim.rng("a") is sim.rng("a")
+
+
+# -- processes and futures -------------------------------------------------------
+
+def test_process_sleeps_by_yielding_seconds_and_returns_a_value():
+    sim = Simulator()
+    times = []
+
+    def worker():
+        for delay in (0.5, 0.25, 1.0):
+            yield delay
+            times.append(sim.now)
+        return "done"
+
+    proc = sim.spawn(worker())
+    sim.run()
+    assert times == [0.5, 0.75, 1.75]
+    assert proc.done and proc.value == "done"
+
+
+def test_future_values_and_errors_flow_into_the_waiting_generator():
+    sim = Simulator()
+    got = []
+    ok, bad = sim.future(), sim.future()
+
+    def waiter():
+        value = yield ok
+        got.append((sim.now, value))
+        try:
+            yield bad
+        except KeyError as exc:
+            got.append((sim.now, exc.args[0]))
+        return len(got)
+
+    proc = sim.spawn(waiter())
+    sim.schedule(1.0, ok.resolve, 42)
+    sim.schedule(2.0, bad.fail, KeyError("missing"))
+    sim.run()
+    assert got == [(1.0, 42), (2.0, "missing")]
+    assert proc.value == 2
+
+
+def test_a_process_waits_for_another_process_and_sees_its_error():
+    sim = Simulator()
+
+    def child(fail):
+        yield 1.0
+        if fail:
+            raise ValueError("child broke")
+        return 7
+
+    def parent():
+        value = yield sim.spawn(child(False))
+        try:
+            yield sim.spawn(child(True))
+        except ValueError as exc:
+            return value, str(exc), sim.now
+
+    proc = sim.spawn(parent())
+    sim.run()
+    assert proc.value == (7, "child broke", 2.0)
+
+
+def test_a_process_error_with_nobody_waiting_propagates_out_of_run():
+    sim = Simulator()
+
+    def broken():
+        yield 1.0
+        raise ZeroDivisionError("nobody catches me")
+
+    sim.spawn(broken())
+    with pytest.raises(ZeroDivisionError, match="nobody catches me"):
+        sim.run()
+    assert sim.now == 1.0
+
+
+def test_a_failed_process_raises_its_error_from_value():
+    sim = Simulator()
+
+    def broken():
+        yield 0.1
+        raise KeyError("k")
+
+    proc = sim.spawn(broken())
+    proc.add_done_callback(lambda f: None)     # someone is waiting
+    sim.run()
+    assert proc.failed and isinstance(proc.error, KeyError)
+    with pytest.raises(KeyError):
+        _ = proc.value
+
+
+def test_a_long_run_of_ready_futures_does_not_overflow_the_stack():
+    sim = Simulator()
+    ready = sim.future()
+    ready.resolve(1)
+
+    def summer():
+        total = 0
+        for _ in range(20_000):
+            total += yield ready
+        return total
+
+    proc = sim.spawn(summer())
+    sim.run()
+    assert proc.value == 20_000
+
+
+def test_guard_stops_a_process_when_it_would_resume():
+    sim = Simulator()
+    alive = [True]
+    ticks = []
+
+    def ticker():
+        while True:
+            ticks.append(sim.now)
+            yield 1.0
+
+    proc = sim.spawn(ticker(), guard=lambda: alive[0])
+    sim.run(2.5)
+    alive[0] = False
+    sim.run(10.0)
+    assert ticks == [0.0, 1.0, 2.0]
+    assert not proc.done and sim.pending == 0
+
+
+def test_first_resolve_or_fail_wins_and_later_ones_are_ignored():
+    fut = Future()
+    calls = []
+    fut.add_done_callback(calls.append)
+    assert fut.resolve("first")
+    assert not fut.resolve("second")
+    assert not fut.fail(RuntimeError("late"))
+    assert fut.value == "first" and calls == [fut]
+    fut.add_done_callback(calls.append)          # already done: called at once
+    assert calls == [fut, fut]
+
+
+def test_pending_future_value_raises():
+    with pytest.raises(RuntimeError, match="no value yet"):
+        _ = Future().value
+
+
+# -- trace and result ------------------------------------------------------------
+
+def test_record_stamps_simulated_time_and_tracing_can_be_off():
+    on, off = Simulator(), Simulator(trace=False)
+    for sim in (on, off):
+        sim.schedule(1.5, sim.record, "custom", "a", "b", "k")
+        sim.run()
+    assert [(r.time, r.event, r.src, r.dst, r.kind) for r in on.trace] == [
+        (1.5, "custom", "a", "b", "k")]
+    assert off.trace == []
+
+
+def test_result_freezes_seed_time_and_trace():
+    sim = Simulator(seed=4)
+    sim.schedule(1.0, sim.record, "x", "a", "b", "k")
+    sim.run(2.0)
+    res = sim.result("demo", {"p": 1})
+    sim.schedule(0.5, sim.record, "y", "a", "b", "k")
+    sim.run(1.0)
+    assert (res.scenario, res.seed, res.end_time, len(res.trace)) == ("demo", 4, 2.0, 1)
+    assert res.params == {"p": 1}
+
+
+# -- bad input --------------------------------------------------------------------
+
+@pytest.mark.parametrize("delay", [-1.0, -1e-12, math.nan, math.inf])
+def test_schedule_rejects_bad_delays(delay):
+    with pytest.raises(ConfigError, match="delay"):
+        Simulator().schedule(delay, print)
+
+
+@pytest.mark.parametrize("time", [-0.5, math.nan, math.inf])
+def test_at_rejects_past_or_non_finite_times(time):
+    with pytest.raises(ConfigError, match="time"):
+        Simulator().at(time, print)
+
+
+@pytest.mark.parametrize("seed", [1.0, "7", None, True, False])
+def test_seed_must_be_an_int_not_a_bool(seed):
+    with pytest.raises(ConfigError, match="seed"):
+        Simulator(seed)
+
+
+@pytest.mark.parametrize("duration", [-1, math.nan, math.inf, "1", True])
+def test_run_rejects_bad_durations(duration):
+    with pytest.raises(ConfigError, match="duration"):
+        Simulator().run(duration)
+
+
+@pytest.mark.parametrize("name", ["", 3, None])
+def test_rng_rejects_bad_stream_names(name):
+    with pytest.raises(ConfigError, match="stream name"):
+        Simulator().rng(name)
+
+
+def test_spawn_rejects_a_non_generator():
+    def not_a_generator():
+        return 1
+
+    with pytest.raises(ConfigError, match="generator"):
+        Simulator().spawn(not_a_generator)
