@@ -1,0 +1,417 @@
+"""ipywidgets controls that drive scenarios and redraw plotly figures in place.
+
+Everything here works without a browser: set a control's value (or click a
+button) in plain Python, then read the figure's data; that is how the tests
+drive it. Sliders act on release, not while dragging, and scenario runs are
+cached by their parameters, so a classroom demo answers at once.
+"""
+
+from __future__ import annotations
+
+import html
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from functools import partial
+from typing import Any
+
+import ipywidgets as W
+import plotly.graph_objects as go
+from IPython.display import display
+
+from labkit import plot, scenarios
+from labkit.errors import ConfigError, Unavailable, require_number
+from labkit.metrics import Result
+from labkit.node import Cluster
+
+CACHE_SIZE = 64             # scenario runs an Explorer keeps, least recently used out
+WARNING_COLOUR = "#b45309"
+WIDE = {"description_width": "initial"}
+
+
+# -- shared helpers ---------------------------------------------------------------
+
+def _show(widget: go.FigureWidget, fig: go.Figure) -> None:
+    """Draw `fig` in `widget` in place: its traces and layout replace the old ones."""
+    with widget.batch_update():
+        widget.data = ()
+        widget.add_traces(fig.data)
+        widget.layout = fig.layout
+
+
+def _status_line() -> W.HTML:
+    """An empty one-line status widget with the CSS class "labkit-status"."""
+    status = W.HTML()
+    status.add_class("labkit-status")
+    return status
+
+
+def _say(status: W.HTML, text: str, *, warning: bool = False) -> None:
+    """Show one line in a status widget; a warning is amber, marked ⚠ and gets the
+    extra CSS class "labkit-warning"."""
+    body = html.escape(text)
+    if warning:
+        status.value = f'<span style="color:{WARNING_COLOUR}">⚠ {body}</span>'
+        status.add_class("labkit-warning")
+    else:
+        status.value = body
+        status.remove_class("labkit-warning")
+
+
+def _with_plain_text(box: W.Widget, text: str, kwargs: dict) -> dict:
+    """The box's display bundle with a stable one-line text/plain in it."""
+    bundle = box._repr_mimebundle_(**kwargs)
+    bundle["text/plain"] = text
+    return bundle
+
+
+# -- explore: a scenario function behind controls --------------------------------
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _decimals(step: float) -> int:
+    """Digits after the point needed to write `step` (0.05 -> 2, 1 -> 0)."""
+    text = f"{step:.10f}".rstrip("0")
+    return len(text.split(".")[1])
+
+
+def slider(name: str, lo: float, hi: float, step: float,
+           default: float | None = None) -> W.IntSlider | W.FloatSlider:
+    """An IntSlider if lo, hi and step are all ints, else a FloatSlider, acting on
+    release; it starts at `default`, or at the grid point nearest the middle."""
+    if not lo < hi or not step > 0:
+        raise ConfigError(f"{name}: a slider needs lo < hi and step > 0, "
+                          f"got ({lo}, {hi}, {step})")
+    whole = all(isinstance(v, int) for v in (lo, hi, step))
+    if default is None:
+        default = lo + round((hi - lo) / step) // 2 * step
+    if not lo <= default <= hi:
+        raise ConfigError(f"{name}: default {default} is outside [{lo}, {hi}]")
+    common = {"min": lo, "max": hi, "step": step, "description": name,
+              "continuous_update": False, "style": WIDE}
+    if whole:
+        return W.IntSlider(value=default, **common)
+    digits = _decimals(step)
+    return W.FloatSlider(value=round(default, digits), readout_format=f".{digits}f",
+                         **common)
+
+
+def control(name: str, spec: Any) -> W.ValueWidget | None:
+    """The widget for one `explore` keyword, or None for a fixed value.
+
+    (lo, hi, step) or (lo, hi, step, default) -> slider; a list -> Dropdown
+    (items, or (label, value) pairs; starts at the first); a bool -> Checkbox.
+    """
+    if isinstance(spec, bool):
+        return W.Checkbox(value=spec, description=name, style=WIDE)
+    if isinstance(spec, list):
+        if not spec:
+            raise ConfigError(f"{name}: a dropdown needs at least one option")
+        return W.Dropdown(options=spec, description=name, style=WIDE)
+    if isinstance(spec, tuple) and len(spec) in (3, 4) and all(map(_is_number, spec)):
+        return slider(name, *spec)
+    return None
+
+
+def headline(result: Result) -> str:
+    """One line about a result: its data's "headline" and its fingerprint."""
+    if "headline" in result.data:
+        return f"{result.data['headline']} · fingerprint {result.fingerprint}"
+    return repr(result)
+
+
+def _key(params: Mapping[str, Any]) -> Hashable | None:
+    """A cache key for these parameters, or None if a value is unhashable."""
+    key = tuple(sorted(params.items()))
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+class Explorer:
+    """Controls that rerun a scenario and redraw its figure in place.
+
+    `controls` maps names to widgets, `figure` is the live plot, `status` a line
+    saying what was run (or why it could not be), `result` the last good run.
+    """
+
+    def __init__(self, scenario: Callable[..., Result],
+                 view: Callable[[Result], go.Figure], controls: Mapping[str, Any],
+                 title: str | None = None):
+        self.scenario, self.view = scenario, view
+        self.controls: dict[str, W.ValueWidget] = {}
+        self._fixed: dict[str, Any] = {}
+        for name, spec in controls.items():
+            widget = control(name, spec)
+            if widget is None:
+                self._fixed[name] = spec
+            else:
+                self.controls[name] = widget
+                widget.observe(lambda _change: self.refresh(), names="value")
+        self.figure = go.FigureWidget()
+        self.status = _status_line()
+        self.result: Result | None = None
+        self._cache: OrderedDict[Hashable, Result] = OrderedDict()
+        header = [W.HTML(f"<b>{html.escape(title)}</b>")] if title else []
+        self.box = W.VBox([*header, W.VBox(list(self.controls.values())),
+                           self.figure, self.status])
+        self.refresh()
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The keyword arguments the scenario gets now: fixed values and controls."""
+        return {**self._fixed, **{n: w.value for n, w in self.controls.items()}}
+
+    def refresh(self) -> Result | None:
+        """Run the scenario at the current values (or reuse a cached run) and
+        redraw. A ConfigError or Unavailable is shown in the status line and the
+        previous figure stays."""
+        try:
+            result = self._run(self.params)
+            fig = self.view(result)
+        except (ConfigError, Unavailable) as exc:
+            _say(self.status, str(exc), warning=True)
+            return None
+        _show(self.figure, fig)
+        self.result = result
+        _say(self.status, headline(result))
+        return result
+
+    def _run(self, params: dict[str, Any]) -> Result:
+        key = _key(params)
+        if key is None:
+            return self.scenario(**params)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        result = self._cache[key] = self.scenario(**params)
+        if len(self._cache) > CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return result
+
+    def _repr_mimebundle_(self, **kwargs) -> dict:
+        return _with_plain_text(self.box, repr(self), kwargs)
+
+    def __repr__(self) -> str:
+        name = getattr(self.scenario, "__name__", type(self.scenario).__name__)
+        return f"Explorer({name}, controls={list(self.controls)})"
+
+
+def explore(scenario: Callable[..., Result], view: Callable[[Result], go.Figure],
+            *, title: str | None = None, **controls: Any) -> Explorer:
+    """Controls for a pure scenario function and a live figure of its result.
+
+    Each keyword becomes an argument of `scenario`: (lo, hi, step[, default]) is
+    a slider, a list a dropdown, a bool a checkbox, anything else is passed as
+    it is. `view(result)` draws the figure. Shows itself when it ends a cell.
+    """
+    if not callable(scenario) or not callable(view):
+        raise TypeError("explore(scenario, view, ...) needs two functions: "
+                        "scenario(**params) -> Result and view(result) -> Figure")
+    return Explorer(scenario, view, controls, title)
+
+
+def progress(iterable: Iterable, total: int | None = None,
+             description: str = "") -> Iterator:
+    """Yield the items of `iterable` while a progress bar and an "i/n" label count
+    them. It shows no timings, so the stored output is the same on every run."""
+    items = iterable
+    if total is None:
+        items = iterable if hasattr(iterable, "__len__") else list(iterable)
+        total = len(items)
+    bar = W.IntProgress(min=0, max=max(total, 1), value=0, description=description,
+                        style=WIDE)
+    label = W.HTML(f"0/{total}")
+    text = f"{description or 'progress'}: {total} steps"    # stored in the notebook
+    display(_with_plain_text(W.HBox([bar, label]), text, {}), raw=True)
+    for done, item in enumerate(items, start=1):
+        yield item
+        bar.value, label.value = min(done, bar.max), f"{done}/{total}"
+
+
+# -- the cluster playground of notebook 00 --------------------------------------
+
+class ClusterPlayground:
+    """An echo cluster to break by hand: kill and restart nodes, partition the
+    network, add loss, and watch what still gets delivered.
+
+    Every action advances simulated time by `step` seconds and redraws `figure`
+    (the topology), `counts` (messages delivered to / dropped on the way to each
+    node during that step) and `status` ("t = … · delivered N · dropped M").
+    """
+
+    def __init__(self, cluster: Cluster, *, step: float = 1.0, max_loss: float = 0.5):
+        self.cluster = cluster
+        self.step = require_number("step", step, positive=True)
+        names = cluster.names
+        minority, majority = scenarios.halves(names)
+        self.partitions: dict[str, list[list[str]]] = {
+            "none": [],
+            f"{{{','.join(minority)}}} | {{{','.join(majority)}}}": [minority,
+                                                                    majority],
+            f"isolate {names[0]}": [[names[0]]],
+        }
+        self.kill_buttons = {n: W.ToggleButton(description=f"kill {n}") for n in names}
+        for name, button in self.kill_buttons.items():
+            button.observe(partial(self._act, partial(self._toggle, name)),
+                           names="value")
+        self.partition = W.Dropdown(options=list(self.partitions), value="none",
+                                    description="partition", style=WIDE)
+        self.partition.observe(partial(self._act, self._split), names="value")
+        self.loss = W.FloatSlider(value=cluster.network.config.loss, min=0.0,
+                                  max=max_loss, step=0.05, readout_format=".2f",
+                                  continuous_update=False, description="loss")
+        self.loss.observe(partial(self._act, self._set_loss), names="value")
+        self.run_button = W.Button(description=f"run {step:g} s")
+        self.run_button.on_click(lambda _button: self._act(None))
+        self.figure, self.counts = go.FigureWidget(), go.FigureWidget()
+        self.status = _status_line()
+        self.box = W.VBox([W.HBox(list(self.kill_buttons.values())),
+                           W.HBox([self.partition, self.loss, self.run_button]),
+                           W.HBox([self.figure, self.counts]), self.status])
+        self.advance()
+
+    def _act(self, action: Callable[[Any], None] | None,
+             change: Mapping[str, Any] | None = None) -> None:
+        """Apply one user action to the control's new value, then advance and
+        redraw; bad input is reported in the status line, never raised inside a
+        widget callback."""
+        try:
+            if action is not None:
+                action(change["new"])
+            self.advance()
+        except (ConfigError, Unavailable) as exc:
+            _say(self.status, str(exc), warning=True)
+
+    def _toggle(self, name: str, killed: bool) -> None:
+        (self.cluster.kill if killed else self.cluster.restart)(name)
+        button = self.kill_buttons[name]
+        button.description = f"{'restart' if killed else 'kill'} {name}"
+        button.button_style = "danger" if killed else ""
+
+    def _split(self, label: str) -> None:
+        self.cluster.heal()
+        if self.partitions[label]:
+            self.cluster.partition(*self.partitions[label])
+
+    def _set_loss(self, loss: float) -> None:
+        self.cluster.network.update(loss=loss)
+
+    def advance(self) -> None:
+        """Run the cluster for `step` simulated seconds and redraw everything."""
+        trace = self.cluster.sim.trace
+        start = len(trace)
+        self.cluster.run(self.step)
+        self.redraw(scenarios.journal_by_node(trace[start:], self.cluster.names))
+
+    def redraw(self, window: Mapping[str, Mapping[str, int]]) -> None:
+        """Draw the topology, the per-node counts of the last step and the status."""
+        c, net = self.cluster, self.cluster.network
+        names = c.names
+        cuts = [(a, b) for a in names for b in names if a != b and net.is_blocked(a, b)]
+        _show(self.figure, plot.topology(
+            names, c.up(), cuts, title=f"t = {c.now:g} s · loss {net.config.loss:.2f}"))
+        _show(self.counts, plot.bars(window, title=f"last {self.step:g} s, by "
+                                     "receiving node", y="messages"))
+        totals = (f"t = {c.now:g} s · delivered {net.messages_delivered} · "
+                  f"dropped {net.messages_dropped}")
+        if c.up():
+            _say(self.status, totals)
+        else:
+            _say(self.status, f"all nodes are down: nothing can be delivered · "
+                              f"{totals}", warning=True)
+
+    def _repr_mimebundle_(self, **kwargs) -> dict:
+        return _with_plain_text(self.box, repr(self), kwargs)
+
+    def __repr__(self) -> str:
+        return f"ClusterPlayground({self.cluster!r})"
+
+
+def cluster_playground(nodes: int = 5, *, seed: int = 0, latency: float = 0.010,
+                       loss: float = 0.0, interval: float = 0.1,
+                       step: float = 1.0) -> ClusterPlayground:
+    """A playground on `scenarios.echo_cluster`: `nodes` nodes, each pinging every
+    other every `interval` seconds; buttons kill/restart nodes, a dropdown
+    partitions, a slider sets loss, and every action runs `step` seconds."""
+    cluster = scenarios.echo_cluster(seed, nodes=nodes, latency=latency, loss=loss,
+                                     interval=interval)
+    return ClusterPlayground(cluster, step=step)
+
+
+# -- 02 load balancing ------------------------------------------------------------
+
+class ServerSwitches(W.HBox, W.ValueWidget):
+    """One kill/restart toggle per server. `value` is the tuple of servers
+    switched off (observe it like any widget's value); `resize` keeps the
+    switches of the servers that still exist."""
+
+    def __init__(self, servers: int):
+        super().__init__()
+        self.value: tuple[int, ...] = ()
+        self.resize(servers)
+
+    def resize(self, servers: int) -> None:
+        down = [s for s in self.value if s < servers]
+        self.buttons = [W.ToggleButton(value=i in down, layout=W.Layout(width="auto"))
+                        for i in range(servers)]
+        for i, button in enumerate(self.buttons):
+            self._label(i)
+            button.observe(partial(self._toggle, i), names="value")
+        self.children = self.buttons
+        self.value = tuple(down)
+
+    def _label(self, i: int) -> None:
+        button = self.buttons[i]
+        button.description = f"{'restart' if button.value else 'kill'} s{i}"
+        button.button_style = "danger" if button.value else ""
+
+    def _toggle(self, i: int, _change: Mapping[str, Any]) -> None:
+        self._label(i)
+        self.value = tuple(j for j, b in enumerate(self.buttons) if b.value)
+
+
+class BalancerPlayground:
+    """`scenarios.load_balancer` behind controls: policy, load, servers, d and
+    the slow server's factor, plus a kill/restart switch per server (a killed
+    server dies a third of the way into the run). Every change reruns the
+    scenario (cached by parameters) and redraws `plot.fleet`: the latency CDF
+    and each server's utilisation."""
+
+    def __init__(self, *, seed: int = 1, servers: int = 8, max_servers: int = 12,
+                 requests: int = 20_000):
+        self.explorer = explore(
+            scenarios.load_balancer, plot.fleet, seed=seed, requests=requests,
+            policy=list(scenarios.BALANCING_POLICIES), load=(0.1, 1.2, 0.05, 0.9),
+            servers=(2, max_servers, 1, servers), d=(1, 4, 1, 2),
+            slow=(1.0, 5.0, 0.5, 3.0))
+        self.switches = ServerSwitches(servers)
+        self.explorer.controls["down"] = self.switches
+        self.switches.observe(lambda _change: self.explorer.refresh(), names="value")
+        self.explorer.controls["servers"].observe(
+            lambda change: self.switches.resize(change["new"]), names="value")
+        self.box = W.VBox([self.switches, self.explorer.box])
+
+    @property
+    def figure(self) -> go.FigureWidget:
+        return self.explorer.figure
+
+    @property
+    def result(self) -> Result | None:
+        return self.explorer.result
+
+    def _repr_mimebundle_(self, **kwargs) -> dict:
+        return _with_plain_text(self.box, repr(self), kwargs)
+
+    def __repr__(self) -> str:
+        return f"BalancerPlayground(servers={len(self.switches.buttons)})"
+
+
+def balancer_playground(*, seed: int = 1, servers: int = 8, max_servers: int = 12,
+                        requests: int = 20_000) -> BalancerPlayground:
+    """The load-balancing playground of notebook 02 (see BalancerPlayground)."""
+    return BalancerPlayground(seed=seed, servers=servers, max_servers=max_servers,
+                              requests=requests)
