@@ -423,8 +423,8 @@ def curves(lines: Mapping[str, Mapping[float, float]],
 
 
 def fleet(result: Result) -> go.Figure:
-    """One load-balancing run (`labkit.balancing.simulate`): the latency CDF
-    and each server's utilisation; killed servers red, slower ones hatched."""
+    """One load-balancing run (a `labkit.balancing.BalancingResult`): the latency
+    CDF and each server's utilisation; killed servers red, slower ones hatched."""
     utilisation, speeds = result.data["utilisation"], result.params["speeds"]
     killed = {r.dst for r in result.trace if r.event == "fault" and r.kind == "kill"}
     names = [f"s{i}" for i in range(len(utilisation))]
@@ -443,8 +443,13 @@ def fleet(result: Result) -> go.Figure:
     fig.update_xaxes(title="latency (s)", row=1, col=1)
     fig.update_yaxes(title="share of requests ≤ x", range=[0, 1.02], row=1, col=1)
     fig.update_yaxes(title="utilisation", range=[0, 1.05], row=1, col=2)
-    return _layout(fig, f"{result.data['headline']}<br><sup>red: killed during "
-                        "the run · hatched: slower server</sup>", "", "",
+    p, latency = result.params, result.latency
+    stats = (f"mean {latency.mean:.3g} s · p99 {latency.percentile(99):.3g} s · "
+             if latency.count else "")
+    return _layout(fig, f"{p['policy']}, {p['servers']} servers, load {p['load']:g}"
+                        f"{' (overloaded)' if result.overloaded else ''}<br><sup>"
+                        f"{stats}{result.failed} failed · red: killed during the run"
+                        " · hatched: slower server</sup>", "", "",
                    showlegend=False, height=400,
                    margin={"l": 60, "r": 20, "t": 90, "b": 50})
 

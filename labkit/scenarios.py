@@ -228,7 +228,7 @@ def _point(load: float, station: Station) -> dict[str, float]:
 
 
 def _model(servers: int, shape: str) -> str:
-    return f"M/{_KENDALL[shape]}/{servers}" if shape in _KENDALL else "?"
+    return f"M/{_KENDALL[shape]}/{servers}"
 
 
 def mmc_queue(seed: int = 0, *, servers: int = 1, load: float = 0.8,
@@ -669,7 +669,8 @@ TAIL_SETTINGS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
 def tail_tolerance(seed: int = 1, *, setting: str = "hiccups") -> Result:
     """No defence, a hedge after the measured p95, and tied requests (second
     copy after 1 ms) in one of `TAIL_SETTINGS`. data["rows"] one per technique:
-    percentiles (ms), extra copies sent and extra work started per request."""
+    percentiles (ms), extra copies sent and extra work started per request;
+    data["runs"] the runs by technique."""
     if setting not in TAIL_SETTINGS:
         raise ConfigError(f"setting must be one of {list(TAIL_SETTINGS)}, got "
                           f"{setting!r}")
@@ -689,7 +690,7 @@ def tail_tolerance(seed: int = 1, *, setting: str = "hiccups") -> Result:
                      "extra copies": s["amplification"] - 1,
                      "extra work": m["backend.started"].value / s["requests"] - 1})
     return Result("tail_tolerance", {"setting": setting}, seed, Metrics(),
-                  data={"rows": rows, "p95": p95,
+                  data={"rows": rows, "p95": p95, "runs": runs,
                         "headline": f"{setting}: p95 {1e3 * p95:.1f} ms"})
 
 
