@@ -14,7 +14,8 @@ from labkit.net import Message, NetConfig, Network
 from labkit.node import Cluster, Node
 from labkit.sim import Future, Simulator
 
-_LAZY = ("plot", "widgets", "scenarios", "balancing", "service")
+_LAZY = ("plot", "widgets", "scenarios", "service", "check", "balancing",
+         "resilience", "paxos", "raft", "txn", "storage", "mapreduce")
 
 
 def __getattr__(name: str):
