@@ -164,6 +164,26 @@ def erlang_c(servers: int, offered_load: float) -> float:
     return blocking / (1.0 - rho + rho * blocking)
 
 
+def _require_stable(lam: float, capacity: float, what: str) -> None:
+    """Refuse an arrival rate the servers cannot keep up with."""
+    if lam >= capacity:
+        raise ConfigError(
+            f"arrival_rate {lam} >= {what} {capacity}: the queue is unstable "
+            "(utilisation must be < 1)")
+
+
+def _steady_state(model: str, lam: float, mu: float, servers: int,
+                  wait_probability: float, wait: float) -> QueueStats:
+    """QueueStats from a model's P(wait) and Wq: the rest follows from
+    W = Wq + 1/mu and Little's law (Lq = lambda Wq, L = lambda W)."""
+    response = wait + 1.0 / mu
+    return QueueStats(
+        utilisation=lam / (servers * mu), wait_probability=wait_probability,
+        mean_wait=wait, mean_response=response, mean_queue_length=lam * wait,
+        mean_in_system=lam * response, model=model, arrival_rate=lam,
+        service_rate=mu, servers=servers)
+
+
 def mm1(arrival_rate: float, service_rate: float) -> QueueStats:
     """The steady state of one exponential server fed by Poisson arrivals.
 
@@ -172,18 +192,9 @@ def mm1(arrival_rate: float, service_rate: float) -> QueueStats:
     """
     lam = _rate("arrival_rate", arrival_rate)
     mu = _rate("service_rate", service_rate)
-    if lam >= mu:
-        raise ConfigError(
-            f"arrival_rate {lam} >= service_rate {mu}: the queue is unstable "
-            "(utilisation must be < 1)")
+    _require_stable(lam, mu, "service_rate")
     rho = lam / mu
-    response = 1.0 / (mu - lam)
-    wait = rho / (mu - lam)
-    return QueueStats(
-        utilisation=rho, wait_probability=rho, mean_wait=wait,
-        mean_response=response, mean_queue_length=lam * wait,
-        mean_in_system=lam * response, model="M/M/1", arrival_rate=lam,
-        service_rate=mu, servers=1)
+    return _steady_state("M/M/1", lam, mu, 1, rho, rho / (mu - lam))
 
 
 def mmc(arrival_rate: float, service_rate: float, servers: int) -> QueueStats:
@@ -195,18 +206,10 @@ def mmc(arrival_rate: float, service_rate: float, servers: int) -> QueueStats:
     lam = _rate("arrival_rate", arrival_rate)
     mu = _rate("service_rate", service_rate)
     servers = _servers(servers)
-    if lam >= servers * mu:
-        raise ConfigError(
-            f"arrival_rate {lam} >= servers*service_rate {servers * mu}: the "
-            "queue is unstable (utilisation must be < 1)")
+    _require_stable(lam, servers * mu, "servers*service_rate")
     waited = erlang_c(servers, lam / mu)
-    wait = waited / (servers * mu - lam)
-    response = wait + 1.0 / mu
-    return QueueStats(
-        utilisation=lam / (servers * mu), wait_probability=waited,
-        mean_wait=wait, mean_response=response, mean_queue_length=lam * wait,
-        mean_in_system=lam * response, model=f"M/M/{servers}",
-        arrival_rate=lam, service_rate=mu, servers=servers)
+    return _steady_state(f"M/M/{servers}", lam, mu, servers, waited,
+                         waited / (servers * mu - lam))
 
 
 def md1(arrival_rate: float, service_rate: float) -> QueueStats:
@@ -217,18 +220,9 @@ def md1(arrival_rate: float, service_rate: float) -> QueueStats:
     """
     lam = _rate("arrival_rate", arrival_rate)
     mu = _rate("service_rate", service_rate)
-    if lam >= mu:
-        raise ConfigError(
-            f"arrival_rate {lam} >= service_rate {mu}: the queue is unstable "
-            "(utilisation must be < 1)")
+    _require_stable(lam, mu, "service_rate")
     rho = lam / mu
-    wait = rho / (2.0 * mu * (1.0 - rho))
-    response = wait + 1.0 / mu
-    return QueueStats(
-        utilisation=rho, wait_probability=rho, mean_wait=wait,
-        mean_response=response, mean_queue_length=lam * wait,
-        mean_in_system=lam * response, model="M/D/1", arrival_rate=lam,
-        service_rate=mu, servers=1)
+    return _steady_state("M/D/1", lam, mu, 1, rho, rho / (2.0 * mu * (1.0 - rho)))
 
 
 def mg1(arrival_rate: float, mean_service: float, second_moment: float) -> QueueStats:
@@ -252,13 +246,8 @@ def mg1(arrival_rate: float, mean_service: float, second_moment: float) -> Queue
         raise ConfigError(
             f"arrival_rate*mean_service {rho} >= 1: the queue is unstable "
             "(utilisation must be < 1)")
-    wait = lam * second / (2.0 * (1.0 - rho))
-    response = wait + mean
-    return QueueStats(
-        utilisation=rho, wait_probability=rho, mean_wait=wait,
-        mean_response=response, mean_queue_length=lam * wait,
-        mean_in_system=lam * response, model="M/G/1", arrival_rate=lam,
-        service_rate=1.0 / mean, servers=1)
+    return _steady_state("M/G/1", lam, 1.0 / mean, 1, rho,
+                         lam * second / (2.0 * (1.0 - rho)))
 
 
 def littles_law(
