@@ -16,11 +16,14 @@ from labkit.sim import Future, Simulator
 
 _LAZY = ("plot", "widgets", "scenarios", "service", "check", "balancing",
          "resilience", "paxos", "raft", "txn", "storage", "mapreduce")
+_LAZY_NAMES = {"FileSystem": "labkit.scenarios"}   # name -> module defining it
 
 
 def __getattr__(name: str):
     if name in _LAZY:
         return importlib.import_module(f"labkit.{name}")
+    if name in _LAZY_NAMES:
+        return getattr(importlib.import_module(_LAZY_NAMES[name]), name)
     raise AttributeError(f"module 'labkit' has no attribute {name!r}")
 
 

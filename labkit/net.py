@@ -123,6 +123,7 @@ class Network:
         self._fifo_clock: dict[tuple[str, str], float] = {}
         self._groups: list[list[str]] = []
         self._isolated: list[str] = []
+        self._outside: list[str] = []      # endpoints partitions never cut
         self._blocked_pairs: list[tuple[str, str]] = []
         self._cut: set[tuple[str, str]] = set()
         self._next_id = 0
@@ -134,6 +135,11 @@ class Network:
         # Bound once: the agenda holds this per message, and creating a bound
         # method per send costs as much as a dict lookup.
         self._arrive_later = self._arrive
+        self._schedule_at = sim.at
+        #: An adversary that picks extra flight time per message (seconds >= 0):
+        #: a function of the Message, or None. It lets a test or notebook build
+        #: the schedules an asynchronous network allows (e.g. slow accepts).
+        self.adversary: Callable[[Message], float] | None = None
 
     def _link(self, config: NetConfig) -> _Link:
         return _Link(config, config.latency.sampler(self._rng))
@@ -146,6 +152,12 @@ class Network:
         if name in self._endpoints:
             raise ConfigError(f"a node named {name!r} is already attached")
         self._endpoints[name] = endpoint
+
+    def keep_outside_partitions(self, name: str) -> None:
+        """Leave an endpoint (a client) out of the groups `partition` forms: it
+        keeps its links to every group. `isolate` and `block` still apply to it."""
+        if self._known(name) not in self._outside:
+            self._outside.append(name)
 
     @property
     def names(self) -> list[str]:
@@ -204,7 +216,7 @@ class Network:
             cleaned.append(group)
         if len(cleaned) < 1:
             raise ConfigError("partition needs at least one group of node names")
-        rest = [n for n in self._endpoints if n not in seen]
+        rest = [n for n in self._endpoints if n not in seen and n not in self._outside]
         self._groups = cleaned + ([rest] if rest else [])
         self._recut()
 
@@ -293,6 +305,8 @@ class Network:
 
     def _launch(self, msg: Message, link: _Link, now: float) -> None:
         arrival = now + link.latency()
+        if self.adversary is not None:
+            arrival += self.adversary(msg)
         if link.reorder and self._rng.random() < link.reorder:
             arrival += link.latency()
         else:
@@ -301,7 +315,7 @@ class Network:
             if arrival < last:
                 arrival = last
             fifo[pair] = arrival
-        self.sim.at(arrival, self._arrive_later, msg)
+        self._schedule_at(arrival, self._arrive_later, msg)
 
     def _arrive(self, msg: Message) -> None:
         if self._cut and (msg.src, msg.dst) in self._cut:

@@ -545,3 +545,316 @@ def panels(table: Mapping[str, Mapping[str, Mapping[float, float]]], *,
                             row=1, col=col)
         fig.update_xaxes(title=x, type="log" if log_x else "linear", row=1, col=col)
     return _layout(fig, title, "", "", height=400)
+
+
+# -- 04 paxos ---------------------------------------------------------------------
+
+def quorums(names: Sequence[str], first: Iterable[str], second: Iterable[str], *,
+            title: str | None = None) -> go.Figure:
+    """Acceptors on a circle (the layout of `topology`) with two quorums drawn as
+    shaded polygons; each acceptor is coloured by the quorums it is in, so the
+    ones they share stand out."""
+    names = list(names)
+    groups = {"first": [n for n in names if n in set(first)],
+              "second": [n for n in names if n in set(second)]}
+    pos = {n: _round(xy, 4)
+           for n, xy in nx.circular_layout(nx.complete_graph(names)).items()}
+    fig = go.Figure()
+    for (label, members), colour in zip(groups.items(), PALETTE, strict=False):
+        ring = members + members[:1]
+        fig.add_scatter(x=[pos[n][0] for n in ring], y=[pos[n][1] for n in ring],
+                        mode="lines", fill="toself", opacity=0.25, hoverinfo="skip",
+                        name=f"{label} quorum: {', '.join(members)}",
+                        line={"color": colour, "width": 3})
+    shared = [n for n in groups["first"] if n in groups["second"]]
+    colour = {n: PALETTE[3] if n in shared else PALETTE[0] if n in groups["first"]
+              else PALETTE[1] if n in groups["second"] else DOWN for n in names}
+    fig.add_scatter(x=[pos[n][0] for n in names], y=[pos[n][1] for n in names],
+                    mode="markers+text", text=names, textfont={"color": "white"},
+                    hoverinfo="text", name="acceptors", showlegend=False,
+                    marker={"size": 38, "color": [colour[n] for n in names]})
+    fig.update_xaxes(visible=False, range=[-1.3, 1.3])
+    fig.update_yaxes(visible=False, range=[-1.3, 1.3], scaleanchor="x")
+    both = ", ".join(shared) or "nobody"
+    return _layout(fig, title or f"Two quorums of {len(names)} acceptors share: "
+                   f"{both}", "", "", width=560, legend={"x": 0.0, "y": -0.05,
+                                                        "orientation": "h"})
+
+
+def paxos_timeline(result: Result, *, until: float | None = None,
+                   kinds: Iterable[str] | None = None,
+                   title: str | None = None) -> go.Figure:
+    """The run's space-time diagram (`sequence_diagram`) with a green line where
+    a value became chosen (a majority of acceptors had accepted it)."""
+    fig = sequence_diagram(result, until=until, kinds=kinds,
+                           title=title or result.data.get("headline"))
+    at = result.data.get("chosen_at")
+    if at is not None and (until is None or at <= until):
+        fig.add_vline(x=round(at, 6), line={"color": UP, "width": 2},
+                      annotation_text=f"{result.data['chosen']!r} chosen",
+                      annotation_position="bottom right")
+    return fig
+
+
+# -- 06 transactions --------------------------------------------------------------
+
+_LOG_MARK = {"symbol": "square", "size": 8, "color": "#9467bd"}
+
+
+def _views_line(views: Mapping[str, str]) -> str:
+    return " · ".join(f"{node}: {view}" for node, view in views.items())
+
+
+def txn_timeline(result: Result, *, until: float | None = None,
+                 title: str | None = None) -> go.Figure:
+    """A transaction run's space-time diagram (`sequence_diagram`) with every
+    forced log write as a purple square on its node's line and every named
+    crash point as a red x; the subtitle says what each participant knows at
+    the end. `until` defaults to just after the last thing that happened."""
+    marks = [r for r in result.trace if r.event in ("send", "deliver", "log",
+                                                    "crash_point", "fault")]
+    if until is None:
+        until = 1.05 * max((r.time for r in marks), default=result.end_time)
+    views = result.data.get("views", {})
+    heading = title or result.data.get("headline", result.scenario)
+    fig = sequence_diagram(result, until=until,
+                           title=f"{heading}<br><sup>{_views_line(views)}</sup>")
+    rows = _node_rows(result)
+    for event, name, marker in (("log", "forced log write", _LOG_MARK),
+                                ("crash_point", "crash point",
+                                 {"symbol": "x-thin-open", "size": 16,
+                                  "color": CUT, "line": {"width": 3}})):
+        shown = [r for r in result.trace if r.event == event and r.time <= until]
+        if shown:
+            fig.add_scatter(x=_round(r.time for r in shown),
+                            y=[rows[r.src] for r in shown], mode="markers",
+                            name=name, marker=marker, hoverinfo="text",
+                            hovertext=[f"{r.src}: {r.kind} {r.note} at "
+                                       f"{r.time:.4f} s" for r in shown])
+    fig.update_layout(margin={"l": 60, "r": 20, "t": 90, "b": 50})
+    return fig
+
+
+def commit_rates(runs: Mapping[str, Result], *, title: str = "") -> go.Figure:
+    """`scenarios.blocking_window` runs side by side: commits per second of the
+    transfers touching the hot row (solid) and of the rest (dotted), one colour
+    per run; the first run's outage is shaded."""
+    fig = go.Figure()
+    for i, (name, result) in enumerate(runs.items()):
+        colour = PALETTE[i % len(PALETTE)]
+        for key, dash, label in (("hot", "solid", "hot row"),
+                                 ("rest", "dot", "other rows")):
+            series = result.data[key]
+            fig.add_scatter(x=_round(series.times), y=_round(series.values, 3),
+                            mode="lines", line={"color": colour, "dash": dash,
+                                                "shape": "hv"},
+                            name=f"{name}: {label}", legendgroup=name)
+    start, end = next(iter(runs.values())).data["window"]
+    fig.add_vrect(x0=round(start, 6), x1=round(end, 6), fillcolor=CUT,
+                  opacity=0.08, line_width=0, annotation_text="coordinator down",
+                  annotation_position="top left")
+    return _layout(fig, title or "Commits per second while a coordinator is down",
+                   "time (s)", "commits per second")
+
+
+def audit_totals(runs: Mapping[str, Result], *,
+                 title: str = "What a reader sees: the total of all balances"
+                 ) -> go.Figure:
+    """The totals an auditor read during `scenarios.audit_run`s, one line per
+    run, with the true total dashed."""
+    fig = timeseries({name: r.data["totals"] for name, r in runs.items()},
+                     title=title, y="sum of all balances seen")
+    for trace in fig.data:
+        trace.update(mode="lines+markers", marker={"size": 4})
+    expected = next(iter(runs.values())).data["expected"]
+    fig.add_hline(y=expected, line={"dash": "dash", "color": DOWN},
+                  annotation_text=f"money in the system: {expected}")
+    return fig
+
+
+def txn_playground(result: Result) -> go.Figure:
+    """The notebook 06 playground: transaction t1's space-time diagram (first
+    1.5 s: the crash and the recovery) above the commit rate of the random
+    transfers that follow."""
+    timeline = txn_timeline(result, until=1.5)
+    fig = make_subplots(rows=2, cols=1, row_heights=[0.68, 0.32],
+                        vertical_spacing=0.1,
+                        subplot_titles=["t1, first 1.5 s", "commits per second"])
+    for trace in timeline.data:
+        fig.add_trace(trace, row=1, col=1)
+    fig.update_yaxes(timeline.layout.yaxis, row=1, col=1)
+    rate = result.data["rate"]
+    fig.add_scatter(x=_round(rate.times), y=_round(rate.values, 3), mode="lines",
+                    line={"shape": "hv", "color": UP}, name="commits per second",
+                    row=2, col=1)
+    fig.update_xaxes(title="time (s)", row=2, col=1)
+    p = result.params
+    return _layout(fig, f"{p['protocol']}, crash: {p['crash']}, "
+                        f"{p['participants']} participants, loss {p['loss']:g}"
+                        f"<br><sup>{_views_line(result.data['views'])}</sup>",
+                   "", "", height=620,
+                   margin={"l": 60, "r": 20, "t": 90, "b": 50})
+
+
+# -- 07 storage -------------------------------------------------------------------
+
+def storage_dashboard(result: Result) -> go.Figure:
+    """A `scenarios.storage_playground` run in four panels: latency CDFs of
+    uploads and downloads, each chunk server's bytes and requests, the
+    under-replicated chunks the janitor counted over time (the dotted line marks
+    the faults at t = 1 s), and the stale-read share of the quorum store beside
+    its closed form."""
+    fig = make_subplots(rows=2, cols=2, vertical_spacing=0.2, horizontal_spacing=0.12,
+                        subplot_titles=["latency CDF", "load per chunk server",
+                                        "under-replicated chunks",
+                                        "stale reads, random partial quorums"])
+    hists = {what: result.metrics[f"{what}.latency"] for what in ("upload", "download")
+             if f"{what}.latency" in result.metrics}
+    for trace in latency_cdf(hists).data:
+        fig.add_trace(trace, row=1, col=1)
+    for i, (label, values) in enumerate(result.data["loads"].items()):
+        fig.add_bar(x=list(values), y=_round(values.values(), 3), name=label,
+                    marker_color=PALETTE[2 + i], row=1, col=2)
+    series = result.metrics["under_replicated"]
+    fig.add_scatter(x=_round(series.times), y=list(series.values), mode="lines",
+                    line_shape="hv", name="under-replicated", row=2, col=1,
+                    line={"color": CUT})
+    fig.add_vline(x=1.0, line={"dash": "dot", "color": DOWN}, row=2, col=1)
+    p = result.params
+    fig.add_bar(x=["measured", "C(N−W,R)/C(N,R)"],
+                y=_round([result.data["stale"], result.data["stale theory"]], 4),
+                marker_color=[PALETTE[0], FAINT], marker_line_color=PALETTE[0],
+                marker_line_width=1.5, showlegend=False, row=2, col=2,
+                texttemplate="%{y:.2f}", textposition="outside")
+    fig.update_xaxes(title="latency (ms)", row=1, col=1)
+    fig.update_yaxes(title="share ≤ x", range=[0, 1.02], row=1, col=1)
+    fig.update_xaxes(title="time (s)", row=2, col=1)
+    fig.update_yaxes(title="chunks", row=2, col=1)
+    fig.update_yaxes(title=f"N={p['replication']}, R={p['r']}, W={p['w']}",
+                     range=[0, 1.1], row=2, col=2)
+    calls = result.data["calls"]
+    done = ", ".join(f"{what}s {c['ok']} ok / {c['Unavailable']} refused"
+                     for what, c in calls.items())
+    return _layout(fig, f"{p['nodes']} chunk servers, {p['replication']} copies, "
+                        f"W = {p['write_quorum']}<br><sup>{done}</sup>", "", "",
+                   height=640, barmode="group",
+                   margin={"l": 60, "r": 20, "t": 90, "b": 50})
+
+
+# -- 08 mapreduce -----------------------------------------------------------------
+
+#: Colours of task-attempt bars in `gantt`, by what the bar shows (legend name).
+ATTEMPT_COLOURS = {"map": PALETTE[0], "shuffle": "#fdae6b", "reduce": "#e6550d",
+                   "failed": CUT, "output lost": "#f4a6a6", "cancelled": DOWN,
+                   "unused": FAINT}
+_OUTCOME_BAR = {"failed": "failed", "lost": "output lost", "cancelled": "cancelled",
+                "unused": "unused"}
+
+
+def _segments(attempt) -> list[tuple[str, float, float]]:
+    """The bars of one task attempt: (colour key, start, end)."""
+    if attempt.outcome in _OUTCOME_BAR:
+        return [(_OUTCOME_BAR[attempt.outcome], attempt.start, attempt.end)]
+    if attempt.phase == "map":
+        return [("map", attempt.start, attempt.end)]
+    return [("shuffle", attempt.start, attempt.shuffle_end),
+            ("reduce", attempt.shuffle_end, attempt.end)]
+
+
+def gantt(result: Result, *, title: str | None = None) -> go.Figure:
+    """A MapReduce job's task attempts per worker over time (a Gantt chart):
+    maps blue, a reduce's shuffle light orange and its sort/reduce/write dark
+    orange, failed, lost and losing copies in red, pink and grey; backup
+    copies hatched; red crosses where a worker crashed; a line at the end."""
+    workers = result.data["workers"]
+    bars: dict[str, list] = {key: [] for key in ATTEMPT_COLOURS}
+    for attempt in result.timeline:
+        for key, start, end in _segments(attempt):
+            bars[key].append((attempt, start, end))
+    fig = go.Figure()
+    for key, items in bars.items():
+        if not items:
+            continue
+        fig.add_bar(
+            y=[a.worker for a, _, _ in items], base=_round(s for _, s, _ in items),
+            x=_round(e - s for _, s, e in items), orientation="h", name=key,
+            marker={"color": ATTEMPT_COLOURS[key], "line": {"width": 0.5,
+                                                            "color": "white"},
+                    "pattern": {"shape": ["/" if a.backup else "" for a, _, _ in
+                                          items]}},
+            hovertext=[f"{a.label}{' (backup)' if a.backup else ''} on {a.worker}: "
+                       f"{s:.1f}–{e:.1f} s, {a.outcome}" for a, s, e in items],
+            hovertemplate="%{hovertext}<extra></extra>")
+    crash = result.params.get("crash") or {}
+    if crash:
+        fig.add_scatter(x=_round(crash.values()), y=list(crash), mode="markers",
+                        name="crash", marker={"symbol": "x", "size": 12,
+                                              "color": CUT})
+    fig.add_vline(x=round(result.duration, 6), line={"color": "black", "width": 1,
+                                                      "dash": "dot"})
+    fig.update_yaxes(categoryorder="array", categoryarray=workers,
+                     autorange="reversed")
+    heading = title or (f"{result.params['mapper']} on {len(workers)} workers, "
+                        f"M = {result.params['splits']}, "
+                        f"R = {result.params['partitions']}")
+    return _layout(fig, f"{heading}<br><sup>{result.data['headline']} · hatched: "
+                        "backup copies</sup>", "time (s)", "",
+                   barmode="overlay", height=170 + 24 * len(workers),
+                   margin={"l": 60, "r": 20, "t": 80, "b": 50})
+
+
+def _rate(segments: Iterable[tuple[float, float, float]],
+          edges: np.ndarray) -> np.ndarray:
+    """Rate per bin of amounts spread evenly over their (start, end) spans."""
+    lo, hi = edges[:-1], edges[1:]
+    rate = np.zeros(len(lo))
+    for amount, start, end in segments:
+        if end > start:
+            overlap = np.clip(np.minimum(end, hi) - np.maximum(start, lo), 0, None)
+            rate += amount * overlap / (end - start)
+    return rate / (hi - lo)
+
+
+def _data_rates(result: Result, edges: np.ndarray) -> dict[str, np.ndarray]:
+    """MB/s read by maps, fetched by reduces and written by reduces, at the
+    cost model's scale (so a job reads as the size it stands for)."""
+    mb = result.params["cost"].scale / 1e6
+    maps = [a for a in result.timeline if a.phase == "map"]
+    reduces = [a for a in result.timeline if a.phase == "reduce"]
+    return {
+        "input": _rate(((a.bytes_in * mb, a.start, a.end) for a in maps), edges),
+        "shuffle": _rate(((a.bytes_in * mb, a.start, a.shuffle_end or a.end)
+                          for a in reduces), edges),
+        "output": _rate(((a.bytes_out * mb, a.shuffle_end, a.end) for a in reduces
+                         if a.outcome in ("completed", "unused")), edges)}
+
+
+def data_rates(runs: Mapping[str, Result], *, bins: int = 100,
+               title: str = "Data rates over time") -> go.Figure:
+    """The shape of Dean & Ghemawat's Figure 3: one column per run and rows for
+    the rate at which maps read input, reduces fetch (shuffle) and reduces
+    write output, in MB/s at the cost model's scale; a dotted line where each
+    job ended."""
+    bins = require_int("bins", bins, minimum=1)
+    end = max(run.duration for run in runs.values())
+    edges = np.linspace(0.0, end, bins + 1)
+    centres = _round((edges[:-1] + edges[1:]) / 2, 3)
+    rows = ("input", "shuffle", "output")
+    fig = make_subplots(rows=3, cols=len(runs), shared_xaxes=True, shared_yaxes=True,
+                        vertical_spacing=0.06, horizontal_spacing=0.03,
+                        subplot_titles=[f"{name}: {run.duration:.0f} s"
+                                        for name, run in runs.items()])
+    for col, run in enumerate(runs.values(), start=1):
+        rates = _data_rates(run, edges)
+        for row, name in enumerate(rows, start=1):
+            fig.add_scatter(x=centres, y=_round(rates[name], 3), mode="lines",
+                            fill="tozeroy", line={"color": PALETTE[row - 1]},
+                            name=name, legendgroup=name, showlegend=col == 1,
+                            row=row, col=col)
+            fig.add_vline(x=round(run.duration, 6), row=row, col=col,
+                          line={"color": "black", "width": 1, "dash": "dot"})
+        fig.update_xaxes(title="time (s)", row=3, col=col)
+    for row, name in enumerate(rows, start=1):
+        fig.update_yaxes(title=f"{name} (MB/s)", row=row, col=1)
+    return _layout(fig, title, "", "", height=560,
+                   margin={"l": 70, "r": 20, "t": 80, "b": 50})

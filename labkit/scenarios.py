@@ -8,16 +8,28 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
-from labkit import balancing, dist, queueing, resilience
+from labkit import (
+    balancing,
+    check,
+    dist,
+    mapreduce,
+    paxos,
+    queueing,
+    raft,
+    resilience,
+    storage,
+    txn,
+)
 from labkit.dist import Distribution
 from labkit.errors import ConfigError, require_int, require_number
-from labkit.metrics import Histogram, Metrics, Result, TraceRecord
+from labkit.metrics import Histogram, Metrics, Result, TimeSeries, TraceRecord
 from labkit.net import Message, NetConfig, Network
 from labkit.node import Cluster, Node
 from labkit.service import ClosedLoop, OpenLoop, Station
@@ -714,3 +726,1100 @@ def throttling(seed: int = 1, *, ks: Sequence[float] = (1.5, 2.0, 3.0),
     return Result("throttling", {"ks": tuple(ks), "overload": overload,
                                  "duration": duration}, seed, Metrics(),
                   data={"rows": rows, "headline": f"offered {overload:g}× capacity"})
+
+
+# -- 04 paxos ---------------------------------------------------------------------
+
+#: One-way latency of the Paxos stories: a round trip is 20 ms.
+PAXOS_LATENCY = 0.010
+#: The single-decree stories `paxos_story` tells, with what each shows.
+PAXOS_STORIES = MappingProxyType({
+    "normal": "one proposer, no faults: two round trips",
+    "acceptor crash": "a1-a3 crash after promising; a1 restarts at 100 ms",
+    "proposer crash": "p1's accepts reach only a1, a2; p1 crashes; p2 takes over",
+})
+
+
+def _paxos(seed: int, acceptors: int = 5, proposers: int = 1, *, loss: float = 0.0,
+           **settings: Any) -> paxos.PaxosCluster:
+    return paxos.PaxosCluster(acceptors, proposers, seed=seed,
+                              net=NetConfig(latency=PAXOS_LATENCY, loss=loss),
+                              **settings)
+
+
+def paxos_result(cluster: paxos.PaxosCluster, scenario: str,
+                 **params: Any) -> Result:
+    """The cluster's Result with the ballots started and the messages sent in the
+    headline."""
+    result = cluster.result(scenario, **params)
+    ballots = cluster.sim.metrics.counter("paxos.ballots").value
+    headline = (f"{result.data['headline']} · {ballots} ballot"
+                f"{'s' if ballots != 1 else ''} · {cluster.messages_sent} messages")
+    return dataclasses.replace(result, data={**result.data, "headline": headline,
+                                             "ballots": ballots})
+
+
+def paxos_story(seed: int = 0, *, story: str = "normal") -> Result:
+    """One of `PAXOS_STORIES` on five acceptors and a 10 ms network, run for
+    0.35 s (p1 proposes "x" at 0; in the proposer story p2 proposes "y" at 50 ms)."""
+    if story not in PAXOS_STORIES:
+        raise ConfigError(f"story must be one of {list(PAXOS_STORIES)}, got "
+                          f"{story!r}")
+    c = _paxos(seed, proposers=2 if story == "proposer crash" else 1)
+    c.propose("x", proposer="p1")
+    if story == "acceptor crash":
+        c.sim.at(0.015, lambda: [c.kill(a) for a in ("a1", "a2", "a3")])
+        c.sim.at(0.100, c.restart, "a1")
+    elif story == "proposer crash":
+        c.sim.at(0.015, lambda: [c.network.block("p1", a) for a in ("a3", "a4",
+                                                                    "a5")])
+        c.sim.at(0.025, c.kill, "p1")
+        c.sim.at(0.050, c.propose, "y", "p2")
+    c.run(0.35)
+    return paxos_result(c, "paxos_story", story=story)
+
+
+def paxos_duel(seed: int = 1, *, backoff: float = 0.0, leader: bool = False,
+               duration: float = 1.0, slow_accepts: float = 0.040) -> Result:
+    """Two proposers under the adversarial schedule of Paxos Made Simple §2.4:
+    accept messages spend `slow_accepts` s more in flight, p1 proposes "x" at 0
+    and p2 "y" at 40 ms, so each new prepare lands just before the other's
+    accepts. `backoff` is the high end of the random wait before a retry;
+    `leader` lets only a distinguished proposer start ballots."""
+    c = _paxos(seed, proposers=2, backoff=(0.0, require_number(
+        "backoff", backoff, minimum=0.0)), timeout=1.0, leader=leader)
+    c.delay("accept", slow_accepts)
+    c.propose("x", proposer="p1")
+    c.sim.at(0.040, c.propose, "y", "p2")
+    c.run(require_number("duration", duration, positive=True))
+    return paxos_result(c, "paxos_duel", backoff=backoff, leader=leader,
+                        duration=duration, slow_accepts=slow_accepts)
+
+
+def backoff_sweep(seed: int = 1, *, highs: Sequence[float] = (0.0, 0.01, 0.02, 0.05,
+                                                              0.1, 0.2, 0.5, 1.0),
+                  trials: int = 20, horizon: float = 5.0) -> Result:
+    """Mean time until a value is chosen against the backoff range (0, high), in
+    two settings: the duel of `paxos_duel`, and one proposer alone on a network
+    that loses 20 % of messages (each lost round waits a 0.2 s timeout plus the
+    backoff). A run that chooses nothing within `horizon` s counts as `horizon`.
+    data["duel"], data["loss"]: {high: mean seconds}; data["stuck"]: {high:
+    share of duels with nothing chosen}."""
+    trials = require_int("trials", trials, minimum=1)
+    horizon = require_number("horizon", horizon, positive=True)
+    duel, lossy, stuck = {}, {}, {}
+    for high in highs:
+        times = {"duel": [], "loss": []}
+        for trial in range(trials):
+            run = paxos_duel(seed + trial, backoff=high, duration=horizon)
+            times["duel"].append(run.data["chosen_at"])
+            alone = _paxos(seed + trial, loss=0.2, backoff=(0.0, high), timeout=0.2)
+            alone.propose("x")
+            alone.run(horizon)
+            times["loss"].append(alone.chosen_at())
+        duel[high] = float(np.mean([horizon if t is None else t
+                                    for t in times["duel"]]))
+        lossy[high] = float(np.mean([horizon if t is None else t
+                                     for t in times["loss"]]))
+        stuck[high] = sum(t is None for t in times["duel"]) / trials
+    return Result("backoff_sweep", {"highs": tuple(highs), "trials": trials,
+                                    "horizon": horizon}, seed, Metrics(),
+                  data={"duel": duel, "loss": lossy, "stuck": stuck})
+
+
+def paxos_playground(seed: int = 0, *, acceptors: int = 5, proposers: int = 2,
+                     loss: float = 0.0, backoff: float = 0.05,
+                     down: Iterable[int] = (), leader: bool = False,
+                     duration: float = 0.5) -> Result:
+    """Proposer p_i proposes "v_i" at (i - 1) · 5 ms; the acceptors listed in
+    `down` (0-based: 0 is a1) crash at 15 ms, after promising; run `duration` s."""
+    c = _paxos(seed, acceptors, proposers, loss=loss, leader=leader,
+               backoff=(0.0, require_number("backoff", backoff, minimum=0.0)),
+               timeout=0.1)
+    down = sorted(set(down))
+    if any(i not in range(acceptors) for i in down):
+        raise ConfigError(f"down lists acceptors 0..{acceptors - 1}, got {down}")
+    for i, name in enumerate(c.proposers):
+        c.sim.at(0.005 * i, c.propose, f"v{i + 1}", name)
+    for i in down:
+        c.sim.at(0.015, c.kill, c.acceptors[i])
+    c.run(require_number("duration", duration, positive=True))
+    return paxos_result(c, "paxos_playground", acceptors=acceptors,
+                        proposers=proposers, loss=loss, backoff=backoff,
+                        down=tuple(down), leader=leader, duration=duration)
+
+
+def paxos_costs(seed: int = 1, *, acceptors: int = 5, commands: int = 20) -> Result:
+    """Messages and delay per decision on a fault-free 10 ms network: one basic
+    Paxos instance (one proposer, n acceptors), and `commands` commands through a
+    stable Multi-Paxos leader of n servers, plus the election that made it.
+    data["rows"]: one per protocol, counted from the network journal."""
+    n = require_int("acceptors", acceptors, minimum=1)
+    commands = require_int("commands", commands, minimum=1)
+    basic = _paxos(seed, n)
+    basic.propose("x")
+    basic.run(1.0)
+    phases = ("prepare", "promise", "accept", "accepted")
+    rtt = 2 * PAXOS_LATENCY
+    log = paxos.MultiPaxosCluster(n, seed=seed, net=NetConfig(latency=PAXOS_LATENCY))
+    log.run(1.0)
+    start = log.now
+    for i in range(commands):
+        log.submit(f"cmd{i}")
+    log.run(1.0)
+    journal = log.result()
+    rows = [
+        {"protocol": "basic Paxos, one value", "messages": paxos.count_messages(
+            basic.result(), phases), "round trips": float(
+            basic.sim.metrics["paxos.decide"].mean / rtt)},
+        {"protocol": "Multi-Paxos, per command", "messages": paxos.count_messages(
+            journal, ("accept", "accepted"), since=start) / commands,
+         "round trips": float(log.sim.metrics["multipaxos.commit"].mean / rtt)},
+        {"protocol": "Multi-Paxos, electing a leader", "messages":
+            paxos.count_messages(journal, ("prepare", "promise")),
+         "round trips": float(log.sim.metrics["multipaxos.phase1"].mean / rtt)},
+    ]
+    return Result("paxos_costs", {"acceptors": n, "commands": commands}, seed,
+                  Metrics(), data={"rows": rows})
+
+
+#: The replicated logs `leader_failover` and `log_comparison` can run.
+LOG_PROTOCOLS = ("multipaxos", "raft")
+
+
+def _log_cluster(protocol: str, seed: int, size: int,
+                 election_timeout: tuple[float, float]) -> Cluster:
+    """A Multi-Paxos or Raft cluster (same interface: leader, submit, applied) on
+    the 10 ms network of the Paxos stories, 50 ms heartbeats."""
+    if protocol not in LOG_PROTOCOLS:
+        raise ConfigError(f"protocol must be one of {LOG_PROTOCOLS}, got "
+                          f"{protocol!r}")
+    net = NetConfig(latency=PAXOS_LATENCY)
+    if protocol == "raft":
+        # Imported on use: only this comparison needs Raft.
+        from labkit import raft
+
+        return raft.RaftCluster(size, seed=seed, election_timeout=election_timeout,
+                                net=net)
+    return paxos.MultiPaxosCluster(size, seed=seed, election_timeout=election_timeout,
+                                   net=net)
+
+
+def _until(cluster: Cluster, done: Any, limit: float = 10.0) -> float:
+    """Run in 0.1 ms steps until done() holds (at most `limit` s): the time taken."""
+    start = cluster.now
+    while not done() and cluster.now - start < limit:
+        cluster.run(0.0001)
+    return cluster.now - start
+
+
+def leader_failover(seed: int = 1, *, protocol: str = "multipaxos",
+                    election_timeout: tuple[float, float] = (0.150, 0.300),
+                    trials: int = 20, size: int = 5) -> Result:
+    """Kill a stable leader `trials` times (at a random moment of its heartbeat
+    interval) and measure how long the log has no leader (polled every 0.1 ms).
+    data["gaps"]: a Histogram of seconds."""
+    trials = require_int("trials", trials, minimum=1)
+    gaps = Histogram("leaderless")
+    for trial in range(trials):
+        c = _log_cluster(protocol, seed + trial, size, election_timeout)
+        c.run(1.0 + c.sim.rng("failover").uniform(0.0, 0.050))
+        c.kill(c.leader())
+        gaps.add(_until(c, lambda c=c: c.leader() is not None))
+    return Result("leader_failover", {"protocol": protocol, "election_timeout":
+                                      tuple(election_timeout), "trials": trials,
+                                      "size": size}, seed, Metrics(),
+                  data={"gaps": gaps})
+
+
+def log_comparison(seed: int = 1, *, size: int = 5, commands: int = 20,
+                   every: float = 0.050, trials: int = 20) -> Result:
+    """Multi-Paxos and Raft on the same network: messages and latency per command
+    (one command every `every` s through a stable leader; messages beyond what
+    the idle cluster sends in as long) and the time without a leader after the
+    leader crashes (`leader_failover`). data["rows"]: one per protocol."""
+    commands = require_int("commands", commands, minimum=1)
+    rows = []
+    for protocol in LOG_PROTOCOLS:
+        c = _log_cluster(protocol, seed, size, (0.150, 0.300))
+        c.run(1.0)
+        idle = c.messages_sent
+        c.run(commands * every)
+        idle, start, waits = c.messages_sent - idle, c.messages_sent, []
+        begin = c.now
+        for i in range(commands):
+            leader = c.leader()
+            c.submit(f"cmd{i}")
+            waits.append(_until(c, lambda c=c, i=i, leader=leader:
+                                f"cmd{i}" in c.applied(leader)))
+            c.run(begin + (i + 1) * every - c.now)
+        gaps = leader_failover(seed, protocol=protocol, trials=trials,
+                               size=size).data["gaps"]
+        rows.append({"protocol": protocol,
+                     "messages per command": (c.messages_sent - start - idle)
+                     / commands,
+                     "latency per command (ms)": 1e3 * float(np.mean(waits)),
+                     "leaderless after a crash, mean (ms)": 1e3 * gaps.mean,
+                     "leaderless, worst (ms)": 1e3 * gaps.max})
+    return Result("log_comparison", {"size": size, "commands": commands,
+                                     "every": every, "trials": trials}, seed,
+                  Metrics(), data={"rows": rows})
+
+
+# -- 06 transactions --------------------------------------------------------------
+
+#: The crash points a notebook 06 story or playground can choose ("none": no crash).
+TXN_CRASHES = ("none", *txn.CRASH_POINTS)
+
+
+def _txn_cluster(seed: int, protocol: str, participants: int, crash: str,
+                 down: float | None, **knobs: Any) -> txn.TxnCluster:
+    """A TxnCluster with the story's crash armed for its first transaction:
+    coordinator points on the coordinator (n1, or "tm"), participant points on
+    n2; the crashed node restarts `down` seconds later (never if None)."""
+    if crash not in TXN_CRASHES:
+        raise ConfigError(f"crash must be one of {TXN_CRASHES}, got {crash!r}")
+    c = txn.TxnCluster(protocol, participants, seed=seed, **knobs)
+    if crash != "none":
+        separate = c.config.coordinator == "separate"
+        node = (txn.TM if separate else "n1") if crash.startswith("coordinator") \
+            else "n2"
+        c.crash_at(crash, node=node, txn="t1", restart_after=down)
+    return c
+
+
+def _fan_out(c: txn.TxnCluster, amount: int = 10) -> str:
+    """n1 pays `amount` to the first account of every other participant."""
+    others = c.participants[1:]
+    return c.submit([("n1.0", -amount * len(others))] +
+                    [(f"{p}.0", amount) for p in others])
+
+
+def txn_story(seed: int = 1, *, protocol: str = "2pc", participants: int = 3,
+              coordinator: str = "colocated", crash: str = "none",
+              down: float | None = 1.0, fail_step: int | None = None,
+              fsync: float = 0.002, latency: float = 0.010, loss: float = 0.0,
+              timeout: float = 0.1, ttl: float = 1.0,
+              duration: float = 2.0) -> Result:
+    """One transfer from n1 to every other participant, with an optional crash
+    (see `_txn_cluster`). data["during"]: what each participant knew halfway
+    through the outage (or at 0.5 s with no crash), data["doubt"] who was in
+    doubt then, data["views"] what they know at the end, data["outcome"]."""
+    c = _txn_cluster(seed, protocol, participants, crash, down,
+                     coordinator=coordinator, fail_step=fail_step, fsync=fsync,
+                     timeout=timeout, ttl=ttl,
+                     net=NetConfig(latency=latency, loss=loss))
+    t = _fan_out(c)
+    look = min(duration, 0.5 if crash == "none" or down is None else 0.05 + down / 2)
+    c.run(look)
+    during, doubt = c.views(t), [node for _, node in c.in_doubt()]
+    c.run(duration - look)
+    outcome = c.outcome(t)
+    return c.result("txn_story", data={
+        "txn": t, "during": during, "doubt": doubt, "look": look,
+        "views": c.views(t), "outcome": outcome,
+        "headline": f"{protocol}, crash: {crash} → {outcome}"},
+        seed=seed, protocol=protocol, participants=participants,
+        coordinator=coordinator, crash=crash, down=down, fail_step=fail_step,
+        fsync=fsync, latency=latency, loss=loss, timeout=timeout, ttl=ttl,
+        duration=duration)
+
+
+def blocking_window(seed: int = 1, *, protocol: str = "2pc", down: float = 2.0,
+                    rate: float = 60.0, contention: float = 0.5,
+                    duration: float = 5.0, width: float = 0.25) -> Result:
+    """Three participants of 10 accounts each take random transfers, half of
+    them crediting the hot account n1.0. At t = 1 s a transfer n2.1 → n1.0
+    (coordinated by n2) gets every yes vote and n2 crashes before deciding; it
+    is back `down` s later.
+    data: commits per second over time for transfers touching the hot row and
+    for the rest, the hot row's longest lock hold, the victim's outcome."""
+    c = txn.TxnCluster(protocol, 3, seed=seed, accounts=10, balance=10_000,
+                       net=NetConfig(latency=0.005), trace=False)
+    c.workload(rate=rate, duration=duration, contention=contention)
+    c.run(1.0)
+    victim = c.transfer("n2.1", "n1.0", 5)
+    c.crash_at("coordinator.after_votes", txn=victim, restart_after=down)
+    c.run(duration - 1.0)
+    records = [dataclasses.astuple(r) for r in c.client.records.values()]
+    hot = txn.commit_rate(records, end=duration, width=width, touching="n1.0")
+    rest = txn.commit_rate(records, end=duration, width=width, avoiding="n1.0")
+    hold = c.sim.metrics.histogram("lock.hold:n1.0")
+    longest = float(max(hold.values)) if hold.count else 0.0
+    return c.result("blocking_window", data={
+        "hot": hot, "rest": rest, "victim": c.outcome(victim),
+        "hot hold (s)": longest, "window": (1.0, 1.0 + down),
+        "headline": f"{protocol}: hot row held {longest:.2f} s at most"},
+        seed=seed, protocol=protocol, down=down, rate=rate,
+        contention=contention, duration=duration, width=width)
+
+
+def audit_run(seed: int = 3, *, protocol: str = "saga", rate: float = 40.0,
+              contention: float = 0.2, duration: float = 4.0,
+              every: float = 0.1) -> Result:
+    """Random transfers while an auditor reads every balance each `every`
+    seconds under short shared leases: data["totals"] is the series of the
+    totals it saw, data["anomalies"] how many differed from the true total."""
+    c = txn.TxnCluster(protocol, 3, seed=seed, balance=1000, audit_every=every,
+                       read_lease=0.02, net=NetConfig(latency=0.005), trace=False)
+    c.workload(rate=rate, duration=duration, contention=contention)
+    c.run(duration)
+    left = c.settle(1.0)
+    m = c.sim.metrics
+    totals = m.series("audit.total")
+    return c.result("audit_run", data={
+        "totals": totals, "reads": m.counter("audit.reads").value,
+        "anomalies": m.counter("audit.anomalies").value,
+        "lowest": min(totals.values, default=c.initial_total),
+        "expected": c.initial_total, "settled": not left,
+        "final total": c.total()},
+        seed=seed, protocol=protocol, rate=rate, contention=contention,
+        duration=duration, every=every)
+
+
+def contention_sweep(seed: int = 2, *,
+                     protocols: Sequence[str] = ("2pc", "paxos_commit", "saga",
+                                                 "tcc"),
+                     contentions: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0),
+                     rate: float = 80.0, duration: float = 3.0) -> Result:
+    """Every protocol at every contention level (share of transfers crediting
+    one hot account; 30 accounts in all), same seed: committed transfers per
+    second, abort rate and latency. data["rows"]: one dict per (protocol,
+    contention)."""
+    rows = []
+    for protocol in protocols:
+        for level in contentions:
+            c = txn.TxnCluster(protocol, 3, seed=seed, accounts=10,
+                               balance=10_000, net=NetConfig(latency=0.005),
+                               trace=False)
+            c.workload(rate=rate, duration=duration, contention=level)
+            c.run(duration)
+            c.settle(1.0)
+            s = c.stats()
+            rows.append({"protocol": protocol, "contention": level,
+                         "commits/s": s["committed"] / duration,
+                         "abort rate": s["abort rate"],
+                         "mean latency (ms)": s["mean latency (ms)"],
+                         "p99 latency (ms)": s["p99 latency (ms)"],
+                         "messages per txn": s["messages per txn"]})
+    return Result("contention_sweep", {"protocols": tuple(protocols),
+                                       "contentions": tuple(contentions),
+                                       "rate": rate, "duration": duration},
+                  seed, Metrics(), data={"rows": rows})
+
+
+def txn_playground(seed: int = 1, *, protocol: str = "2pc", crash: str = "none",
+                   participants: int = 3, loss: float = 0.0,
+                   contention: float = 0.5, rate: float = 30.0,
+                   duration: float = 2.0) -> Result:
+    """The notebook 06 playground: transfer t1 from n1 to every other
+    participant, with `crash` placed in it (the node is back after 1 s); from
+    t = 1.5 s, random transfers at `rate` per second with `contention`, for
+    `duration` s; the network loses `loss` of messages throughout. data: t1's
+    views and outcome, the commit rate."""
+    c = _txn_cluster(seed, protocol, participants, crash, 1.0, accounts=10,
+                     balance=1000, fsync=0.002,
+                     net=NetConfig(latency=0.010, loss=loss))
+    t = _fan_out(c)
+    c.run(1.5)
+    c.workload(rate=rate, duration=duration, contention=contention)
+    c.run(duration)
+    records = [dataclasses.astuple(r) for r in c.client.records.values()]
+    s = c.stats()
+    return c.result("txn_playground", data={
+        "txn": t, "views": c.views(t), "outcome": c.outcome(t),
+        "rate": txn.commit_rate(records, end=1.5 + duration, width=0.25),
+        "headline": f"t1 {c.outcome(t)} · {s['committed']} of {s['submitted']} "
+                    f"committed, abort rate {s['abort rate']:.0%}, mean "
+                    f"latency {s['mean latency (ms)']:.0f} ms"},
+        seed=seed, protocol=protocol, crash=crash, participants=participants,
+        loss=loss, contention=contention, rate=rate, duration=duration)
+
+
+# -- 07 storage -------------------------------------------------------------------
+
+def raft_log(size: int, seed: int, net: NetConfig | None,
+             trace: bool) -> raft.RaftCluster:
+    """The file system's metadata log: a Raft cluster of `size` nodes."""
+    return raft.RaftCluster(size, seed=seed, net=net, trace=trace)
+
+
+class FileSystem(storage.FileSystem):
+    """`labkit.storage.FileSystem` with its metadata on a Raft log (see there)."""
+
+    def __init__(self, nodes: int = 5, replication: int = 3, *, seed: int = 0,
+                 log: storage.LogFactory = raft_log, **options: Any):
+        super().__init__(nodes, replication, seed=seed, log=log, **options)
+
+
+def _downloadable(fs: storage.FileSystem, names: Iterable[str],
+                  contents: Mapping[str, bytes]) -> int:
+    """How many of `names` download with exactly their expected bytes."""
+    good = 0
+    for name in names:
+        try:
+            good += fs.download(name) == contents[name]
+        except (storage.Unavailable, FileNotFoundError):
+            pass
+    return good
+
+
+def _contents(seed: int, files: int, size: int) -> dict[str, bytes]:
+    rng = Simulator(seed).rng("storage.contents")
+    return {f"file{i:02d}.bin": rng.randbytes(size) for i in range(files)}
+
+
+def single_points(seed: int = 7, *, files: int = 20, size: int = 2000) -> Result:
+    """What one crash costs with and without redundancy: `files` files on five
+    chunk servers; then one chunk server, or the metadata leader, is killed and
+    every file is downloaded again. Rows: setup, crash, files still readable."""
+    files = require_int("files", files, minimum=1)
+    contents = _contents(seed, files, require_int("size", size, minimum=1))
+    rows = []
+    for setup, options, victim in [
+            ("1 copy of each chunk", {"replication": 1}, "chunk server s1"),
+            ("3 copies of each chunk", {"replication": 3}, "chunk server s1"),
+            ("metadata on 1 node", {"metadata": 1}, "the metadata node"),
+            ("metadata on 3 nodes (Raft)", {"metadata": 3}, "the metadata leader")]:
+        fs = FileSystem(5, options.get("replication", 3), seed=seed, timeout=1.0,
+                        trace=False, metadata=options.get("metadata", 3))
+        for name, data in contents.items():
+            fs.upload(name, data)
+        fs.run(0.5)
+        fs.kill("s1" if victim.startswith("chunk") else fs.log.leader())
+        start = fs.now
+        good = _downloadable(fs, contents, contents)
+        rows.append({"setup": setup, "crash": victim, "files readable": good,
+                     "of": files, "time to read all (s)": round(fs.now - start, 3)})
+    return Result("single_points", {"files": files, "size": size}, seed, Metrics(),
+                  data={"rows": rows})
+
+
+def storage_tour(seed: int = 7) -> Result:
+    """One call per line under one fault each, on a 5-server file system with
+    Raft metadata: what the call returned and how long it took."""
+    fs = FileSystem(5, 3, seed=seed, timeout=1.0, chunk_size=512, trace=False)
+    data = Simulator(seed).rng("tour").randbytes(4000)
+    fs.run(1.0)
+    rows = []
+
+    def step(event: str, call: Any, *fault: Any) -> None:
+        if fault:
+            fs.sim.schedule(*fault)
+        start = fs.now
+        try:
+            value = call()
+            outcome = f"{len(value)} bytes" if isinstance(value, bytes) else "ok"
+        except (storage.Unavailable, FileNotFoundError) as exc:
+            outcome = type(exc).__name__
+        rows.append({"event": event, "outcome": outcome,
+                     "latency (ms)": round(1e3 * (fs.now - start), 1)})
+
+    first = fs.ring.owners(storage.chunk_id(data[:512]), 1)[0]
+    step("upload, no fault", lambda: fs.upload("a.bin", data))
+    step("download, no fault", lambda: fs.download("a.bin"))
+    step(f"upload, {first} killed mid-upload",
+         lambda: fs.upload("b.bin", data), 0.0015, fs.kill, first)
+    step("download, its first replica down", lambda: fs.download("b.bin"))
+    fs.restart(first)
+    second = fs.ring.owners(storage.chunk_id(data[:512]), 2)[1]
+    step(f"download, {second} killed mid-download",
+         lambda: fs.download("a.bin"), 0.0025, fs.kill, second)
+    fs.restart(second)
+    fs.run(1.0)
+    step("download, metadata leader killed", lambda: fs.download("a.bin"), 0.0,
+         fs.kill, fs.log.leader())
+    fs.run(1.0)
+    for name in fs.metadata_nodes:
+        fs.restart(name)
+    fs.run(1.0)
+    leader = fs.log.leader()
+    others = [n for n in fs.metadata_nodes if n != leader]
+    fs.partition([leader], others)
+    step("download, metadata leader cut off", lambda: fs.download("a.bin"))
+    fs.heal()
+    fs.kill(others[0])
+    fs.kill(others[1])
+    step("delete, 2 of 3 metadata nodes down", lambda: fs.delete("a.bin"))
+    fs.restart(others[0])
+    fs.restart(others[1])
+    fs.run(1.0)
+    step("delete, after they restart", lambda: fs.delete("a.bin"))
+    step("download the deleted file", lambda: fs.download("a.bin"))
+    return Result("storage_tour", {}, seed, fs.sim.metrics, data={"rows": rows})
+
+
+def ring_balance(seed: int = 0, *, servers: int = 10,
+                 vnodes: Sequence[int] = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+                 ) -> Result:
+    """How evenly a consistent-hash ring splits the key space, by number of
+    virtual nodes: the largest share times N (1 is perfect) and the relative
+    spread (std / mean) of the shares, beside 1/sqrt(vnodes), the spread of a sum
+    of vnodes independent gaps. Server names carry the seed."""
+    servers = require_int("servers", servers, minimum=2)
+    largest, spread = {}, {}
+    for v in vnodes:
+        shares = np.array(list(storage.HashRing(
+            [f"seed{seed}-s{i}" for i in range(servers)], vnodes=v).shares().values()))
+        largest[v] = float(shares.max() * servers)
+        spread[v] = float(shares.std() / shares.mean())
+    return Result("ring_balance", {"servers": servers, "vnodes": list(vnodes)}, seed,
+                  Metrics(), data={"largest": largest, "spread": spread,
+                                   "theory": {v: 1 / math.sqrt(v) for v in vnodes}})
+
+
+def join_moves(seed: int = 0, *, sizes: Sequence[int] = (3, 4, 5, 6, 8, 10, 12, 16,
+                                                          20),
+               keys: int = 3000, replicas: int = 3, vnodes: int = 128) -> Result:
+    """Share of replica placements that move when one server joins N servers:
+    consistent hashing against 1/(N+1) (the newcomer's fair share), modulo
+    hashing against its exact average over residues."""
+    names = [f"seed{seed}-k{i}" for i in range(require_int("keys", keys, minimum=1))]
+    ring, modulo, fair, exact = {}, {}, {}, {}
+    for n in sizes:
+        servers = [f"s{i}" for i in range(1, n + 1)]
+        bigger = [*servers, f"s{n + 1}"]
+        before = storage.HashRing(servers, vnodes=vnodes)
+        after = storage.HashRing(bigger, vnodes=vnodes)
+        ring[n] = storage.moved_share(names, lambda k, b=before: b.owners(k, replicas),
+                                      lambda k, a=after: a.owners(k, replicas))
+        modulo[n] = storage.moved_share(
+            names, lambda k, s=servers: storage.modulo_owners(k, s, replicas),
+            lambda k, s=bigger: storage.modulo_owners(k, s, replicas))
+        fair[n] = 1 / (n + 1)
+        exact[n] = _modulo_theory(n, replicas)
+    return Result("join_moves", {"sizes": list(sizes), "keys": keys,
+                                 "replicas": replicas, "vnodes": vnodes}, seed,
+                  Metrics(), data={"ring": ring, "modulo": modulo, "fair": fair,
+                                   "modulo theory": exact})
+
+
+def _modulo_theory(n: int, replicas: int) -> float:
+    """Expected share of placements that move under modulo hashing from n to n+1
+    servers: h mod n(n+1) fixes both residues, so average over all of them."""
+    moved = 0
+    for h in range(n * (n + 1)):
+        old = {(h % n + k) % n for k in range(min(replicas, n))}
+        new = [(h % (n + 1) + k) % (n + 1) for k in range(min(replicas, n + 1))]
+        moved += sum(s not in old for s in new)
+    return moved / (n * (n + 1) * min(replicas, n + 1))
+
+
+def rebalance(seed: int = 7, *, nodes: int = 5, files: int = 40,
+              size: int = 1000) -> Result:
+    """Measured on the file system: `files` files on `nodes` servers, then one
+    more server joins and the janitor moves what now belongs to it. Data: total
+    bytes stored, bytes moved, what the ring predicts and the 1/(N+1) share."""
+    fs = FileSystem(nodes, 3, seed=seed, chunk_size=128, repair_interval=0.2,
+                    trace=False)
+    for name, data in _contents(seed, files, size).items():
+        fs.upload(name, data)
+    fs.run(1.0)
+    chunks = fs.metadata.chunk_sizes(fs.chunk_size)
+    before = {c: fs.ring.owners(c, 3) for c in chunks}
+    total = sum(fs.stored_bytes().values())
+    fs.add_server()
+    fs.run(2.0)
+    predicted = sum(size * sum(s not in before[c] for s in fs.ring.owners(c, 3))
+                    for c, size in chunks.items())
+    moved = fs.sim.metrics["bytes.rebalance"].value
+    return Result("rebalance", {"nodes": nodes, "files": files, "size": size}, seed,
+                  fs.sim.metrics, data={"stored": total, "moved": moved,
+                                        "predicted": predicted,
+                                        "fair": total / (nodes + 1),
+                                        "after": fs.stored_bytes()})
+
+
+#: (N, R, W) combinations the staleness table measures.
+QUORUMS = ((3, 1, 1), (3, 1, 2), (3, 2, 1), (3, 2, 2), (5, 1, 1), (5, 2, 2),
+           (5, 1, 3), (5, 3, 3))
+
+
+def staleness(seed: int = 1, *, quorums: Sequence[tuple[int, int, int]] = QUORUMS,
+              trials: int = 2000) -> Result:
+    """Random partial quorums measured against Bailis et al.'s closed form: each
+    trial writes a fresh key to W random replicas of N and reads R random
+    replicas at once. Rows: N, R, W, measured and predicted stale share, and
+    four standard errors of the measurement."""
+    trials = require_int("trials", trials, minimum=1)
+    rows = []
+    for n, r, w in quorums:
+        measured = _stale_share(seed, n, r, w, trials)
+        p = storage.stale_probability(n, r, w)
+        rows.append({"N": n, "R": r, "W": w, "R + W > N": r + w > n,
+                     "stale (measured)": measured, "C(N−W,R)/C(N,R)": p,
+                     "± 4 s.e.": 4 * math.sqrt(max(p * (1 - p), 1e-12) / trials)})
+    return Result("staleness", {"quorums": list(quorums), "trials": trials}, seed,
+                  Metrics(), data={"rows": rows})
+
+
+#: Bailis et al.'s synthetic example: write mean, {t: share consistent} from the
+#: paper, and the times at which the simulation is run.
+PBS_PAPER = {
+    "fast writes, Exp(0.25 ms)": (0.00025, {0.0: 0.94, 0.001: 0.999},
+                                  (0.0, 0.0005, 0.001, 0.002)),
+    "slow writes, Exp(10 ms)": (0.010, {0.0: 0.41, 0.065: 0.999},
+                                (0.0, 0.01, 0.02, 0.04, 0.065)),
+}
+
+
+def t_visibility(seed: int = 1, *, trials: int = 1000, points: int = 25) -> Result:
+    """t-visibility for N = 3, R = W = 1 in the WARS model (acks, reads and
+    responses ~ Exp(1 ms)), for both write delays of the paper's synthetic
+    example: the share of reads started t seconds after a write returned that
+    see it. Simulated on QuorumKV at a few times; computed by
+    `storage.wars_consistency` at `points` times (the curve)."""
+    trials = require_int("trials", trials, minimum=1)
+    points = require_int("points", points, minimum=2)
+    simulated, model = {}, {}
+    for label, (mean, paper, times) in PBS_PAPER.items():
+        delays = storage.WARS(dist.exponential(mean), *[dist.exponential(0.001)] * 3)
+        simulated[label] = _visibility(seed, delays, times, trials)
+        grid = np.linspace(0.0, 1.25 * max(times), points)
+        model[label] = {round(float(t), 6): storage.wars_consistency(
+            3, 1, 1, delays, float(t), trials, seed) for t in sorted({*grid, *paper})}
+    rows = [{"write delay": label, "t (ms)": 1e3 * t, "paper": share,
+             "WARS model": model[label][t], "simulated": simulated[label][t]}
+            for label, (_, paper, _) in PBS_PAPER.items()
+            for t, share in paper.items()]
+    return Result("t_visibility", {"trials": trials, "points": points}, seed,
+                  Metrics(), data={"simulated": simulated, "model": model,
+                                   "rows": rows})
+
+
+def _visibility(seed: int, delays: storage.WARS, times: Sequence[float],
+                trials: int) -> dict[float, float]:
+    """Run every (t, trial) at once on one store, each on its own key."""
+    kv = storage.QuorumKV(3, n=3, r=1, w=1, seed=seed, delays=delays,
+                          net=NetConfig(latency=0.0), trace=False, timeout=10.0)
+    client = kv.coordinator
+    fresh = dict.fromkeys(times, 0)
+
+    def trial(t: float, key: str):
+        yield from client.put(key, 1)
+        yield t
+        seen = yield from client.get(key)     # before `fresh[t] +=`: others run
+        fresh[t] += seen == 1
+
+    for t in times:
+        for i in range(trials):
+            client.spawn(trial(t, f"{t}:{i}"))
+    kv.run(10.0)
+    return {t: fresh[t] / trials for t in times}
+
+
+#: The network of `quorum_costs`: median 1 ms, a long tail (p99 10 ms).
+QUORUM_LATENCY = dist.lognormal(median=0.001, p99=0.010)
+
+
+def quorum_costs(seed: int = 1, *, n: int = 3, ops: int = 600,
+                 combos: Sequence[tuple[int, int]] = ((1, 1), (1, 2), (2, 1),
+                                                     (2, 2), (1, 3), (3, 1), (3, 3)),
+                 latency: Distribution = QUORUM_LATENCY) -> Result:
+    """Latency against freshness in the Dynamo mode (writes to all N, reads from
+    all N, answer after W / R): a key is written and read right back, `ops`
+    times, over a lognormal network whose messages may overtake each other (as
+    if writer and reader used different connections). Rows: R, W, p50/p99 of
+    puts and gets (ms), and the share of reads that missed the write just
+    acknowledged."""
+    rows = []
+    for r, w in combos:
+        kv = storage.QuorumKV(n, n=n, r=r, w=w, seed=seed, read_repair=False,
+                              net=NetConfig(latency=latency, reorder=1.0),
+                              trace=False)
+        for i in range(require_int("ops", ops, minimum=1)):
+            kv.put(f"k{i}", i)
+            kv.get(f"k{i}")
+        m = kv.sim.metrics
+        puts, gets = m["put.latency"], m["get.latency"]
+        rows.append({"R": r, "W": w, "R + W > N": r + w > n,
+                     "put p50 (ms)": 1e3 * puts.percentile(50),
+                     "put p99 (ms)": 1e3 * puts.percentile(99),
+                     "get p50 (ms)": 1e3 * gets.percentile(50),
+                     "get p99 (ms)": 1e3 * gets.percentile(99),
+                     "stale reads": m["reads.stale"].value / ops})
+    return Result("quorum_costs", {"n": n, "ops": ops, "combos": list(combos)}, seed,
+                  Metrics(), data={"rows": rows})
+
+
+def convergence(seed: int = 1, *, keys: int = 300, duration: float = 4.0) -> Result:
+    """How a replica that missed writes catches up. N = 3, W = 1: r3 is down
+    while `keys` keys are written, then restarts. Three stores: no repair at all;
+    read repair (a client reads each key once, 10 per second); anti-entropy
+    (Merkle-tree exchange with a random peer every 0.5 s). Series: keys on r3
+    older than the newest version, over time; data: Merkle hashes compared and
+    entries shipped. Time counts from r3's restart."""
+    keys = require_int("keys", keys, minimum=1)
+    series, shipped = {}, {}
+    for label, options in [("no repair", {"read_repair": False}),
+                           ("read repair", {"read_repair": True}),
+                           ("anti-entropy", {"read_repair": False,
+                                             "anti_entropy": 0.5})]:
+        kv = storage.QuorumKV(3, n=3, r=1, w=1, seed=seed, trace=False, **options)
+        kv.kill("r3")
+        for i in range(keys):
+            kv.put(f"k{i}", i)
+        kv.restart("r3")
+        line = series[label] = TimeSeries(label)
+        step, start = 0.1, kv.now
+        for tick in range(round(duration / step) + 1):
+            if tick:
+                if label == "read repair":
+                    kv.get(f"k{(tick - 1) % keys}")
+                kv.run(start + tick * step - kv.now)   # a read took a few ms
+            line.add(round(tick * step, 6), sum(
+                kv.versions(f"k{i}")["r3"] < kv.coordinator.acked[f"k{i}"]
+                for i in range(keys)))
+        m = kv.sim.metrics
+        shipped[label] = {"hashes compared": _value(m, "entropy.hashes"),
+                          "entries shipped": _value(m, "entropy.entries"),
+                          "read repairs": _value(m, "read_repairs")}
+    return Result("convergence", {"keys": keys, "duration": duration}, seed,
+                  Metrics(), data={"series": series, "shipped": shipped})
+
+
+def _value(metrics: Metrics, name: str) -> int:
+    return metrics[name].value if name in metrics else 0
+
+
+def durability(seed: int = 0, *, schedules: int = 20, steps: int = 20) -> Result:
+    """Random crash/restart schedules against the file system's promise. Each
+    schedule crashes and restarts random chunk servers and metadata nodes
+    between random uploads, downloads and deletes of three names; then every
+    node restarts and each name is read once more. Counts: acknowledged writes,
+    refused calls, reads that returned bytes never acknowledged or overwritten,
+    acknowledged writes lost, and histories that labkit.check finds
+    linearizable."""
+    schedules = require_int("schedules", schedules, minimum=1)
+    counts = dict.fromkeys(["schedules", "crashes", "uploads acknowledged",
+                            "deletes acknowledged", "calls refused (Unavailable)",
+                            "reads checked", "wrong reads", "acknowledged writes lost",
+                            "linearizable histories"], 0)
+    for s in range(schedules):
+        fs = FileSystem(5, 3, seed=seed * 1000 + s, chunk_size=300, timeout=1.0,
+                        repair_interval=0.3, gc_interval=0.7, trace=False)
+        _crash_schedule(fs, Simulator(seed * 1000 + s).rng("durability"), steps,
+                        counts)
+        verdict = check.linearizable(fs.history)
+        counts["schedules"] += 1
+        counts["linearizable histories"] += verdict.ok
+    return Result("durability", {"schedules": schedules, "steps": steps}, seed,
+                  Metrics(), data={"counts": counts})
+
+
+def _crash_schedule(fs: storage.FileSystem, rng: Any, steps: int,
+                    counts: dict[str, int]) -> None:
+    names = ("a", "b", "c")
+    acked: dict[str, str | None] = dict.fromkeys(names)
+    maybe: dict[str, set] = {n: set() for n in names}
+
+    def read(name: str) -> str | None:
+        try:
+            return storage.chunk_id(fs.download(name))
+        except FileNotFoundError:
+            return None
+
+    for _ in range(require_int("steps", steps, minimum=1)):
+        victim = rng.choice(fs.names)
+        if fs.is_up(victim) and rng.random() < 0.6:
+            fs.kill(victim)
+            counts["crashes"] += 1
+        else:
+            fs.restart(victim)
+        fs.run(rng.uniform(0.0, 0.3))
+        name, roll = rng.choice(names), rng.random()
+        try:
+            if roll < 0.45:
+                data = rng.randbytes(rng.randrange(1500))
+                maybe[name].add(storage.chunk_id(data))
+                fs.upload(name, data)
+                acked[name], maybe[name] = storage.chunk_id(data), set()
+                counts["uploads acknowledged"] += 1
+            elif roll < 0.85:
+                counts["wrong reads"] += read(name) not in {acked[name], *maybe[name]}
+                counts["reads checked"] += 1
+            else:
+                maybe[name].add(None)
+                fs.delete(name)
+                acked[name], maybe[name] = None, set()
+                counts["deletes acknowledged"] += 1
+        except storage.Unavailable:
+            counts["calls refused (Unavailable)"] += 1
+        except FileNotFoundError:
+            pass                            # a delete of a missing file
+    for node in fs.names:
+        fs.restart(node)
+    fs.run(3.0)
+    for name in names:
+        counts["acknowledged writes lost"] += read(name) not in {acked[name],
+                                                                 *maybe[name]}
+
+
+#: Partitions the playground offers: label -> (groups of names) for a file system.
+STORAGE_PARTITIONS = ("none", "metadata leader cut off", "chunk servers split")
+
+
+def _storage_partition(fs: storage.FileSystem, preset: str) -> None:
+    if preset == "metadata leader cut off" and fs.log.leader() is not None:
+        leader = fs.log.leader()
+        fs.partition([leader], [n for n in fs.names if n != leader])
+    elif preset == "chunk servers split":
+        half = len(fs.servers) // 2
+        fs.partition(fs.servers[:half], [*fs.servers[half:], *fs.metadata_nodes])
+
+
+def storage_playground(seed: int = 1, *, nodes: int = 5, replication: int = 3,
+                       write_quorum: int = 2, chunk_size: int = 1024, r: int = 1,
+                       w: int = 1, reads: float = 0.5, partition: str = "none",
+                       down: Sequence[int] = (), kill_leader: bool = False,
+                       duration: float = 3.0) -> Result:
+    """The notebook's playground. A file system with these knobs serves a random
+    mix of uploads (1-4 chunks) and downloads (share `reads`) for `duration`
+    simulated seconds; at t = 1 s the chunk servers numbered in `down` crash (0
+    is s1; numbers past the last server are ignored), so does the metadata
+    leader if `kill_leader`, and the partition preset starts. Beside it, a
+    quorum store with N = replication, R = r, W = w measures the stale-read
+    share of random partial quorums (400 trials)."""
+    if partition not in STORAGE_PARTITIONS:
+        raise ConfigError(f"partition must be one of {STORAGE_PARTITIONS}, got "
+                          f"{partition!r}")
+    reads = require_number("reads", reads)
+    if not 0.0 <= reads <= 1.0:
+        raise ConfigError(f"reads must be a share in [0, 1], got {reads}")
+    fs = FileSystem(nodes, replication, seed=seed, write_quorum=write_quorum,
+                    chunk_size=chunk_size, timeout=0.5, repair_interval=0.25,
+                    trace=False)
+    victims = [fs.servers[require_int("down", i, minimum=0)] for i in down
+               if i < len(fs.servers)]
+    n, r, w = replication, r, w
+    kv_stale = _stale_share(seed, n, r, w, trials=400)
+    rng = fs.sim.rng("playground")
+    written: list[str] = []
+    struck = False
+    while fs.now < duration:
+        if not struck and fs.now >= 1.0:
+            if kill_leader and fs.log.leader() is not None:
+                victims.append(fs.log.leader())
+            for name in victims:
+                fs.kill(name)
+            _storage_partition(fs, partition)
+            struck = True
+        try:
+            if written and rng.random() < reads:
+                fs.download(rng.choice(written))
+            else:
+                name = f"f{len(written) % 20}"
+                fs.upload(name, rng.randbytes(rng.randint(1, 4 * chunk_size)))
+                written.append(name)
+        except (storage.Unavailable, FileNotFoundError):
+            pass
+        fs.run(0.02)
+    m = fs.sim.metrics
+    calls = {what: {outcome: _value(m, f"{what}.{outcome}") for outcome in
+                    ("ok", "Unavailable")} for what in ("upload", "download")}
+    loads = {"KB stored": {s: b / 1e3 for s, b in fs.stored_bytes().items()},
+             "requests": {s: _value(m, f"requests.{s}") for s in fs.servers}}
+    refused = sum(c["Unavailable"] for c in calls.values())
+    total = refused + sum(c["ok"] for c in calls.values())
+    headline = (f"{total} calls, {refused} refused · stale reads at R={r}, W={w} of "
+                f"N={n}: {kv_stale:.2f} (theory "
+                f"{storage.stale_probability(n, r, w):.2f})")
+    return Result("storage_playground", {
+        "nodes": nodes, "replication": replication, "write_quorum": write_quorum,
+        "chunk_size": chunk_size, "r": r, "w": w, "reads": reads,
+        "partition": partition, "down": tuple(down), "kill_leader": kill_leader,
+        "duration": duration}, seed, m,
+        data={"calls": calls, "loads": loads, "stale": kv_stale,
+              "stale theory": storage.stale_probability(n, r, w),
+              "headline": headline})
+
+
+def _stale_share(seed: int, n: int, r: int, w: int, trials: int) -> float:
+    """Measured stale-read share of random partial quorums (fresh key per trial)."""
+    kv = storage.QuorumKV(n, n=n, r=r, w=w, fanout="quorum", seed=seed, trace=False)
+    for i in range(trials):
+        kv.put(f"k{i}", i)
+        kv.get(f"k{i}")
+    return kv.sim.metrics["reads.stale"].value / trials
+
+
+# -- 08 mapreduce -----------------------------------------------------------------
+
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "corpus.txt"
+
+
+def corpus(documents: int | None = None) -> tuple[tuple[str, str], ...]:
+    """The documents of data/corpus.txt (the first `documents`, or all) as
+    (doc id, text) records: made-up words with Zipf frequencies (data/README.md)."""
+    records = tuple(tuple(line.split("\t", 1))
+                    for line in CORPUS.read_text().splitlines())
+    if documents is None:
+        return records
+    documents = require_int("documents", documents, minimum=1)
+    return records[:documents]
+
+
+def words(record: tuple[str, str]) -> Iterable[tuple[str, int]]:
+    """Word count's map: (word, 1) for every word of a document."""
+    for word in record[1].split():
+        yield word, 1
+
+
+def total(key: str, counts: list[int]) -> int:
+    """Word count's reduce, and its combiner: the sum of the counts."""
+    return sum(counts)
+
+
+def postings(record: tuple[str, str]) -> Iterable[tuple[str, str]]:
+    """Inverted index's map: (word, doc id) once per distinct word of a document."""
+    doc, text = record
+    for word in dict.fromkeys(text.split()):
+        yield word, doc
+
+
+def doc_list(key: str, docs: list[str]) -> tuple[str, ...]:
+    """Inverted index's reduce: the ids of the documents holding the word, sorted."""
+    return tuple(sorted(docs))
+
+
+def positions(record: tuple[str, str]) -> Iterable[tuple[tuple[str, str, int], str]]:
+    """Sort's map, standing in for the paper's 1 TB sort: every word occurrence
+    keyed by (word, doc id, position), so the map output is as big as the
+    input, every key is distinct and partitions come out even."""
+    doc, text = record
+    for i, word in enumerate(text.split()):
+        yield (word, doc, i), ""
+
+
+def first(key: Any, values: list) -> Any:
+    """Sort's reduce: the identity (every key occurs once)."""
+    return values[0]
+
+
+#: Example jobs by name: (mapper, reducer, combiner or None).
+MAPREDUCE_JOBS: Mapping[str, tuple] = MappingProxyType({
+    "word count": (words, total, total),
+    "inverted index": (postings, doc_list, None),
+    "sort": (positions, first, None),
+})
+
+#: Figure 3's setup scaled down: 20 workers, M = 100 map and R = 80 reduce
+#: tasks (the paper: 1746 workers, M = 15000, R = 4000), one straggler with
+#: disk and CPU ten times slower. "Killed": 2 of the 20 workers (the paper's
+#: 200 of 1746) crash 60 s in and restart at once, as new processes.
+FIGURE3: Mapping[str, Any] = MappingProxyType({
+    "workers": 20, "splits": 100, "partitions": 80, "stragglers": {"w20": 10.0}})
+FIGURE3_KILLED: Mapping[str, float] = MappingProxyType({"w1": 60.0, "w2": 60.0})
+#: Dean & Ghemawat, Figure 3: seconds to sort 1 TB (anchors/FACTS.md).
+FIGURE3_PAPER: Mapping[str, float] = MappingProxyType({
+    "normal": 891.0, "no backup tasks": 1283.0, "200 of 1746 workers killed": 933.0})
+
+
+def figure3(seed: int = 1) -> Result:
+    """The sort three ways, as in the paper's Figure 3: normal (backup tasks
+    on), without backup tasks, and with a tenth of the workers killed early.
+    data: "runs" (name -> MapReduceResult) and "rows" (seconds and the change
+    against normal, simulated beside the paper)."""
+    mapper, reducer, _ = MAPREDUCE_JOBS["sort"]
+    records = corpus()
+    runs = {
+        "normal": mapreduce.run(mapper, reducer, records, seed=seed, **FIGURE3),
+        "no backup tasks": mapreduce.run(mapper, reducer, records, seed=seed,
+                                         backup_tasks=False, **FIGURE3),
+        "2 of 20 workers killed": mapreduce.run(
+            mapper, reducer, records, seed=seed, crash=dict(FIGURE3_KILLED),
+            restart=0.0, **FIGURE3)}
+    normal, paper_normal = runs["normal"].duration, FIGURE3_PAPER["normal"]
+    rows = [{"execution": name, "paper (s)": paper,
+             "paper vs normal": paper / paper_normal - 1,
+             "simulated (s)": run.duration,
+             "simulated vs normal": run.duration / normal - 1,
+             "re-executed tasks": run.reexecutions, "backup tasks": run.backups,
+             "extra work": run.extra_work}
+            for (name, run), paper in zip(runs.items(), FIGURE3_PAPER.values(),
+                                          strict=True)]
+    return Result("figure3", {**FIGURE3, "killed": dict(FIGURE3_KILLED)}, seed,
+                  Metrics(), data={"runs": runs, "rows": rows})
+
+
+def sampled_partitioner(records: Sequence, mapper: Callable, partitions: int, *,
+                        share: float = 0.1) -> Callable[[Any, int], int]:
+    """A partitioner built from a sample (TeraSort's trick against skew): run
+    the mapper over the first `share` of the records, then hand out the keys
+    seen, heaviest first (in bytes of map output), each to the partition with
+    the least sampled load so far; keys missing from the sample are hashed."""
+    partitions = require_int("partitions", partitions, minimum=1)
+    counts: dict[Any, int] = {}
+    for record in records[:max(1, round(share * len(records)))]:
+        for pair in mapper(record):
+            counts[pair[0]] = counts.get(pair[0], 0) + mapreduce.pairs_size([pair])
+    load, table = [0] * partitions, {}
+    for key in sorted(counts, key=lambda k: (-counts[k], repr(k))):
+        lightest = load.index(min(load))
+        table[key] = lightest
+        load[lightest] += counts[key]
+
+    def partition(key: Any, r: int) -> int:
+        return table.get(key, mapreduce.hash_partition(key, r))
+
+    return partition
+
+
+def skew(seed: int = 1, *, workers: int = 8, splits: int = 32,
+         partitions: int = 16) -> Result:
+    """Word count four ways on the Zipf corpus: hash or sampled partitioning,
+    with or without the combiner. data: "runs", and "rows" with the job time,
+    bytes shuffled, and the largest reduce input over the mean one."""
+    records = corpus()
+    sampled = sampled_partitioner(records, words, partitions)
+    ways = {"hash": (mapreduce.hash_partition, None),
+            "hash + combiner": (mapreduce.hash_partition, total),
+            "sampled": (sampled, None),
+            "sampled + combiner": (sampled, total)}
+    runs, rows = {}, []
+    for name, (partitioner, combiner) in ways.items():
+        run = runs[name] = mapreduce.run(
+            words, total, records, workers=workers, splits=splits,
+            partitions=partitions, seed=seed, partitioner=partitioner,
+            combiner=combiner)
+        inputs = list(run.reduce_inputs().values())
+        rows.append({"partitioning": name, "job time (s)": run.duration,
+                     "KB shuffled": run.bytes_shuffled / 1e3,
+                     "largest / mean reduce input": max(inputs) * len(inputs)
+                     / sum(inputs)})
+    return Result("skew", {"workers": workers, "splits": splits,
+                           "partitions": partitions}, seed, Metrics(),
+                  data={"runs": runs, "rows": rows})
+
+
+#: The playground's backup policies, by name (None: backup tasks off).
+MAPREDUCE_BACKUPS: Mapping[str, mapreduce.Backups | None] = MappingProxyType({
+    "oldest": mapreduce.Backups(), "time_left": mapreduce.Backups(pick="time_left"),
+    "off": None})
+
+
+def mapreduce_playground(seed: int = 1, *, job: str = "word count",
+                         workers: int = 8, splits: int = 32, partitions: int = 8,
+                         combiner: bool = False, straggler: float = 1.0,
+                         backups: str = "oldest", down: Sequence[int] = (),
+                         kill_at: float = 60.0) -> mapreduce.MapReduceResult:
+    """One job of MAPREDUCE_JOBS on the corpus: the last worker is `straggler`
+    times slower, the workers numbered in `down` (0-based) crash at `kill_at`
+    seconds and stay down, `backups` names a MAPREDUCE_BACKUPS policy."""
+    if job not in MAPREDUCE_JOBS:
+        raise ConfigError(f"job must be one of {list(MAPREDUCE_JOBS)}, got {job!r}")
+    if backups not in MAPREDUCE_BACKUPS:
+        raise ConfigError(f"backups must be one of {list(MAPREDUCE_BACKUPS)}, "
+                          f"got {backups!r}")
+    mapper, reducer, combine = MAPREDUCE_JOBS[job]
+    if combiner and combine is None:
+        raise ConfigError(f"{job} has no combiner: its reduce does not take its "
+                          f"own output as input")
+    workers = require_int("workers", workers, minimum=1)
+    slow = {f"w{workers}": straggler} if straggler > 1 else None
+    policy = MAPREDUCE_BACKUPS[backups]
+    return mapreduce.run(
+        mapper, reducer, corpus(), workers=workers, seed=seed, splits=splits,
+        partitions=partitions, combiner=combine if combiner else None,
+        stragglers=slow, crash={f"w{i + 1}": kill_at for i in down},
+        backup_tasks=policy or False)

@@ -342,15 +342,16 @@ def cluster_playground(nodes: int = 5, *, seed: int = 0, latency: float = 0.010,
     return ClusterPlayground(cluster, step=step)
 
 
-# -- 02 load balancing ------------------------------------------------------------
+# -- kill switches beside an explorer (notebooks 02 and 04) -----------------------
 
 class ServerSwitches(W.HBox, W.ValueWidget):
-    """One kill/restart toggle per server. `value` is the tuple of servers
-    switched off (observe it like any widget's value); `resize` keeps the
-    switches of the servers that still exist."""
+    """One kill/restart toggle per server, labelled `<prefix><i + first>`.
+    `value` is the tuple of (0-based) servers switched off (observe it like any
+    widget's value); `resize` keeps the switches of the servers that still exist."""
 
-    def __init__(self, servers: int):
+    def __init__(self, servers: int, *, prefix: str = "s", first: int = 0):
         super().__init__()
+        self.prefix, self.first = prefix, first
         self.value: tuple[int, ...] = ()
         self.resize(servers)
 
@@ -366,7 +367,8 @@ class ServerSwitches(W.HBox, W.ValueWidget):
 
     def _label(self, i: int) -> None:
         button = self.buttons[i]
-        button.description = f"{'restart' if button.value else 'kill'} s{i}"
+        verb = "restart" if button.value else "kill"
+        button.description = f"{verb} {self.prefix}{i + self.first}"
         button.button_style = "danger" if button.value else ""
 
     def _toggle(self, i: int, _change: Mapping[str, Any]) -> None:
@@ -374,26 +376,20 @@ class ServerSwitches(W.HBox, W.ValueWidget):
         self.value = tuple(j for j, b in enumerate(self.buttons) if b.value)
 
 
-class BalancerPlayground:
-    """`scenarios.load_balancer` behind controls: policy, load, servers, d and
-    the slow server's factor, plus a kill/restart switch per server (a killed
-    server dies a third of the way into the run). Every change reruns the
-    scenario (cached by parameters) and redraws `plot.fleet`: the latency CDF
-    and each server's utilisation."""
+class SwitchedExplorer:
+    """An Explorer with a row of kill/restart switches: the switched-off indexes
+    reach the scenario as its `down` parameter, and the number of switches
+    follows the `count` slider."""
 
-    def __init__(self, *, seed: int = 1, servers: int = 8, max_servers: int = 12,
-                 requests: int = 20_000):
-        self.explorer = explore(
-            scenarios.load_balancer, plot.fleet, seed=seed, requests=requests,
-            policy=list(scenarios.BALANCING_POLICIES), load=(0.1, 1.2, 0.05, 0.9),
-            servers=(2, max_servers, 1, servers), d=(1, 4, 1, 2),
-            slow=(1.0, 5.0, 0.5, 3.0))
-        self.switches = ServerSwitches(servers)
-        self.explorer.controls["down"] = self.switches
-        self.switches.observe(lambda _change: self.explorer.refresh(), names="value")
-        self.explorer.controls["servers"].observe(
-            lambda change: self.switches.resize(change["new"]), names="value")
-        self.box = W.VBox([self.switches, self.explorer.box])
+    def __init__(self, title: str, explorer: Explorer, switches: ServerSwitches,
+                 count: str):
+        self.title, self.explorer, self.switches = title, explorer, switches
+        self.count = count
+        explorer.controls["down"] = switches
+        switches.observe(lambda _change: explorer.refresh(), names="value")
+        explorer.controls[count].observe(
+            lambda change: switches.resize(change["new"]), names="value")
+        self.box = W.VBox([switches, explorer.box])
 
     @property
     def figure(self) -> go.FigureWidget:
@@ -407,11 +403,76 @@ class BalancerPlayground:
         return _with_plain_text(self.box, repr(self), kwargs)
 
     def __repr__(self) -> str:
-        return f"BalancerPlayground(servers={len(self.switches.buttons)})"
+        return f"{self.title}({self.count}={len(self.switches.buttons)})"
 
 
 def balancer_playground(*, seed: int = 1, servers: int = 8, max_servers: int = 12,
-                        requests: int = 20_000) -> BalancerPlayground:
-    """The load-balancing playground of notebook 02 (see BalancerPlayground)."""
-    return BalancerPlayground(seed=seed, servers=servers, max_servers=max_servers,
-                              requests=requests)
+                        requests: int = 20_000) -> SwitchedExplorer:
+    """The load-balancing playground of notebook 02: policy, load, fleet size, d
+    and the slowdown of server 0, with a kill/restart switch per server (a
+    switched-off server dies a third of the way into the run). Every change
+    reruns the scenario (cached by parameters) and redraws `plot.fleet`: the
+    latency CDF and each server's utilisation."""
+    explorer = explore(
+        scenarios.load_balancer, plot.fleet, seed=seed, requests=requests,
+        policy=list(scenarios.BALANCING_POLICIES), load=(0.1, 1.2, 0.05, 0.9),
+        servers=(2, max_servers, 1, servers), d=(1, 4, 1, 2),
+        slow=(1.0, 5.0, 0.5, 3.0))
+    return SwitchedExplorer("BalancerPlayground", explorer, ServerSwitches(servers),
+                            "servers")
+
+
+def paxos_playground(*, seed: int = 0, acceptors: int = 5,
+                     max_acceptors: int = 7) -> SwitchedExplorer:
+    """The single-decree playground of notebook 04: acceptors, proposers, loss,
+    backoff range, a distinguished proposer, the seed, and a kill/restart switch
+    per acceptor a1..aN (a killed acceptor crashes at 15 ms, after promising).
+    Every change reruns the scenario and redraws `plot.paxos_timeline`; the
+    status line says whether and when a value was chosen."""
+    explorer = explore(
+        scenarios.paxos_playground, plot.paxos_timeline,
+        seed=(0, 20, 1, seed), acceptors=(1, max_acceptors, 1, acceptors),
+        proposers=(1, 3, 1, 2), loss=(0.0, 0.3, 0.05, 0.0),
+        backoff=(0.0, 0.2, 0.01, 0.05), leader=False)
+    return SwitchedExplorer("PaxosPlayground", explorer,
+                            ServerSwitches(acceptors, prefix="a", first=1),
+                            "acceptors")
+
+
+# -- 07 storage -------------------------------------------------------------------
+
+def storage_playground(*, seed: int = 1, nodes: int = 5,
+                       max_nodes: int = 8) -> SwitchedExplorer:
+    """The storage playground of notebook 07: chunk servers, replication factor,
+    write quorum, chunk size, R and W of the quorum store, the read share of the
+    workload, a partition preset, killing the metadata leader, and a kill/restart
+    switch per chunk server s1..sN (killed at t = 1 s). Every change reruns
+    `scenarios.storage_playground` and redraws `plot.storage_dashboard`."""
+    explorer = explore(
+        scenarios.storage_playground, plot.storage_dashboard, seed=seed,
+        nodes=(3, max_nodes, 1, nodes), replication=(1, 5, 1, 3),
+        write_quorum=(1, 5, 1, 2), chunk_size=[1024, 256, 4096],
+        r=(1, 5, 1, 1), w=(1, 5, 1, 1), reads=(0.0, 1.0, 0.1, 0.5),
+        partition=list(scenarios.STORAGE_PARTITIONS), kill_leader=False)
+    return SwitchedExplorer("StoragePlayground", explorer,
+                            ServerSwitches(nodes, prefix="s", first=1), "nodes")
+
+
+# -- 08 mapreduce -----------------------------------------------------------------
+
+def mapreduce_playground(*, seed: int = 1, workers: int = 8,
+                         max_workers: int = 12) -> SwitchedExplorer:
+    """The MapReduce playground of notebook 08: job, workers, M, R, the
+    combiner, the last worker's slowdown, the backup policy, when killed
+    workers crash, and a kill switch per worker w1..wN (a killed worker stays
+    down). Every change reruns `scenarios.mapreduce_playground` and redraws
+    `plot.gantt`; the status line gives the job time, re-executions and
+    backups."""
+    explorer = explore(
+        scenarios.mapreduce_playground, plot.gantt, seed=(0, 9, 1, seed),
+        job=list(scenarios.MAPREDUCE_JOBS), workers=(2, max_workers, 1, workers),
+        splits=(4, 64, 4, 32), partitions=(1, 32, 1, 8), combiner=False,
+        straggler=(1.0, 20.0, 1.0, 1.0), backups=list(scenarios.MAPREDUCE_BACKUPS),
+        kill_at=(0.0, 600.0, 20.0, 100.0))
+    return SwitchedExplorer("MapReducePlayground", explorer,
+                            ServerSwitches(workers, prefix="w", first=1), "workers")

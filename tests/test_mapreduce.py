@@ -1,0 +1,452 @@
+"""MapReduce: the output is the single-process answer whatever fails, and the
+time model, failure handling and backup tasks behave as the paper says."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from labkit import Unavailable, mapreduce, plot, scenarios
+from labkit.errors import ConfigError
+from labkit.mapreduce import Backups, Cost, TaskError
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = scenarios.corpus(60)             # a quarter of a second per job at most
+SMALL = {"workers": 5, "splits": 15, "partitions": 5}
+
+
+# -- second implementations: the same jobs in plain Python ---------------------------
+
+def word_counts(records) -> dict[str, int]:
+    return dict(Counter(word for _, text in records for word in text.split()))
+
+
+def inverted_index(records) -> dict[str, tuple[str, ...]]:
+    index: dict[str, set[str]] = {}
+    for doc, text in records:
+        for word in text.split():
+            index.setdefault(word, set()).add(doc)
+    return {word: tuple(sorted(docs)) for word, docs in index.items()}
+
+
+def random_faults(seed: int, workers: int, horizon: float) -> dict:
+    """Crashes (some restarting), stragglers, a backup policy and a combiner
+    choice drawn from the seed."""
+    rng = random.Random(seed)
+    names = [f"w{i}" for i in range(1, workers + 1)]
+    crashed = rng.sample(names, rng.randint(0, workers - 1))
+    slow = rng.sample(names, rng.randint(0, 2))
+    return {
+        "crash": {w: round(rng.uniform(0, horizon), 3) for w in crashed},
+        "restart": rng.choice([None, 0.0, 5.0, 50.0]),
+        "stragglers": {w: rng.choice([2.0, 5.0, 20.0]) for w in slow},
+        "backup_tasks": rng.choice([False, Backups(), Backups(pick="time_left"),
+                                    Backups(start=0.5, limit=0.2)]),
+    }
+
+
+def check_files(result: mapreduce.MapReduceResult, partitions: int) -> None:
+    """Exactly one committed file per partition, every key in exactly one file,
+    in its hash partition, keys in order within a file, and each reduce task
+    completed by exactly one attempt: the one whose rename won."""
+    assert sorted(result.files) == list(range(partitions))
+    keys = [key for pairs in result.files.values() for key, _ in pairs]
+    assert len(keys) == len(set(keys)) == len(result.output)
+    for r, pairs in result.files.items():
+        assert [k for k, _ in pairs] == sorted(k for k, _ in pairs)
+        assert all(mapreduce.hash_partition(k, partitions) == r for k, _ in pairs)
+    completed = Counter(a.task for a in result.timeline
+                        if a.phase == "reduce" and a.outcome == "completed")
+    assert completed == Counter(range(partitions))
+
+
+# -- correctness under faults ---------------------------------------------------------
+
+@pytest.mark.parametrize("seed", range(60))
+def test_word_count_equals_counter_under_random_faults(seed):
+    faults = random_faults(seed, SMALL["workers"], horizon=250.0)
+    combiner = scenarios.total if seed % 2 else None
+    result = mapreduce.run(scenarios.words, scenarios.total, DOCS, seed=seed,
+                           combiner=combiner, **SMALL, **faults)
+    assert result.output == word_counts(DOCS), f"replay with seed={seed}: {faults}"
+    check_files(result, SMALL["partitions"])
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_inverted_index_equals_plain_python_under_random_faults(seed):
+    faults = random_faults(1000 + seed, 4, horizon=300.0)
+    result = mapreduce.run(scenarios.postings, scenarios.doc_list, DOCS, seed=seed,
+                           workers=4, splits=12, partitions=3, **faults)
+    assert result.output == inverted_index(DOCS), f"replay: seed={seed}, {faults}"
+    check_files(result, 3)
+
+
+def test_sort_output_is_every_occurrence_in_key_order_within_each_file():
+    result = mapreduce.run(scenarios.positions, scenarios.first, DOCS, seed=3,
+                           stragglers=["w2"], crash={"w4": 60.0}, **SMALL)
+    expected = [(word, doc, i) for doc, text in DOCS
+                for i, word in enumerate(text.split())]
+    assert sorted(result.output) == sorted(expected)
+    check_files(result, SMALL["partitions"])
+
+
+def test_values_reach_the_reducer_in_input_order_whatever_failed():
+    def collect(key, values):
+        return tuple(values)
+
+    def tagged(record):
+        for word in record[1].split()[:3]:
+            yield word, record[0]
+
+    plain = mapreduce.run(tagged, collect, DOCS, seed=1, backup_tasks=False, **SMALL)
+    broken = mapreduce.run(tagged, collect, DOCS, seed=1, stragglers={"w1": 20.0},
+                           crash={"w2": 30.0, "w3": 100.0}, restart=0.0, **SMALL)
+    assert broken.output == plain.output
+    docs = [doc for doc, _ in DOCS]
+    assert all(list(v) == sorted(v, key=docs.index) for v in plain.output.values())
+
+
+# -- atomic commit: no duplicated output ------------------------------------------
+
+def test_the_first_rename_of_a_partition_wins_and_later_ones_are_discarded():
+    files = mapreduce.OutputFiles()
+    assert files.commit(0, attempt=7, pairs=(("a", 1),))
+    assert not files.commit(0, attempt=9, pairs=(("a", 1), ("a", 1)))
+    assert files.files == {0: (("a", 1),)} and files.writers == {0: 7}
+    assert files.discarded == 1
+
+
+def test_backup_reduces_never_duplicate_output():
+    # Every reduce gets a copy (start=0, limit=1): many races, one file each.
+    for seed in range(10):
+        result = mapreduce.run(scenarios.words, scenarios.total, DOCS, seed=seed,
+                               stragglers={"w5": 5.0}, **SMALL,
+                               backup_tasks=Backups(start=0.0, limit=1.0))
+        assert result.backups > 0, f"seed={seed}"
+        check_files(result, SMALL["partitions"])
+        assert result.output == word_counts(DOCS), f"seed={seed}"
+
+
+# -- stragglers and backup tasks ---------------------------------------------------
+
+@pytest.mark.parametrize("seed", range(5))
+def test_backup_tasks_cut_job_time_with_a_straggler(seed):
+    runs = {backups: mapreduce.run(scenarios.words, scenarios.total, DOCS,
+                                   seed=seed, stragglers={"w5": 10.0},
+                                   backup_tasks=backups, **SMALL)
+            for backups in (True, False)}
+    assert runs[True].duration < 0.8 * runs[False].duration, f"seed={seed}"
+    assert runs[True].backups > 0 and runs[False].backups == 0
+    assert runs[False].extra_work == 0.0
+    assert runs[True].output == runs[False].output
+
+
+@pytest.mark.slow
+def test_figure3_shape_backups_matter_and_killing_a_tenth_costs_little():
+    rows = {row["execution"]: row for row in scenarios.figure3(seed=1).data["rows"]}
+    no_backups = rows["no backup tasks"]["simulated vs normal"]
+    killed = rows["2 of 20 workers killed"]["simulated vs normal"]
+    assert no_backups > 0.25                       # the paper: +44 %
+    assert abs(killed) < 0.10                      # the paper: +5 %
+    assert rows["normal"]["extra work"] < 0.10     # "no more than a few percent"
+    assert rows["2 of 20 workers killed"]["re-executed tasks"] > 0
+
+
+def test_a_straggler_alone_makes_a_job_slower_than_a_healthy_one():
+    healthy = mapreduce.run(scenarios.words, scenarios.total, DOCS, seed=2,
+                            backup_tasks=False, **SMALL)
+    slow = mapreduce.run(scenarios.words, scenarios.total, DOCS, seed=2,
+                         stragglers=["w1"], backup_tasks=False, **SMALL)
+    assert slow.duration > healthy.duration
+    assert slow.params["stragglers"] == {"w1": mapreduce.STRAGGLER_SLOWDOWN}
+
+
+# -- failures --------------------------------------------------------------------------
+
+def first_completed_map(result, worker):
+    return min(a.end for a in result.timeline
+               if a.worker == worker and a.phase == "map" and a.outcome == "completed")
+
+
+def test_completed_maps_of_a_dead_worker_are_re_executed():
+    clean = mapreduce.run(scenarios.words, scenarios.total, DOCS, seed=4, **SMALL)
+    map_end = max(a.end for a in clean.timeline if a.phase == "map")
+    # Crash w1 in the reduce phase: all its map output dies with its disk.
+    result = mapreduce.run(scenarios.words, scenarios.total, DOCS, seed=4,
+                           crash={"w1": map_end + 5.0}, **SMALL)
+    lost = [a for a in result.timeline if a.outcome == "lost"]
+    assert lost and all(a.worker == "w1" and a.phase == "map" for a in lost)
+    for attempt in lost:
+        again = [a for a in result.timeline if a.phase == "map"
+                 and a.task == attempt.task and a.start > attempt.end]
+        assert any(a.outcome == "completed" and a.worker != "w1" for a in again)
+    assert result.reexecutions >= len(lost)
+    assert result.output == word_counts(DOCS)
+    assert result.duration > clean.duration
+
+
+def test_failure_is_detected_after_the_heartbeat_timeout():
+    # Four map tasks on five workers: one worker is idle, ready for the retry.
+    crash_at, timeout, heartbeat = 10.0, 10.0, 1.0
+    result = mapreduce.run(scenarios.words, scenarios.total, DOCS, seed=5,
+                           crash={"w2": crash_at}, timeout=timeout,
+                           heartbeat=heartbeat, backup_tasks=False, workers=5,
+                           splits=4, partitions=2)
+    failed = [a for a in result.timeline if a.outcome == "failed"]
+    assert [a.worker for a in failed] == ["w2"] and failed[0].end == crash_at
+    retry = min((a for a in result.timeline if a.phase == failed[0].phase
+                 and a.task == failed[0].task and a.start > crash_at),
+                key=lambda a: a.start)
+    # The last heartbeat left at most one interval before the crash; the
+    # master checks once per interval.
+    assert crash_at + timeout - heartbeat < retry.start <= (crash_at + timeout
+                                                            + heartbeat + 0.01)
+
+
+def test_a_worker_that_restarts_at_once_is_noticed_by_its_new_incarnation():
+    result = mapreduce.run(scenarios.words, scenarios.total, DOCS, seed=6,
+                           crash={"w3": 120.0}, restart=0.0, timeout=1000.0,
+                           **SMALL)
+    assert result.metrics["workers.failed"].value == 1   # long before any timeout
+    assert result.duration < 1000.0
+    assert result.output == word_counts(DOCS)
+    assert any(a.worker == "w3" and a.start > 120.0 for a in result.timeline)
+
+
+def test_a_job_outlives_all_but_one_worker():
+    crash = {f"w{i}": 10.0 * i for i in range(1, SMALL["workers"])}
+    result = mapreduce.run(scenarios.words, scenarios.total, DOCS, seed=7,
+                           crash=crash, **SMALL)
+    assert result.output == word_counts(DOCS)
+    late = [a for a in result.timeline if a.start > max(crash.values()) + 20]
+    assert late and {a.worker for a in late} == {f"w{SMALL['workers']}"}
+
+
+def test_a_job_that_cannot_finish_in_time_is_unavailable():
+    with pytest.raises(Unavailable, match="did not finish within 50 simulated s"):
+        mapreduce.run(scenarios.words, scenarios.total, DOCS, seed=1, deadline=50.0,
+                      **SMALL)
+
+
+def test_the_master_cannot_be_killed():
+    job = mapreduce.Job(scenarios.words, scenarios.total, None,
+                        mapreduce.hash_partition,
+                        mapreduce.make_splits(DOCS, 3, ["w1"], random.Random(1)), 1,
+                        {"w1": 1.0}, Cost(), None, True, 1.0, 10.0)
+    cluster = mapreduce.MapReduceCluster(job, ["w1"])
+    with pytest.raises(ConfigError, match="master"):
+        cluster.kill("master")
+
+
+# -- the cost model ----------------------------------------------------------------
+
+def test_one_worker_one_split_one_partition_takes_what_the_cost_model_says():
+    cost = Cost(scale=1e4, disk=2e6, network=1e6, cpu=4e6, startup=0.5)
+    result = mapreduce.run(scenarios.words, scenarios.total, DOCS[:5], workers=1,
+                           splits=1, partitions=1, seed=1, cost=cost,
+                           backup_tasks=False)
+    (m, r) = result.timeline
+    n_in = sum(mapreduce.size(record) for record in DOCS[:5])
+    n_mid = mapreduce.pairs_size((w, 1) for _, t in DOCS[:5] for w in t.split())
+    n_out = mapreduce.pairs_size(word_counts(DOCS[:5]).items())
+    assert (m.bytes_in, m.bytes_out, r.bytes_in, r.bytes_out) == (n_in, n_mid,
+                                                                  n_mid, n_out)
+    s = 1e4         # the only worker holds every replica: the map reads locally
+    map_time = 0.5 + n_in * s / 2e6 + n_in * s / 4e6 + n_mid * s / 2e6
+    fetch = n_mid * s / 1e6                 # min(network, disk)
+    reduce_time = 0.5 + fetch + n_mid * s / 4e6 + n_out * s / 1e6
+    hop = 0.001                     # one message on the critical path
+    # heartbeat -> master assigns the map -> worker runs it -> map_done -> master
+    # assigns the reduce -> worker starts, asks for the piece (of itself), gets
+    # it, reduces and writes -> reduce_done reaches the master: seven hops.
+    assert m.end - m.start == pytest.approx(map_time + hop, abs=1e-9)
+    assert r.shuffle_end - r.start == pytest.approx(0.5 + fetch + 3 * hop, abs=1e-9)
+    assert r.end - r.start == pytest.approx(reduce_time + 3 * hop, abs=1e-9)
+    assert result.duration == pytest.approx(map_time + reduce_time + 7 * hop,
+                                            abs=1e-9)
+
+
+def test_a_combiner_shrinks_the_shuffle_without_changing_the_output():
+    plain = mapreduce.run(scenarios.words, scenarios.total, DOCS, seed=1,
+                          backup_tasks=False, **SMALL)
+    combined = mapreduce.run(scenarios.words, scenarios.total, DOCS, seed=1,
+                             combiner=scenarios.total, backup_tasks=False, **SMALL)
+    assert combined.output == plain.output
+    assert combined.bytes_shuffled < 0.8 * plain.bytes_shuffled
+    reduce_in = sum(plain.reduce_inputs().values())
+    assert plain.bytes_shuffled == reduce_in    # no backups: nothing fetched twice
+
+
+def test_locality_makes_maps_faster():
+    def map_seconds(locality):
+        run = mapreduce.run(scenarios.words, scenarios.total, DOCS, seed=2,
+                            locality=locality, backup_tasks=False, workers=8,
+                            splits=24, partitions=4)
+        return sum(a.end - a.start for a in run.timeline if a.phase == "map")
+    assert map_seconds(True) < map_seconds(False)
+
+
+def test_skew_hot_key_bounds_the_largest_reduce_and_the_combiner_fixes_it():
+    rows = {r["partitioning"]: r for r in scenarios.skew(seed=1).data["rows"]}
+    counts = Counter(w for _, t in scenarios.corpus() for w in t.split())
+    bytes_of = {w: c * mapreduce.pairs_size([(w, 1)]) for w, c in counts.items()}
+    hot_share = max(bytes_of.values()) / sum(bytes_of.values())
+    bound = hot_share * 16          # one key cannot be split over partitions
+    for name in ("hash", "sampled"):
+        assert rows[name]["largest / mean reduce input"] >= bound
+    assert rows["sampled"]["largest / mean reduce input"] < rows["hash"][
+        "largest / mean reduce input"]
+    assert rows["hash + combiner"]["largest / mean reduce input"] < 1.25
+    assert rows["hash + combiner"]["job time (s)"] < rows["hash"]["job time (s)"]
+
+
+# -- determinism --------------------------------------------------------------------
+
+def test_same_seed_same_run_different_seed_different_placement():
+    kw = dict(stragglers={"w2": 5.0}, crash={"w3": 50.0}, **SMALL)
+    a = mapreduce.run(scenarios.words, scenarios.total, DOCS, seed=8, **kw)
+    b = mapreduce.run(scenarios.words, scenarios.total, DOCS, seed=8, **kw)
+    c = mapreduce.run(scenarios.words, scenarios.total, DOCS, seed=9, **kw)
+    assert a.timeline == b.timeline and a.fingerprint == b.fingerprint
+    assert a.timeline != c.timeline and a.output == c.output
+
+
+def test_runs_agree_across_processes_with_different_hash_seeds():
+    code = ("from labkit import mapreduce, scenarios; r = mapreduce.run("
+            "scenarios.words, scenarios.total, scenarios.corpus(60), workers=5, "
+            "splits=15, partitions=5, seed=3, crash={'w1': 40.0}); "
+            "print(r.fingerprint, r.duration, list(r.output)[:5])")
+    outputs = {subprocess.run([sys.executable, "-c", code], capture_output=True,
+                              text=True, check=True, cwd=ROOT,
+                              env={**os.environ, "PYTHONHASHSEED": seed}).stdout
+               for seed in ("1", "2")}
+    assert len(outputs) == 1
+
+
+def test_the_corpus_file_is_what_its_generator_writes():
+    spec = subprocess.run([sys.executable, str(ROOT / "data" / "make_corpus.py"),
+                           os.devnull], capture_output=True, text=True, check=True)
+    assert spec.returncode == 0
+    sys.path.insert(0, str(ROOT / "data"))
+    try:
+        import make_corpus
+    finally:
+        sys.path.remove(str(ROOT / "data"))
+    assert make_corpus.corpus() == (ROOT / "data" / "corpus.txt").read_text()
+    assert len(scenarios.corpus()) == make_corpus.DOCUMENTS
+
+
+# -- bad input ------------------------------------------------------------------------
+
+def explode(record):
+    if record[0] == "doc007":
+        raise ValueError("bad record")
+    yield record[0], 1
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"workers": 0}, ConfigError, "workers must be >= 1, got 0"),
+    ({"mapper": "words"}, TypeError, "mapper must be a function"),
+    ({"reducer": None}, TypeError, "reducer must be a function"),
+    ({"combiner": 3}, TypeError, "combiner must be a function"),
+    ({"inputs": []}, ConfigError, "inputs is empty"),
+    ({"inputs": "some text"}, ConfigError, "inputs must be a list of records"),
+    ({"splits": 61}, ConfigError, "at most the number of records"),
+    ({"partitions": 0}, ConfigError, "partitions must be >= 1"),
+    ({"crash": {"w9": 1.0}}, ConfigError, "unknown worker 'w9'"),
+    ({"crash": {"master": 1.0}}, ConfigError, "unknown worker 'master'"),
+    ({"crash": {"w1": -1.0}}, ConfigError, "crash time of w1 must be >= 0"),
+    ({"crash": dict.fromkeys(["w1", "w2", "w3", "w4", "w5"], 5.0)}, ConfigError,
+     "every worker crashes and none restarts"),
+    ({"stragglers": {"w1": 0.5}}, ConfigError, "slowdown of w1 must be >= 1"),
+    ({"stragglers": "w1"}, ConfigError, "stragglers must be a dict"),
+    ({"backup_tasks": "yes"}, ConfigError, "backup_tasks must be True, False"),
+    ({"cost": {"disk": 1}}, ConfigError, "cost must be a Cost"),
+    ({"timeout": 0}, ConfigError, "timeout must be > 0"),
+])
+def test_bad_arguments_are_refused_with_a_clear_message(kwargs, error, message):
+    args = {"mapper": scenarios.words, "reducer": scenarios.total, "inputs": DOCS,
+            **SMALL, **kwargs}
+    with pytest.raises(error, match=message):
+        mapreduce.run(args.pop("mapper"), args.pop("reducer"), args.pop("inputs"),
+                      **args)
+
+
+def test_a_mapper_that_raises_is_reported_with_its_task_and_record():
+    with pytest.raises(TaskError, match=r"map task \d+ on w\d, record 7 "
+                       r"\('doc007', .*the mapper raised ValueError: bad record"):
+        mapreduce.run(explode, scenarios.total, DOCS, **SMALL)
+
+
+def test_a_reducer_that_raises_is_reported_with_its_task_and_key():
+    def picky(key, values):
+        if key == "vi":
+            raise KeyError(key)
+        return sum(values)
+    with pytest.raises(TaskError, match=r"reduce task \d+ on w\d: the reducer "
+                       r"raised on key 'vi' \(\d+ values, first 1\): KeyError"):
+        mapreduce.run(scenarios.words, picky, DOCS, **SMALL)
+
+
+def test_a_mapper_that_yields_no_pairs_or_a_bad_partition_is_reported():
+    with pytest.raises(TaskError, match="must yield \\(key, value\\) pairs, got 'd'"):
+        mapreduce.run(lambda r: r[0], scenarios.total, DOCS, **SMALL)
+    with pytest.raises(TaskError, match=r"int in \[0, 5\), got 5 for key"):
+        mapreduce.run(scenarios.words, scenarios.total, DOCS,
+                      partitioner=lambda key, r: r, **SMALL)
+
+
+def test_bad_backup_and_cost_settings_are_refused():
+    with pytest.raises(ConfigError, match="pick must be 'time_left' or 'oldest'"):
+        Backups(pick="random")
+    with pytest.raises(ConfigError, match="start must be in \\[0, 1\\]"):
+        Backups(start=2)
+    with pytest.raises(ConfigError, match="network must be > 0"):
+        Cost(network=0)
+
+
+# -- plots and the playground ------------------------------------------------------
+
+def test_gantt_draws_every_attempt_and_the_crash():
+    result = mapreduce.run(scenarios.words, scenarios.total, DOCS, seed=4,
+                           crash={"w1": 100.0}, **SMALL)
+    fig = plot.gantt(result)
+    drawn = sum(len(t.x) for t in fig.data if t.type == "bar")
+    reduces = sum(a.phase == "reduce" and a.outcome == "completed"
+                  for a in result.timeline)
+    assert drawn == len(result.timeline) + reduces   # shuffle + reduce bars
+    crosses = [t for t in fig.data if t.name == "crash"]
+    assert list(crosses[0].x) == [100.0] and list(crosses[0].y) == ["w1"]
+
+
+def test_data_rates_integrate_to_the_bytes_moved():
+    result = mapreduce.run(scenarios.words, scenarios.total, DOCS, seed=1, **SMALL)
+    edges = np.linspace(0.0, result.duration, 51)
+    rates = plot._data_rates(result, edges)
+    mb = result.params["cost"].scale / 1e6
+    width = edges[1] - edges[0]
+    assert rates["input"].sum() * width == pytest.approx(
+        sum(a.bytes_in for a in result.timeline if a.phase == "map") * mb)
+    assert rates["shuffle"].sum() * width == pytest.approx(result.bytes_shuffled * mb)
+
+
+def test_playground_kill_switch_reruns_the_job_with_that_worker_crashed():
+    from labkit import widgets
+
+    playground = widgets.mapreduce_playground(workers=4)
+    playground.explorer.controls["splits"].value = 8
+    before = playground.result.duration
+    playground.switches.buttons[0].value = True
+    assert playground.result.params["crash"] == {"w1": 100.0}
+    assert playground.result.duration != before
+    assert "re-executed" in playground.explorer.status.value
+    playground.explorer.controls["job"].value = "sort"
+    playground.explorer.controls["combiner"].value = True
+    assert "has no combiner" in playground.explorer.status.value
