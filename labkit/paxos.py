@@ -570,13 +570,21 @@ class MultiPaxosNode(Node):
         return tuple((s, b, v) for s, (b, v) in sorted(self.disk["accepted"].items())
                      if s >= slot)
 
-    def on_prepare(self, msg: Message) -> None:
+    def admits(self, msg: Message) -> bool:
+        """The acceptor's rule for prepare and accept alike: refuse a ballot below
+        our promise with a NACK carrying it; otherwise raise the promise (on disk,
+        before any reply) and follow that ballot's leader."""
         if msg.ballot < self.disk["promised"]:
             self.send(msg.src, "nack", ballot=msg.ballot,
                       promised=self.disk["promised"])
-            return
+            return False
         self.disk["promised"] = self.highest = max(self.highest, msg.ballot)
         self.heard_leader(msg.ballot)
+        return True
+
+    def on_prepare(self, msg: Message) -> None:
+        if not self.admits(msg):
+            return
         self.send(msg.src, "promise", ballot=msg.ballot,
                   accepted=self.accepted_from(msg.slot), frontier=self.frontier)
 
@@ -640,12 +648,8 @@ class MultiPaxosNode(Node):
                      if s in chosen)
 
     def on_accept(self, msg: Message) -> None:
-        if msg.ballot < self.disk["promised"]:
-            self.send(msg.src, "nack", ballot=msg.ballot,
-                      promised=self.disk["promised"])
+        if not self.admits(msg):
             return
-        self.disk["promised"] = self.highest = max(self.highest, msg.ballot)
-        self.heard_leader(msg.ballot)
         self.accept_locally(msg.slot, msg.ballot, msg.value)
         self.learn(msg.chosen)
         self.send(msg.src, "accepted", ballot=msg.ballot, slot=msg.slot,
