@@ -7,7 +7,7 @@ BIN       := $(VENV)/bin
 STAMP     := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 
-.PHONY: install venv lab test notebooks lint bench
+.PHONY: install venv lab test notebooks lint bench html
 
 install venv: $(STAMP)
 
@@ -35,6 +35,12 @@ notebooks: install
 	        --ExecutePreprocessor.timeout=300 "$$nb" || exit 1; \
 	    $(BIN)/nbstripout --keep-output --keep-count "$$nb" || exit 1; \
 	done
+
+# Every notebook as a static page (stored outputs, interactive figures, no kernel)
+# in build/html; plotly.js is written once beside the pages.
+html: install
+	$(BIN)/jupyter nbconvert --to html --output-dir build/html \
+	    --HTMLExporter.preprocessors='["labkit.plot.html_figures"]' $(NOTEBOOKS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -16,7 +16,8 @@ from labkit.sim import Future, Simulator
 
 _LAZY = ("plot", "widgets", "scenarios", "service", "check", "balancing",
          "resilience", "paxos", "raft", "txn", "storage", "mapreduce")
-_LAZY_NAMES = {"FileSystem": "labkit.scenarios"}   # name -> module defining it
+_LAZY_NAMES = {"FileSystem": "labkit.scenarios",    # name -> module defining it
+               "RaftCluster": "labkit.raft"}
 
 
 def __getattr__(name: str):

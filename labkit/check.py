@@ -17,15 +17,22 @@ returned is ignored.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from labkit.errors import ConfigError
+from labkit.errors import ConfigError, require_int
 
 KINDS = ("get", "put", "append")
+
+
+class SearchTooLarge(RuntimeError):
+    """The search visited `max_states` configurations without a verdict: many
+    long-overlapping appends to one key can make it exponential (each order is a
+    different string). Check a shorter history, or write with put."""
 
 
 class Op(NamedTuple):
@@ -120,10 +127,12 @@ class CheckResult:
 
 
 def linearizable(history: Iterable[Op | Mapping[str, Any]], *, model: Model = KV,
-                 minimize: bool = True) -> CheckResult:
+                 minimize: bool = True, max_states: int = 1_000_000) -> CheckResult:
     """Check a history of operations (Op values, or mappings with Op's fields)
     against `model`, key by key. With `minimize` a failure comes with a minimal
-    window; without it, the window is every operation of the failing key."""
+    window; without it, the window is every operation of the failing key.
+    Raises SearchTooLarge after visiting `max_states` configurations of a key."""
+    require_int("max_states", max_states, minimum=1)
     ops = [_validated(op) for op in history]
     by_key: dict[Hashable, list[Op]] = {}
     for op in ops:
@@ -131,8 +140,9 @@ def linearizable(history: Iterable[Op | Mapping[str, Any]], *, model: Model = KV
             continue                     # a read that never answered changed nothing
         by_key.setdefault(op.key, []).append(op)
     for key, part in by_key.items():
-        if not _search(part, model):
-            window = _minimal(part, model) if minimize else part
+        search = functools.partial(_search, model=model, key=key, limit=max_states)
+        if not search(part):
+            window = _minimal(part, search, model) if minimize else part
             return CheckResult(False, len(ops), len(by_key), key,
                                tuple(sorted(window, key=_by_call)))
     return CheckResult(True, len(ops), len(by_key))
@@ -154,7 +164,7 @@ def _by_call(op: Op) -> tuple:
     return (op.call, math.inf if op.ret is None else op.ret, op.client)
 
 
-def _search(ops: list[Op], model: Model) -> bool:
+def _search(ops: list[Op], *, model: Model, key: Hashable, limit: int) -> bool:
     """Wing & Gong's backtracking search with a cache of visited configurations.
 
     Entries 0..n-1 are calls, n..2n-1 the matching returns, in a doubly linked
@@ -189,6 +199,9 @@ def _search(ops: list[Op], model: Model) -> bool:
             allowed, after = step(state, ops[entry])
             if allowed and (done | 1 << entry, after) not in seen:
                 seen.add((done | 1 << entry, after))
+                if len(seen) > limit:
+                    raise SearchTooLarge(f"key {key!r}: no verdict after {limit} "
+                                         f"configurations of {n} operations")
                 stack.append((entry, state))
                 state, done = after, done | 1 << entry
                 lift(entry)
@@ -207,7 +220,8 @@ def _search(ops: list[Op], model: Model) -> bool:
     return True
 
 
-def _minimal(ops: list[Op], model: Model) -> list[Op]:
+def _minimal(ops: list[Op], search: Callable[[list[Op]], bool],
+             model: Model) -> list[Op]:
     """A small failing sub-history: the shortest failing prefix (operations
     called up to the first return at which no order fits), then delta debugging:
     drop chunks of operations, halving the chunk size, while the rest still
@@ -216,7 +230,7 @@ def _minimal(ops: list[Op], model: Model) -> list[Op]:
     lo, hi = 0, len(ends) - 1                    # the full history fails at ends[-1]
     while lo < hi:
         mid = (lo + hi) // 2
-        if _search([op for op in ops if op.call <= ends[mid]], model):
+        if search([op for op in ops if op.call <= ends[mid]]):
             lo = mid + 1
         else:
             hi = mid
@@ -226,7 +240,7 @@ def _minimal(ops: list[Op], model: Model) -> list[Op]:
         start, shrunk = 0, False
         while start < len(kept):
             chunk, rest = kept[start:start + size], kept[:start] + kept[start + size:]
-            if not _orphans(chunk, rest, model) and not _search(rest, model):
+            if not _orphans(chunk, rest, model) and not search(rest):
                 kept, shrunk = rest, True
             else:
                 start += size

@@ -8,6 +8,7 @@ on every run.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 
 import networkx as nx
@@ -596,6 +597,109 @@ def paxos_timeline(result: Result, *, until: float | None = None,
     return fig
 
 
+# -- 05 raft ----------------------------------------------------------------------
+
+def _role_segments(result: Result, since: float, until: float):
+    """(node, role, term, start, end) for each stretch of one role, clipped to
+    [since, until), from the result's role timeline."""
+    current: dict[str, tuple[str, int, float]] = {}
+    segments = []
+    for time, name, role, term in [*result.data["roles"], (until, None, "", 0)]:
+        if time > until:
+            time = until
+        if name is None:
+            names = list(current)
+        else:
+            names = [name] if name in current else []
+        for n in names:
+            old_role, old_term, start = current[n]
+            lo, hi = max(start, since), min(time, until)
+            if hi > lo:
+                segments.append((n, old_role, old_term, lo, hi))
+        if name is not None:
+            current[name] = (role, term, time)
+    return segments
+
+
+def roles(result: Result, *, since: float = 0.0, until: float | None = None,
+          title: str | None = None) -> go.Figure:
+    """Raft role timeline: one row per node, coloured by role (follower,
+    candidate, leader, down) over [since, until]; a star where an election was
+    won. Hover for the term."""
+    until = result.end_time if until is None else require_number("until", until)
+    names = list(result.data["names"])
+    fig = go.Figure()
+    segments = _role_segments(result, since, until)
+    for role, colour in ROLE_COLOURS:          # the capstone's colours, below
+        mine = [s for s in segments if s[1] == role]
+        fig.add_bar(y=[s[0] for s in mine], x=_round(s[4] - s[3] for s in mine),
+                    base=_round(s[3] for s in mine), orientation="h", name=role,
+                    marker={"color": colour, "line": {"width": 0}},
+                    text=[f"T{s[2]}" if role in ("leader", "candidate") else ""
+                          for s in mine],
+                    textposition="inside", insidetextanchor="middle",
+                    hovertext=[f"{s[0]} {role}, term {s[2]}: {s[3]:.3f}-{s[4]:.3f} s"
+                               for s in mine], hoverinfo="text")
+    won = [e for e in result.data["elections"] if since <= e[0] <= until]
+    fig.add_scatter(x=_round(e[0] for e in won), y=[e[1] for e in won],
+                    mode="markers", name="election won",
+                    marker={"symbol": "star", "size": 13, "color": "black"},
+                    hovertext=[f"{e[1]} elected in term {e[2]} at {e[0]:.3f} s"
+                               for e in won], hoverinfo="text")
+    fig.update_yaxes(categoryorder="array", categoryarray=names[::-1])
+    fig.update_xaxes(range=[round(since, 6), round(until, 6)])
+    leaderless = result.data.get("leaderless")
+    note = f" · leaderless {leaderless:.3f} s in all" if leaderless is not None \
+        else ""
+    count = len(result.data["elections"])
+    return _layout(fig, title or f"Roles over time: {count} election"
+                   f"{'' if count == 1 else 's'}{note}", "time (s)", "",
+                   barmode="overlay",
+                   bargap=0.25, height=120 + 45 * len(names))
+
+
+def log_grid(result: Result, *, last: int = 30, title: str | None = None
+             ) -> go.Figure:
+    """Each node's log (rows) by index (columns), the cell's colour and label
+    its term; grey cells are compacted into a snapshot, a black bar follows each
+    node's commit index. Shows the `last` indexes up to the longest log."""
+    last = require_int("last", last, minimum=1)
+    names, logs = list(result.data["names"]), result.data["logs"]
+    bases, commits = result.data["log_base"], result.data["commit"]
+    top = max([bases[n] for n in names] + [i for n in names for i, _ in logs[n]])
+    first = max(1, top - last + 1)
+    indexes = list(range(first, top + 1))
+    terms = {n: dict(logs[n]) for n in names}
+    z = [[terms[n].get(i) for i in indexes] for n in names]
+    text = [["" if terms[n].get(i) is None else str(terms[n][i]) for i in indexes]
+            for n in names]
+    fig = go.Figure()
+    fig.add_heatmap(x=indexes, y=names, z=z, text=text, texttemplate="%{text}",
+                    colorscale="Viridis", showscale=False, xgap=2, ygap=2,
+                    hovertemplate="%{y} index %{x}: term %{z}<extra></extra>")
+    if any(bases[n] >= first for n in names):     # grey cells: in a snapshot
+        fig.add_heatmap(x=indexes, y=names, xgap=2, ygap=2, showscale=False,
+                        z=[[1 if i <= bases[n] else None for i in indexes]
+                           for n in names],
+                        text=[["S" if i <= bases[n] else "" for i in indexes]
+                              for n in names], texttemplate="%{text}",
+                        colorscale=[[0, FAINT], [1, FAINT]],
+                        hovertemplate="%{y} index %{x}: in the snapshot"
+                                      "<extra></extra>")
+    fig.add_scatter(x=[commits[n] + 0.5 for n in names], y=names, mode="markers",
+                    name="commit index", marker={"symbol": "line-ns-open", "size": 26,
+                                                 "color": "black",
+                                                 "line": {"width": 3,
+                                                          "color": "black"}},
+                    hovertext=[f"{n}: committed up to {commits[n]}" for n in names],
+                    hoverinfo="text")
+    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(range=[first - 0.5, top + 1], dtick=max(1, len(indexes) // 15))
+    return _layout(fig, title or "Logs: term of each entry, bar after the commit "
+                   "index", "log index", "", showlegend=False,
+                   height=140 + 45 * len(names))
+
+
 # -- 06 transactions --------------------------------------------------------------
 
 _LOG_MARK = {"symbol": "square", "size": 8, "color": "#9467bd"}
@@ -858,3 +962,120 @@ def data_rates(runs: Mapping[str, Result], *, bins: int = 100,
         fig.update_yaxes(title=f"{name} (MB/s)", row=row, col=1)
     return _layout(fig, title, "", "", height=560,
                    margin={"l": 70, "r": 20, "t": 80, "b": 50})
+
+
+# -- 09 capstone ------------------------------------------------------------------
+
+#: How `capstone_dashboard` colours a metadata node's role (down, follower,
+#: candidate, leader), bottom to top of its colour scale.
+ROLE_COLOURS = (("down", CUT), ("follower", FAINT), ("candidate", "#fdae6b"),
+                ("leader", UP))
+
+
+def _none_for_nan(values: Iterable, digits: int = 3) -> list:
+    return [None if v != v else round(float(v), digits) for v in values]
+
+
+def capstone_dashboard(result: Result, *, p99_ms: float | None = None) -> go.Figure:
+    """A `scenarios.capstone` run as an operator's dashboard, one point per
+    window: traffic (user requests and the attempts they cost), errors,
+    latency (p50, p99 and the objective `p99_ms`), each storage server's busy
+    share, each metadata node's role, and data safety (under-replicated keys,
+    acknowledged writes lost). Shaded: the faults."""
+    rows, w = result.data["windows"], result.params["window"]
+    x = _round([row["t (s)"] + w / 2 for row in rows], 3)
+    fig = make_subplots(
+        rows=3, cols=2, shared_xaxes=True, vertical_spacing=0.09,
+        horizontal_spacing=0.1, specs=[[{}, {}], [{}, {}], [{}, {"secondary_y": True}]],
+        subplot_titles=["traffic (per second)", "errors (% of requests)",
+                        "latency (ms), dashed: objective",
+                        "storage servers: busy share",
+                        "metadata nodes: role", "data safety"])
+
+    def lines(series: Mapping[str, Sequence], row: int, col: int,
+              colours: Sequence[str], **style) -> None:
+        for (name, values), colour in zip(series.items(), colours, strict=True):
+            fig.add_scatter(x=x, y=_none_for_nan(values), name=name, mode="lines",
+                            line={"color": colour}, legendgroup=name, row=row,
+                            col=col, **style)
+
+    def column(name: str, scale: float = 1.0) -> list[float]:
+        return [row[name] * scale for row in rows]
+
+    lines({"requests/s": column("requests/s"), "attempts/s": column("attempts/s")},
+          1, 1, PALETTE[:2])
+    lines({"errors %": column("errors", 100)}, 1, 2, [CUT], fill="tozeroy")
+    lines({"p50": column("p50 (ms)"), "p99": column("p99 (ms)")}, 2, 1,
+          PALETTE[2:4])
+    load = result.data["load"]
+    lines({name: values[:len(rows)] for name, values in load.items()}, 2, 2,
+          PALETTE[4:4 + len(load)])
+    lines({"under-replicated keys": column("under-replicated keys")}, 3, 2,
+          ["#8c564b"], line_shape="hv")
+    lines({"lost acked writes": column("lost acked writes")}, 3, 2, [CUT],
+          line_shape="hv", secondary_y=True)
+    roles = result.data["roles"]
+    codes = {role: i for i, (role, _) in enumerate(ROLE_COLOURS)}
+    scale = [[edge, colour] for i, (_, colour) in enumerate(ROLE_COLOURS)
+             for edge in (i / len(ROLE_COLOURS), (i + 1) / len(ROLE_COLOURS))]
+    fig.add_heatmap(x=x, y=list(roles), z=[[codes[r] for r in rs]
+                                           for rs in roles.values()],
+                    zmin=-0.5, zmax=len(ROLE_COLOURS) - 0.5, colorscale=scale,
+                    showscale=False, text=list(roles.values()), xgap=1, ygap=2,
+                    hovertemplate="%{y} at %{x} s: %{text}<extra></extra>",
+                    row=3, col=1)
+    if p99_ms is not None:
+        fig.add_hline(y=require_number("p99_ms", p99_ms, positive=True), row=2,
+                      col=1, line={"color": CUT, "dash": "dash", "width": 1})
+    for fault in result.data["faults"]:
+        end = min(fault["to (s)"], result.params["duration"])
+        fig.add_vrect(x0=round(fault["from (s)"], 6), x1=round(end, 6), row="all",
+                      col="all", fillcolor=CUT, opacity=0.07, line_width=0)
+    fig.update_yaxes(type="log", row=2, col=1)
+    fig.update_yaxes(range=[0, 1.05], row=2, col=2)
+    fig.update_yaxes(title="keys", row=3, col=2)
+    top = max(10, math.ceil(1.1 * max(column("lost acked writes"), default=0)))
+    fig.update_yaxes(title="lost writes", range=[0, top], tickmode="linear", tick0=0,
+                     dtick=math.ceil(top / 5), row=3, col=2, secondary_y=True,
+                     color=CUT, showgrid=False)
+    for col in (1, 2):
+        fig.update_xaxes(title="time (s)", row=3, col=col)
+    faults = " · ".join(f"{f['fault']} {f['target']} at {f['from (s)']:g} s"
+                        for f in result.data["faults"]) or "no faults"
+    return _layout(fig, f"{result.data['headline']}<br><sup>shaded: {faults}"
+                        "</sup>", "", "", height=820, hovermode="x unified",
+                   legend={"orientation": "h", "y": -0.08},
+                   margin={"l": 60, "r": 20, "t": 90, "b": 60})
+
+
+# -- 09 capstone: the course as static pages -------------------------------------
+
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
+PLOTLY_JS = "plotly.min.js"
+
+
+def html_figures(nb, resources: dict) -> tuple:
+    """An nbconvert preprocessor that keeps stored plotly figures interactive
+    in static HTML: each figure output gets an HTML rendering (a div and the
+    script that draws it), and plotly.js is written once beside the pages as
+    plotly.min.js, so they work offline. `make html` runs
+    `jupyter nbconvert --to html
+    --HTMLExporter.preprocessors='["labkit.plot.html_figures"]' ...`."""
+    import plotly.io as pio
+    from plotly.offline import get_plotlyjs
+
+    stem = "".join(c if c.isalnum() else "-" for c in
+                   resources.get("metadata", {}).get("name", "notebook"))
+    figures = 0
+    for cell in nb.cells:
+        for output in cell.get("outputs", ()):
+            data = output.get("data", {})
+            if PLOTLY_MIME in data and "text/html" not in data:
+                data["text/html"] = pio.to_html(
+                    data[PLOTLY_MIME], full_html=False, validate=False,
+                    include_plotlyjs=PLOTLY_JS if figures == 0 else False,
+                    div_id=f"{stem}-figure-{figures}")
+                figures += 1
+    if figures:
+        resources.setdefault("outputs", {})[PLOTLY_JS] = get_plotlyjs().encode()
+    return nb, resources

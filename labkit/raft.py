@@ -36,6 +36,7 @@ from labkit.errors import (
     RequestTimeout,
     require_int,
     require_number,
+    require_probability,
 )
 from labkit.metrics import Result
 from labkit.net import Message, NetConfig, Network
@@ -143,6 +144,7 @@ class RaftConfig:
     snapshot_every: int | None = None   # compact after this many applied entries
     max_entries: int = 64               # entries per AppendEntries at most
     read: str = "log"                   # how a KVCluster serves reads
+    disk_delay: float = 0.0             # time to persist before answering an RPC
 
     def validate(self) -> RaftConfig:
         timeout = self.election_timeout
@@ -162,6 +164,7 @@ class RaftConfig:
         if self.snapshot_every is not None:
             require_int("snapshot_every", self.snapshot_every, minimum=1)
         require_int("max_entries", self.max_entries, minimum=1)
+        self.disk_delay = require_number("disk_delay", self.disk_delay, minimum=0.0)
         if self.read not in READ_MODES:
             raise ConfigError(f"read must be one of {READ_MODES}, got {self.read!r}")
         return self
@@ -213,10 +216,6 @@ class RaftNode(Node):
         self.reset_election_timer()
 
     # -- small helpers ----------------------------------------------------------
-    @property
-    def current_term(self) -> int:
-        return self.disk["current_term"]
-
     def last_index(self) -> int:
         return self.disk["log_base"] + len(self.disk["log"]) - 1
 
@@ -234,6 +233,19 @@ class RaftNode(Node):
         """Leader stickiness: within the minimum election timeout of a leader."""
         return (self.role == LEADER or self.sim.now - self.last_contact
                 < self.config.election_timeout[0])
+
+    def answer(self, dst: str, kind: str, **body: Any) -> None:
+        """Answer an RPC once what it changed is on disk (Figure 2: persist
+        before responding); the write takes `disk_delay` seconds."""
+        delay = self.config.disk_delay
+        if delay:
+            self.sim.schedule(delay, self._answer_later, self._epoch, dst, kind, body)
+        else:
+            self.net.send(self.name, dst, kind, body)
+
+    def _answer_later(self, epoch: int, dst: str, kind: str, body: dict) -> None:
+        if epoch == self._epoch and self.alive:     # a crash loses the write
+            self.net.send(self.name, dst, kind, body)
 
     def reset_election_timer(self) -> None:
         lo, hi = self.config.election_timeout
@@ -336,8 +348,8 @@ class RaftNode(Node):
                 self.heard_from_leader_recently():
             # Thesis §4.2.3: within the minimum election timeout of hearing from a
             # leader, neither adopt the term nor vote.
-            self.send(msg.src, "request_vote_ok", term=disk["current_term"],
-                      vote_granted=False)
+            self.answer(msg.src, "request_vote_ok", term=disk["current_term"],
+                        vote_granted=False)
             return
         if term > disk["current_term"]:
             self.become_follower(term)
@@ -347,8 +359,8 @@ class RaftNode(Node):
         if grant:
             disk["voted_for"] = b["candidate_id"]
             self.reset_election_timer()
-        self.send(msg.src, "request_vote_ok", term=disk["current_term"],
-                  vote_granted=grant)
+        self.answer(msg.src, "request_vote_ok", term=disk["current_term"],
+                    vote_granted=grant)
 
     def on_request_vote_ok(self, msg: Message) -> None:
         b = msg.body
@@ -420,15 +432,15 @@ class RaftNode(Node):
             prev, prev_term = base, log[0][0]
         last = base + len(log) - 1
         if prev > last:                        # our log is too short
-            self.send(msg.src, "append_entries_ok", term=term, success=False,
-                      conflict_term=None, conflict_index=last + 1, round=b["round"])
+            self.answer(msg.src, "append_entries_ok", term=term, success=False,
+                        conflict_term=None, conflict_index=last + 1, round=b["round"])
             return
         if log[prev - base][0] != prev_term:   # §5.3 fast backup: skip a whole term
             conflict = log[prev - base][0]
             first = bisect.bisect_left(log, conflict, 1, prev - base + 1, key=_term_of)
-            self.send(msg.src, "append_entries_ok", term=term, success=False,
-                      conflict_term=conflict, conflict_index=base + first,
-                      round=b["round"])
+            self.answer(msg.src, "append_entries_ok", term=term, success=False,
+                        conflict_term=conflict, conflict_index=base + first,
+                        round=b["round"])
             return
         # Figure 2, steps 3-4: delete a conflicting suffix, append what is new.
         # Entries already present are kept: a delayed message must not cut the log.
@@ -450,17 +462,17 @@ class RaftNode(Node):
         if b["leader_commit"] > self.commit_index:
             self.commit_index = max(self.commit_index, min(b["leader_commit"], match))
             self.apply_committed()
-        self.send(msg.src, "append_entries_ok", term=term, success=True,
-                  match_index=match, round=b["round"])
+        self.answer(msg.src, "append_entries_ok", term=term, success=True,
+                    match_index=match, round=b["round"])
 
     def _accept_leader(self, msg: Message, reply_kind: str) -> bool:
         """Common head of AppendEntries and InstallSnapshot: refuse a stale
         leader (telling it our term), else follow this one and reset the timer."""
         term, disk = msg.body["term"], self.disk
         if term < disk["current_term"]:
-            self.send(msg.src, reply_kind, term=disk["current_term"], success=False,
-                      conflict_term=None, conflict_index=0, match_index=0,
-                      round=msg.body["round"])
+            self.answer(msg.src, reply_kind, term=disk["current_term"], success=False,
+                        conflict_term=None, conflict_index=0, match_index=0,
+                        round=msg.body["round"])
             return False
         if term > disk["current_term"] or self.role != FOLLOWER:
             self.become_follower(term)
@@ -538,9 +550,8 @@ class RaftNode(Node):
             self.audit.applied(self, index, term, command)
             if pending:
                 request = pending.pop(index, None)
-                if request is not None:
-                    same = request.body["command"] == command
-                    self.reply(request, ok=same, output=output, leader=self.leader_id)
+                if request is not None:      # only a leader of this term has any
+                    self.reply(request, ok=True, output=output, leader=self.name)
         if self.reads:
             self.serve_reads()
         every = self.config.snapshot_every
@@ -574,8 +585,8 @@ class RaftNode(Node):
             self.machine.restore(b["data"])
             self.commit_index = self.last_applied = index
             self.audit.installed(self, index)
-        self.send(msg.src, "install_snapshot_ok", term=disk["current_term"],
-                  success=True, match_index=index, round=b["round"])
+        self.answer(msg.src, "install_snapshot_ok", term=disk["current_term"],
+                    success=True, match_index=index, round=b["round"])
 
     def on_install_snapshot_ok(self, msg: Message) -> None:
         self.on_append_entries_ok(msg)
@@ -759,21 +770,24 @@ class RaftCluster(Cluster):
     machine: a factory of state machines (objects with apply, is_read, snapshot,
     restore); the default `Digest` accepts any command. snapshot_every: compact
     a node's log once it has applied that many entries past its last snapshot.
-    pre_vote: turn on Pre-Vote and leader stickiness.
+    pre_vote: turn on Pre-Vote and leader stickiness. disk_delay: seconds a
+    server takes to persist before it answers an RPC (0: instant disks).
     """
 
     def __init__(self, size: int = 5, *, seed: int = 0,
                  election_timeout: tuple[float, float] = (0.150, 0.300),
                  heartbeat: float = 0.050, net: NetConfig | None = None,
                  pre_vote: bool = False, snapshot_every: int | None = None,
-                 max_entries: int = 64, machine: Callable[[], Any] = Digest,
-                 read: str = "log", trace: bool = True):
+                 max_entries: int = 64, disk_delay: float = 0.0,
+                 machine: Callable[[], Any] = Digest, read: str = "log",
+                 trace: bool = True):
         size = require_int("size", size, minimum=1)
         if not callable(machine):
             raise ConfigError(f"machine must be a factory of state machines, got "
                               f"{machine!r}")
         self.config = RaftConfig(election_timeout, heartbeat, pre_vote,
-                                 snapshot_every, max_entries, read).validate()
+                                 snapshot_every, max_entries, read,
+                                 disk_delay).validate()
         names = [f"n{i}" for i in range(1, size + 1)]
         self.audit = Audit(self)
         super().__init__(names=names, seed=seed, net=net, trace=trace,
@@ -821,6 +835,18 @@ class RaftCluster(Cluster):
         """Raise InvariantViolation if election safety, log matching, leader
         completeness or state machine safety was ever broken."""
         self.audit.check()
+
+    def configure(self, **knobs: Any) -> None:
+        """Change knobs of the running cluster (election_timeout, heartbeat,
+        pre_vote, snapshot_every, max_entries, read, disk_delay); each node uses
+        them from its next timer or message on."""
+        known = [f.name for f in dataclasses.fields(RaftConfig)]
+        for name in knobs:
+            if name not in known:
+                raise ConfigError(f"unknown Raft knob {name!r}; knobs are {known}")
+        new = dataclasses.replace(self.config, **knobs).validate()
+        for name in known:
+            setattr(self.config, name, getattr(new, name))
 
     # -- more to look at ----------------------------------------------------------
     def commit_index(self, name: str) -> int:
@@ -958,28 +984,35 @@ class KVCluster(RaftCluster):
         return self.clients[name]
 
     def workload(self, clients: int = 3, *, keys: Sequence[Hashable] = ("x", "y"),
-                 think: float = 0.05, reads: float = 0.5,
+                 think: float = 0.05, reads: float = 0.5, writes: str = "put",
                  until: float | None = None) -> None:
         """Start `clients` closed-loop clients: each waits an exponential think
-        time (mean `think` s), then gets (probability `reads`) or appends a unique
-        token to a random key, until simulated time `until` (default: forever)."""
+        time (mean `think` s), then gets a random key (probability `reads`) or
+        writes a unique token "c1.7;" to it (with `writes` "put" or "append"),
+        until simulated time `until` (default: forever). Put histories are quick
+        to check; appends show duplicates plainly but many overlapping appends
+        to one key make the check slow (each order is a different string)."""
         clients = require_int("clients", clients, minimum=1)
         think = require_number("think", think, positive=True)
+        reads = require_probability("reads", reads)
+        if writes not in ("put", "append"):
+            raise ConfigError(f"writes must be 'put' or 'append', got {writes!r}")
         if not keys:
             raise ConfigError("keys must name at least one key")
         for _ in range(clients):
             client = self.client()
             rng = self.sim.rng(f"kv.{client.name}")
-            client.spawn(self._loop(client, rng, list(keys), think, reads, until))
+            client.spawn(self._loop(client, rng, list(keys), think, reads,
+                                    getattr(client, writes), until))
 
-    def _loop(self, client: KVClient, rng, keys, think, reads, until):
+    def _loop(self, client: KVClient, rng, keys, think, reads, write, until):
         while until is None or self.sim.now < until:
             yield rng.expovariate(1.0 / think)
             key = rng.choice(keys)
             if rng.random() < reads:
                 yield client.get(key)
             else:
-                yield client.append(key, f"{client.name}.{client.seq + 1};")
+                yield write(key, f"{client.name}.{client.seq + 1};")
 
     def linearizable(self, **options: Any) -> check.CheckResult:
         """Check the history recorded so far (see labkit.check.linearizable)."""

@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -28,7 +28,13 @@ from labkit import (
     txn,
 )
 from labkit.dist import Distribution
-from labkit.errors import ConfigError, require_int, require_number
+from labkit.errors import (
+    ConfigError,
+    RequestTimeout,
+    require_int,
+    require_number,
+    require_probability,
+)
 from labkit.metrics import Histogram, Metrics, Result, TimeSeries, TraceRecord
 from labkit.net import Message, NetConfig, Network
 from labkit.node import Cluster, Node
@@ -966,6 +972,251 @@ def log_comparison(seed: int = 1, *, size: int = 5, commands: int = 20,
                   Metrics(), data={"rows": rows})
 
 
+# -- 05 raft ----------------------------------------------------------------------
+
+#: Figure 16's network: 2-3 ms one way, plus a 10 ms disk write before every
+#: answer (Raft persists term, vote and entries first), so a broadcast round trip
+#: takes about 15 ms as in the paper. The one-way part is the window in which a
+#: second node can time out before the first candidate's request reaches it.
+FIG16_LATENCY = dist.uniform(0.002, 0.003)
+FIG16_DISK = 0.010
+#: The same median one-way delay with a tail (p99 15 ms), for the timing rule.
+JITTERY_LATENCY = dist.lognormal(median=0.0025, p99=0.015)
+#: Figure 16 of the Raft paper (FACTS.md): timeout range in ms -> (statistic,
+#: milliseconds) as the paper reports them.
+FIG16_PAPER: Mapping[tuple[int, int], tuple[tuple[str, float], ...]] = \
+    MappingProxyType({
+        (150, 150): (("min", 10_000.0),),          # "consistently over 10 s"
+        (150, 155): (("median", 287.0),),
+        (150, 200): (("max", 513.0),),             # worst of 1000 trials
+        (12, 24): (("mean", 35.0), ("max", 152.0)),
+    })
+
+
+def raft_cluster(seed: int = 0, *, nodes: int = 5,
+                 election_timeout: tuple[float, float] = (0.150, 0.300),
+                 heartbeat: float = 0.050, latency: float | Distribution = 0.010,
+                 loss: float = 0.0, **options: Any) -> raft.RaftCluster:
+    """A RaftCluster n1..nN on a network of the given latency and loss (other
+    keywords go to RaftCluster: pre_vote, disk_delay, snapshot_every, ...)."""
+    return raft.RaftCluster(nodes, seed=seed, election_timeout=election_timeout,
+                            heartbeat=heartbeat,
+                            net=NetConfig(latency=latency, loss=loss), **options)
+
+
+def raft_result(cluster: raft.RaftCluster, scenario: str, **params: Any) -> Result:
+    """`cluster_result` plus a headline: leader and term, elections, leaderless
+    time, messages."""
+    result = cluster_result(cluster, scenario, **params)
+    leader = cluster.leader()
+    who = f"leader {leader} (term {cluster.term(leader)})" if leader else "no leader"
+    headline = (f"t = {cluster.now:.2f} s · {who} · {len(cluster.elections())} "
+                f"election{'s' if len(cluster.elections()) != 1 else ''} · "
+                f"leaderless {result.data['leaderless']:.3f} s · "
+                f"{cluster.messages_sent} messages")
+    return dataclasses.replace(result, data={**result.data, "headline": headline})
+
+
+def raft_election(seed: int = 1, *, nodes: int = 5,
+                  election_timeout: tuple[float, float] = (0.150, 0.300),
+                  heartbeat: float = 0.050, latency: float | Distribution = 0.010,
+                  loss: float = 0.0, duration: float = 1.0,
+                  crash_leader_at: float | None = None) -> Result:
+    """A cluster starting from scratch for `duration` s: the first election, then
+    heartbeats; with crash_leader_at the leader of that moment crashes then."""
+    c = raft_cluster(seed, nodes=nodes, election_timeout=election_timeout,
+                     heartbeat=heartbeat, latency=latency, loss=loss)
+    duration = require_number("duration", duration, positive=True)
+    if crash_leader_at is not None:
+        at = require_number("crash_leader_at", crash_leader_at, minimum=0.0)
+        c.sim.at(at, lambda: c.leader() and c.kill(c.leader()))
+    c.run(duration)
+    return raft_result(c, "raft_election", nodes=nodes, heartbeat=heartbeat,
+                       election_timeout=election_timeout, latency=latency,
+                       loss=loss, duration=duration, crash_leader_at=crash_leader_at)
+
+
+def _await_leader(c: raft.RaftCluster, timeout: tuple[float, float]) -> str:
+    """Elect a leader with timeouts (lo, 2 lo) (identical timeouts may never
+    elect one), let it settle, then switch to `timeout`; its name."""
+    c.configure(election_timeout=(timeout[0], 2 * timeout[0]))
+    while c.leader() is None:
+        c.run(0.05)
+    c.run(0.5)
+    c.configure(election_timeout=timeout)
+    return c.leader()
+
+
+def raft_failover(seed: int = 1, *,
+                  election_timeout: tuple[float, float] = (0.150, 0.300),
+                  trials: int = 100, latency: float | Distribution = FIG16_LATENCY,
+                  disk_delay: float = FIG16_DISK, cap: float = 10.0,
+                  unequal_logs: bool = True, nodes: int = 5,
+                  heartbeat: float | None = None) -> Result:
+    """Figure 16's experiment: five servers, heartbeat = half the minimum election
+    timeout (unless given); `trials` times, the leader crashes at a uniformly
+    random point of its heartbeat interval, just after a heartbeat round reset
+    every follower's timer. With unequal_logs, two random followers miss the last
+    entry, so they cannot win. Metric "downtime": crash to new leader (at most
+    `cap` s)."""
+    trials = require_int("trials", trials, minimum=1)
+    cap = require_number("cap", cap, positive=True)
+    lo, hi = election_timeout
+    beat = lo / 2 if heartbeat is None else heartbeat
+    c = raft_cluster(seed, nodes=nodes, election_timeout=election_timeout,
+                     heartbeat=beat, latency=latency, disk_delay=disk_delay,
+                     trace=False)
+    rng, downtime = c.sim.rng("failover"), c.sim.metrics.histogram("downtime")
+    for _ in range(trials):
+        leader = c.leader() or _await_leader(c, (lo, hi))
+        c.run(c.node(leader).last_broadcast + beat - c.now + 1e-9)
+        if unequal_logs:            # the next entry reaches two followers only
+            for name in rng.sample([n for n in c.names if n != leader], 2):
+                c.network.block(leader, name)
+            c.submit("x")
+            c.network.heal()
+        c.run(rng.uniform(0.0, beat))
+        c.kill(leader)
+        crashed, before = c.now, len(c.audit.elections)
+        while len(c.audit.elections) == before and c.now - crashed < cap:
+            c.run(min(0.01, lo))
+        elected = c.audit.elections[before:]
+        downtime.add(elected[0][0] - crashed if elected else cap)
+        c.restart(leader)
+        c.run(max(0.1, 2 * hi))        # it catches up; the new leader settles
+    h = downtime
+    return Result("raft_failover", {"election_timeout": tuple(election_timeout),
+                                    "trials": trials, "latency": latency,
+                                    "disk_delay": disk_delay, "cap": cap,
+                                    "unequal_logs": unequal_logs, "nodes": nodes,
+                                    "heartbeat": beat}, seed, c.sim.metrics,
+                  data={"headline": f"{1e3 * lo:g}-{1e3 * hi:g} ms: median "
+                                    f"{1e3 * h.percentile(50):.0f} ms, max "
+                                    f"{1e3 * h.max:.0f} ms over {trials} crashes"})
+
+
+def figure_16(seed: int = 1, *, trials: int = 100,
+              ranges: Sequence[tuple[int, int]] = ((150, 150), (150, 155),
+                                                   (150, 175), (150, 200),
+                                                   (150, 300), (12, 24), (25, 50),
+                                                   (50, 100), (100, 200)),
+              capped_trials: int = 3) -> Result:
+    """`raft_failover` for each timeout range (ms), as in the paper's Figure 16;
+    ranges without randomness run only `capped_trials` trials (each lasts the
+    10 s cap). data["runs"]: {"150-155 ms": Result}; data["rows"]: the paper's
+    numbers beside the simulated ones."""
+    runs, rows = {}, []
+    for lo, hi in ranges:
+        n = capped_trials if lo == hi else trials
+        run = runs[f"{lo}-{hi} ms"] = raft_failover(
+            seed, election_timeout=(lo / 1e3, hi / 1e3), trials=n)
+        h = run.metrics["downtime"]
+        stats = {"min": h.percentile(0.001), "median": h.percentile(50),
+                 "mean": h.mean, "max": h.max}
+        for stat, paper in FIG16_PAPER.get((lo, hi), ()):
+            rows.append({"timeout (ms)": f"{lo}-{hi}", "statistic": stat,
+                         "paper (ms)": paper, "simulated (ms)": 1e3 * stats[stat],
+                         "trials": n})
+    return Result("figure_16", {"trials": trials, "ranges": tuple(ranges),
+                                "capped_trials": capped_trials}, seed, Metrics(),
+                  data={"runs": runs, "rows": rows})
+
+
+#: etcd settings compared with the simulation: name -> (election timeout T,
+#: heartbeat) in seconds, and the file `labkit.real` measurements are kept in.
+ETCD_SETTINGS: Mapping[str, tuple[float, float]] = MappingProxyType({
+    "default": (1.0, 0.1), "300ms": (0.3, 0.03)})
+ETCD_DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def etcd_measured(setting: str = "default") -> Histogram:
+    """Seconds from SIGKILL of the etcd leader to a new leader, as `labkit.real`
+    measured them on a 3-member cluster (data/etcd_failover_<setting>.csv)."""
+    if setting not in ETCD_SETTINGS:
+        raise ConfigError(f"setting must be one of {list(ETCD_SETTINGS)}, got "
+                          f"{setting!r}")
+    lines = (ETCD_DATA / f"etcd_failover_{setting}.csv").read_text().splitlines()
+    rows = [line.split(",") for line in lines if not line.startswith("#")]
+    column = rows[0].index("to leader (s)")
+    return Histogram(f"etcd {setting}", (float(r[column]) for r in rows[1:]))
+
+
+def etcd_comparison(seed: int = 1, *, setting: str = "default",
+                    trials: int = 300) -> Result:
+    """etcd's measured failovers (`etcd_measured`) beside `raft_failover` with
+    etcd's setup: 3 servers, election timeout drawn from [T, 2T), etcd's
+    heartbeat, a loopback network (0.1-0.3 ms) and a 1 ms disk write, the leader
+    killed at a random moment with equal logs. data["runs"]: two Histograms."""
+    measured = etcd_measured(setting)
+    timeout, heartbeat = ETCD_SETTINGS[setting]
+    simulated = raft_failover(seed, election_timeout=(timeout, 2 * timeout),
+                              trials=trials, nodes=3, heartbeat=heartbeat,
+                              latency=dist.uniform(0.0001, 0.0003), disk_delay=0.001,
+                              unequal_logs=False).metrics["downtime"]
+    runs = {f"etcd {setting} (measured, n={measured.count})": measured,
+            f"simulated (n={simulated.count})": simulated}
+    return Result("etcd_comparison", {"setting": setting, "trials": trials}, seed,
+                  Metrics(), data={"runs": runs})
+
+
+def timing_rule(seed: int = 1, *,
+                minimums: Sequence[float] = (0.300, 0.150, 0.075, 0.040, 0.020,
+                                             0.015, 0.010),
+                duration: float = 20.0,
+                latency: float | Distribution = JITTERY_LATENCY,
+                disk_delay: float = FIG16_DISK) -> Result:
+    """broadcastTime << electionTimeout: a healthy cluster (no faults) for
+    `duration` s with election timeout (T, 2T) and heartbeat T/2 for each T in
+    `minimums`. data["rows"]: elections beyond the first and leaderless share."""
+    duration = require_number("duration", duration, positive=True)
+    rows = []
+    for low in minimums:
+        c = raft_cluster(seed, election_timeout=(low, 2 * low), heartbeat=low / 2,
+                         latency=latency, disk_delay=disk_delay, trace=False)
+        c.run(duration)
+        rows.append({"election timeout (ms)": f"{1e3 * low:g}-{2e3 * low:g}",
+                     "minimum (ms)": 1e3 * low,
+                     "spurious elections": max(0, len(c.elections()) - 1),
+                     "leaderless share": raft.leaderless(c.audit.roles, c.now)
+                     / duration})
+    return Result("timing_rule", {"minimums": tuple(minimums), "duration": duration,
+                                  "latency": latency, "disk_delay": disk_delay},
+                  seed, Metrics(), data={"rows": rows})
+
+
+def raft_kv(seed: int = 1, *, read: str = "log", clients: int = 4,
+            reads: float = 0.9, think: float = 0.05, loss: float = 0.0,
+            isolate_leader: tuple[float, float] | None = (1.0, 3.0),
+            duration: float = 4.0, client_timeout: float = 0.2) -> Result:
+    """Clients on a 5-node KVCluster (5 ms network) for `duration` s; during
+    `isolate_leader` (start, end) the leader of that moment is cut off from the
+    other servers (clients still reach it). data: "history", "verdict" (the
+    linearizability CheckResult), "reads" and "writes" completed."""
+    kv = raft.KVCluster(5, seed=seed, read=read, client_timeout=client_timeout,
+                        net=NetConfig(latency=0.005, loss=loss))
+    kv.workload(clients, think=think, reads=reads)
+    duration = require_number("duration", duration, positive=True)
+    if isolate_leader is not None:
+        start, end = _window("isolate_leader", isolate_leader)
+        kv.sim.at(start, lambda: kv.partition([kv.leader()], [
+            n for n in kv.names if n != kv.leader()]))
+        kv.sim.at(end, kv.heal)
+    kv.run(duration)
+    kv.check()
+    verdict = kv.linearizable()
+    done = [op for op in kv.history if op.ret is not None]
+    result = raft_result(kv, "raft_kv", read=read, clients=clients, reads=reads,
+                         think=think, loss=loss, isolate_leader=isolate_leader,
+                         duration=duration, client_timeout=client_timeout)
+    word = "linearizable" if verdict.ok else \
+        f"NOT linearizable (window of {len(verdict.window)} ops)"
+    return dataclasses.replace(result, data={
+        **result.data, "history": tuple(kv.history), "verdict": verdict,
+        "reads": sum(op.kind == "get" for op in done),
+        "writes": sum(op.kind != "get" for op in done),
+        "headline": f"read={read}: {len(done)} operations, {word}"})
+
+
 # -- 06 transactions --------------------------------------------------------------
 
 #: The crash points a notebook 06 story or playground can choose ("none": no crash).
@@ -1823,3 +2074,841 @@ def mapreduce_playground(seed: int = 1, *, job: str = "word count",
         partitions=partitions, combiner=combine if combiner else None,
         stragglers=slow, crash={f"w{i + 1}": kill_at for i in down},
         backup_tasks=policy or False)
+
+
+# -- 09 capstone ------------------------------------------------------------------
+
+#: The capstone's storage servers and metadata (Raft) nodes.
+CAPSTONE_SERVERS = tuple(f"s{i}" for i in range(1, 6))
+CAPSTONE_METADATA = tuple(f"n{i}" for i in range(1, 4))
+CAPSTONE_FAULT_KINDS = ("crash", "replace", "slow", "partition", "brownout")
+#: Mean service time (seconds, exponential) of each piece of work a storage
+#: server does: coordinate one client operation, or read or write one replica.
+CAPSTONE_COSTS: Mapping[str, float] = MappingProxyType(
+    {"coordinate": 0.002, "get": 0.004, "put": 0.006})
+_CAPSTONE_HOP = dist.uniform(0.0003, 0.0007)         # one-way network delay
+
+
+class CapstoneFault(NamedTuple):
+    """One entry of the capstone's fault schedule: from `at` for `duration`
+    seconds (math.inf: to the end), counted from the start of the workload.
+
+    "crash": `target` stops, and restarts `duration` s later with its disk.
+    "replace": storage server `target` dies with its disk; an empty machine
+    takes its place `duration` s later and pulls its keys from its peers.
+    "slow": storage server `target` works `severity` times slower.
+    "partition": the nodes in `target` ("s1,n1") are cut off from the other
+    servers (the load balancer still reaches all); a later one replaces it.
+    "brownout": every storage server runs at (1 - severity) of its speed.
+    The target "leader" is the metadata leader at that moment.
+    """
+
+    kind: str
+    at: float
+    duration: float
+    target: str = ""
+    severity: float = 1.0
+
+
+#: The schedule the tuning lab is graded against: each kind of fault once.
+CAPSTONE_FAULTS = (
+    CapstoneFault("slow", 6.0, 10.0, "s2", 4.0),
+    CapstoneFault("crash", 20.0, 6.0, "leader"),
+    CapstoneFault("brownout", 26.0, 4.0, "", 0.3),
+    CapstoneFault("partition", 34.0, 6.0, "s4"),
+    CapstoneFault("replace", 38.0, 6.0, "s4"),
+)
+
+
+def as_capstone_fault(value: CapstoneFault | Sequence) -> CapstoneFault:
+    """A checked CapstoneFault from one, or from a (kind, at, duration[, target[,
+    severity]]) tuple."""
+    if not isinstance(value, tuple | list) or not 3 <= len(value) <= 5:
+        raise ConfigError(f"a capstone fault is (kind, at, duration[, target[, "
+                          f"severity]]), got {value!r}")
+    fault = CapstoneFault(*value)
+    if fault.kind not in CAPSTONE_FAULT_KINDS:
+        raise ConfigError(f"fault kind must be one of {CAPSTONE_FAULT_KINDS}, got "
+                          f"{fault.kind!r}")
+    require_number("fault at", fault.at, minimum=0.0)
+    if isinstance(fault.duration, bool) or not isinstance(
+            fault.duration, int | float) or not fault.duration > 0:
+        raise ConfigError(f"fault duration must be > 0 seconds (math.inf: to the "
+                          f"end of the run), got {fault.duration!r}")
+    if fault.kind == "brownout":
+        if require_probability("brownout severity", fault.severity) == 1.0:
+            raise ConfigError("brownout severity must be below 1 (1 stops every "
+                              "server: use crash faults for that)")
+        return fault
+    names = _capstone_targets(fault)
+    if fault.kind in ("replace", "slow") and names[0] not in CAPSTONE_SERVERS:
+        raise ConfigError(f"a {fault.kind} fault targets a storage server "
+                          f"{CAPSTONE_SERVERS}, got {fault.target!r}")
+    if fault.kind == "slow":
+        require_number("slow severity (a factor)", fault.severity, minimum=1.0)
+    return fault
+
+
+def _capstone_targets(fault: CapstoneFault) -> list[str]:
+    """The node names a fault's target lists (checked)."""
+    known = (*CAPSTONE_SERVERS, *CAPSTONE_METADATA, "leader")
+    names = [n.strip() for n in str(fault.target).split(",") if n.strip()]
+    if not names or any(n not in known for n in names):
+        raise ConfigError(f"a {fault.kind} fault needs a target from {known}, got "
+                          f"{fault.target!r}")
+    if fault.kind != "partition" and len(names) > 1:
+        raise ConfigError(f"a {fault.kind} fault targets one node, got "
+                          f"{fault.target!r}")
+    return names
+
+
+class _Quorum:
+    """What a coordinator knows about one replicated read or write in flight."""
+
+    __slots__ = ("request", "needed", "waiting", "version", "latest", "answers",
+                 "answered")
+
+    def __init__(self, request: Message, needed: int, waiting: int, version: int,
+                 latest: int):
+        self.request, self.needed, self.waiting = request, needed, waiting
+        self.version, self.latest = version, latest
+        self.answers: list[tuple[str, int, Any]] = []
+        self.answered = False
+
+
+class _StorageServer(Node):
+    """One storage server: a replica of the keys it owns on the hash ring, and
+    the coordinator of the client operations the balancer sends it.
+
+    One worker does its work first come first served (Lindley's recursion on
+    `free_at`); work that would wait behind more than `backlog` seconds is
+    shed. A write's version is (time in microseconds, server): last writer
+    wins, as with synchronised clocks. A read returns the newest of the first R
+    answers and repairs replicas that answer an older one (read repair). A
+    restarted server pulls the keys it owns from its peers.
+    """
+
+    def __init__(self, name: str, net: Network, service: _Service):
+        self.service, self.incarnation = service, 0
+        self.index = service.servers.index(name)
+        self.draw = net.sim.rng(f"capstone.{name}.service").expovariate
+        super().__init__(name, net)
+
+    def reset(self) -> None:
+        self.disk.setdefault("data", {})
+        self.incarnation += 1
+        self.free_at, self.slow = self.sim.now, 1.0
+        self.quorums: dict[int, _Quorum] = {}
+        self.last_quorum = self.last_version = 0
+        self.leader_hint = self.service.metadata[0]
+        if self.incarnation > 1:
+            for peer in self.service.servers:
+                if peer != self.name:
+                    self.send(peer, "pull")
+
+    def version(self, key: str) -> int:
+        """The version of `key` on this server's disk (0: none, or no disk)."""
+        return self.disk.get("data", {}).get(key, (0, None))[0]
+
+    # -- one worker, first come first served -------------------------------------
+    def work(self, kind: str, then: Callable, *args: Any) -> bool:
+        """Queue one piece of `kind` work, then call then(*args); False (and
+        nothing queued) if the backlog is already too long."""
+        now, service = self.sim.now, self.service
+        start = max(now, self.free_at)
+        if start - now > service.backlog:
+            service.shed += 1
+            return False
+        cost = self.draw(1.0 / CAPSTONE_COSTS[kind]) * self.slow * service.slowdown
+        self.free_at = start + cost
+        self.sim.schedule(self.free_at - now, self._done, self.incarnation, start,
+                          then, args)
+        return True
+
+    def _done(self, incarnation: int, start: float, then: Callable,
+              args: tuple) -> None:
+        if self.alive and incarnation == self.incarnation:   # not lost in a crash
+            self.service.credit(self.index, start, self.sim.now)
+            then(*args)
+
+    # -- coordinator ----------------------------------------------------------------
+    def on_op(self, msg: Message) -> None:
+        if not self.work("coordinate", self.coordinate, msg):
+            self.answer(msg, resilience.OVERLOADED)
+
+    def answer(self, request: Message, outcome: str, version: int = 0) -> None:
+        self.send(request.src, "answer", job=request.job, outcome=outcome,
+                  version=version)
+
+    def coordinate(self, msg: Message) -> None:
+        service = self.service
+        if msg.op == "meta":
+            self.spawn(self.metadata_call(msg))
+            return
+        owners = service.owners[msg.key]
+        self.last_quorum += 1
+        version, needed = 0, service.r
+        if msg.op == "put":
+            version = self.last_version = max(
+                self.last_version + 1, int(self.sim.now * 1e6) * 8 + self.index)
+            needed = service.w
+        self.quorums[self.last_quorum] = _Quorum(msg, needed, len(owners), version,
+                                                 service.acked.get(msg.key, 0))
+        for owner in owners:
+            self.send(owner, msg.op, quorum=self.last_quorum, key=msg.key,
+                      version=version, value=msg.value)
+        self.sim.schedule(service.rpc_timeout, self.give_up, self.incarnation,
+                          self.last_quorum)
+
+    def give_up(self, incarnation: int, number: int) -> None:
+        if incarnation != self.incarnation:
+            return
+        quorum = self.quorums.pop(number, None)
+        if quorum is not None and not quorum.answered:
+            self.answer(quorum.request, resilience.ERROR)   # no quorum in time
+
+    def on_got(self, msg: Message) -> None:
+        self._collect(msg, (msg.src, msg.version, msg.value))
+
+    def on_stored(self, msg: Message) -> None:
+        self._collect(msg, (msg.src, msg.version, None))
+
+    def _collect(self, msg: Message, answer: tuple[str, int, Any]) -> None:
+        quorum = self.quorums.get(msg.quorum)
+        if quorum is None:
+            return                                   # given up, or long done
+        quorum.answers.append(answer)
+        quorum.waiting -= 1
+        request = quorum.request
+        if not quorum.answered and len(quorum.answers) == quorum.needed:
+            quorum.answered = True
+            version = quorum.version
+            if request.op == "get":
+                version = max(v for _, v, _ in quorum.answers)
+                self.service.read_done(stale=version < quorum.latest)
+            self.answer(request, resilience.OK, version)
+        if request.op == "get" and quorum.answered:
+            self.repair(request.key, quorum)
+        if quorum.waiting == 0:
+            del self.quorums[msg.quorum]
+
+    def repair(self, key: str, quorum: _Quorum) -> None:
+        """Read repair: send the newest version seen to the replicas that
+        answered an older one."""
+        _, version, value = max(quorum.answers, key=lambda a: a[1])
+        for i, (owner, seen, _) in enumerate(quorum.answers):
+            if seen < version:
+                self.send(owner, "put", quorum=-1, key=key, version=version,
+                          value=value)
+                quorum.answers[i] = (owner, version, value)
+
+    def metadata_call(self, msg: Message):
+        """A metadata operation is a command the Raft leader commits: ask the
+        member believed to lead, then the one it names (or the next one)."""
+        members = self.service.metadata
+        for _ in members:
+            try:
+                reply = yield self.call(self.leader_hint, "request",
+                                        self.service.rpc_timeout,
+                                        command=("meta", msg.value))
+            except RequestTimeout:
+                reply = None
+            if reply is not None and reply.ok:
+                self.answer(msg, resilience.OK, msg.value)
+                return
+            hint = None if reply is None else reply.leader
+            if hint is None or hint == self.leader_hint:
+                hint = members[(members.index(self.leader_hint) + 1) % len(members)]
+            self.leader_hint = hint
+        self.answer(msg, resilience.ERROR)
+
+    # -- replica --------------------------------------------------------------------
+    def on_get(self, msg: Message) -> None:
+        self.work("get", self.read_local, msg)
+
+    def read_local(self, msg: Message) -> None:
+        version, value = self.disk["data"].get(msg.key, (0, None))
+        self.send(msg.src, "got", quorum=msg.quorum, version=version, value=value)
+
+    def on_put(self, msg: Message) -> None:
+        self.work("put", self.write_local, msg)
+
+    def write_local(self, msg: Message) -> None:
+        self.store(msg.key, msg.version, msg.value)
+        if msg.quorum >= 0:                  # not a read repair
+            self.send(msg.src, "stored", quorum=msg.quorum, version=msg.version)
+
+    def store(self, key: str, version: int, value: Any) -> None:
+        data = self.disk["data"]
+        if version > data.get(key, (0, None))[0]:
+            data[key] = (version, value)
+
+    def on_pull(self, msg: Message) -> None:
+        """A restarted peer asks for the keys we both own."""
+        owners = self.service.owners
+        entries = tuple((k, v, x) for k, (v, x) in self.disk["data"].items()
+                        if msg.src in owners[k])
+        self.send(msg.src, "entries", entries=entries)
+
+    def on_entries(self, msg: Message) -> None:
+        for key, version, value in msg.entries:
+            self.store(key, version, value)
+
+    def on_ping(self, msg: Message) -> None:
+        self.reply(msg)
+
+
+class _BalancerNode(Node):
+    """Where the load balancer sits on the network: outside every partition,
+    never crashed."""
+
+    def __init__(self, name: str, net: Network, balancer: _Balancer):
+        self.balancer = balancer
+        super().__init__(name, net)
+        net.keep_outside_partitions(name)
+
+    def on_answer(self, msg: Message) -> None:
+        self.balancer.answered(msg)
+
+
+class _Balancer:
+    """A client-side load balancer: each attempt goes to the storage server a
+    labkit.balancing policy picks among those its health checks find up. To
+    the users' resilience.Client it is the backend (`servers`, `send`)."""
+
+    def __init__(self, net: Network, service: _Service, policy: balancing.Policy,
+                 health_interval: float):
+        self.service, self.policy, self.sim = service, policy, net.sim
+        self.servers = len(service.servers)
+        self.view = balancing.View(self.servers, rng=net.sim.rng("capstone.policy"))
+        policy.start(self.view)
+        self.jobs: dict[int, tuple[Any, int]] = {}
+        self.last_job = 0
+        self.health_interval = health_interval
+        self.node = _BalancerNode("lb", net, self)
+        self.node.set_timer("health", health_interval, self.check_health)
+
+    def send(self, job: Any, avoid: int = -1) -> None:
+        """Route one copy of an attempt; a hedge (`avoid`: the server of the
+        first copy) goes to another server."""
+        view = self.view
+        op, key, value = self.service.requests[job.attempt.rid]
+        view.now, view.key = self.sim.now, key
+        choice = self.policy.choose(view) if view.live else None
+        if choice is None:                           # nobody is up: fail fast
+            self.sim.schedule(0.0, job.reply, job, resilience.ERROR)
+            return
+        if choice == avoid and len(view.live) > 1:
+            live = view.live
+            choice = live[(live.index(choice) + 1) % len(live)]
+        job.replica = choice
+        view.outstanding[choice] += 1
+        self.last_job += 1
+        self.jobs[self.last_job] = (job, choice)
+        self.node.send(self.service.servers[choice], "op", job=self.last_job, op=op,
+                       key=key, value=value)
+
+    def answered(self, msg: Message) -> None:
+        entry = self.jobs.pop(msg.job, None)
+        if entry is None:
+            return
+        job, server = entry
+        self.view.outstanding[server] -= 1
+        # The user's request is acknowledged if this answer settles its attempt
+        # (the client ignores a late answer, or a hedge's twin).
+        settled_before = job.attempt.done.done
+        job.reply(job, msg.outcome)
+        if not settled_before and msg.outcome == resilience.OK:
+            self.service.acknowledge(job.attempt.rid, msg.version)
+
+    def check_health(self) -> None:
+        for i, name in enumerate(self.service.servers):
+            self.node.call(name, "ping", self.health_interval).add_done_callback(
+                lambda reply, i=i: self._health(i, reply))
+        self.node.set_timer("health", self.health_interval, self.check_health)
+
+    def _health(self, server: int, reply: Any) -> None:
+        view, up = self.view, not reply.failed
+        if up == view.alive[server]:
+            return
+        view.set_alive(server, up)
+        if up:              # back from a crash: what it held is gone
+            view.outstanding[server] = 0
+            self.jobs = {n: e for n, e in self.jobs.items() if e[1] != server}
+
+
+class _Users(resilience.Client):
+    """Users whose request rate follows one day over the run; each request is a
+    read, a write or a metadata operation on a key drawn with Zipf skew."""
+
+    def start_day(self, service: _Service) -> None:
+        sim, peak, until = self.sim, service.peak, service.duration
+        arrivals, workload = sim.rng("capstone.arrivals"), sim.rng("capstone.workload")
+        t0 = sim.now
+
+        def arrive() -> None:                    # thinning: keep rate(t) / peak
+            now = sim.now - t0
+            if arrivals.random() * peak < service.rate(now):
+                service.requests.append(service.draw_request(len(self.starts),
+                                                             workload))
+                sim.spawn(self._request(len(self.starts)))
+            gap = arrivals.expovariate(peak)
+            if now + gap < until:
+                sim.schedule(gap, arrive)
+
+        sim.schedule(arrivals.expovariate(peak), arrive)
+
+
+class _Service:
+    """The settings every node of one capstone run reads, and what it counts."""
+
+    def __init__(self, t0: float, knobs: Mapping[str, Any]):
+        self.t0, self.window = t0, knobs["window"]
+        self.duration, self.peak = knobs["duration"], knobs["peak_rate"]
+        self.servers, self.metadata = CAPSTONE_SERVERS, CAPSTONE_METADATA
+        self.r, self.w = knobs["r"], knobs["w"]
+        self.reads, self.meta = knobs["reads"], knobs["meta"]
+        # Internal calls (quorums, Raft) give up no later than the client does.
+        self.rpc_timeout = min(knobs["timeout"], 0.5)
+        self.backlog = knobs["backlog"]
+        self.keys = tuple(f"k{i:04d}" for i in range(knobs["keys"]))
+        self.cumulative = np.cumsum(
+            1.0 / np.arange(1, len(self.keys) + 1) ** knobs["skew"]).tolist()
+        ring = storage.HashRing(self.servers)
+        self.owners = {k: tuple(ring.owners(k, knobs["replication"]))
+                       for k in self.keys}
+        self.slowdown = 1.0                          # a brown-out's factor
+        self.requests: list[tuple[str, str, Any]] = []
+        self.acked: dict[str, int] = {}      # key -> newest acknowledged version
+        self.acked_meta: list[int] = []
+        self.lost: set[tuple[str, int]] = set()  # (key, version) no disk held
+        self.busy = [[0.0] * math.ceil(self.duration / self.window)
+                     for _ in self.servers]
+        self.shed = self.reads_done = self.stale = 0
+
+    def rate(self, t: float) -> float:
+        """Requests per second t seconds in: one day over the run, from a fifth
+        of the peak at night (start and end) to the peak at midday."""
+        day = 0.5 - 0.5 * math.cos(2 * math.pi * t / self.duration)
+        return self.peak * (0.2 + 0.8 * day)
+
+    def draw_request(self, rid: int, rng: Any) -> tuple[str, str, Any]:
+        """(operation, key, value) of request `rid`; the value is the id."""
+        roll = rng.random()
+        key = rng.choices(self.keys, cum_weights=self.cumulative)[0]
+        if roll < self.meta:
+            return "meta", key, rid
+        return ("get" if roll < self.meta + self.reads else "put"), key, rid
+
+    def acknowledge(self, rid: int, version: int) -> None:
+        op, key, _ = self.requests[rid]
+        if op == "put":
+            self.acked[key] = max(self.acked.get(key, 0), version)
+        elif op == "meta":
+            self.acked_meta.append(rid)
+
+    def read_done(self, stale: bool) -> None:
+        self.reads_done += 1
+        self.stale += stale
+
+    def credit(self, server: int, start: float, end: float) -> None:
+        """Count [start, end) as busy time of `server`, window by window."""
+        windows, w = self.busy[server], self.window
+        k = int((start - self.t0) // w)
+        while start < end and k < len(windows):
+            edge = self.t0 + (k + 1) * w
+            if k >= 0:
+                windows[k] += min(end, edge) - start
+            start, k = edge, k + 1
+
+
+class _Operator:
+    """The operator's side of a run: applies the fault schedule and samples
+    the dashboard at the end of every window."""
+
+    def __init__(self, metadata: raft.RaftCluster,
+                 servers: Mapping[str, _StorageServer], service: _Service):
+        self.sim, self.t0 = metadata.sim, service.t0
+        self.metadata, self.servers, self.service = metadata, servers, service
+        self.events: list[dict[str, Any]] = []
+        self.samples: list[dict[str, Any]] = []
+
+    def schedule(self, fault: CapstoneFault) -> None:
+        self.sim.at(self.t0 + fault.at, self.begin, fault)
+
+    def begin(self, fault: CapstoneFault) -> None:
+        kind, names = fault.kind, []
+        if kind == "brownout":
+            self.service.slowdown = 1.0 / (1.0 - fault.severity)
+        else:
+            names = [self.metadata.leader() if n == "leader" else n
+                     for n in _capstone_targets(fault)]
+            names = [n for n in names if n is not None]
+        for name in names:
+            if kind in ("crash", "replace"):
+                self._node(name, "kill")
+            if kind == "replace":
+                self.servers[name].disk.clear()          # a new, empty machine
+                self.check_losses()
+            elif kind == "slow":
+                self.servers[name].slow = fault.severity
+        if kind == "partition" and names:
+            self.metadata.partition(names)
+        hit = ",".join(names) or ("all" if kind == "brownout" else "nobody")
+        self.events.append({"fault": kind, "target": hit,
+                            "from (s)": fault.at,
+                            "to (s)": fault.at + fault.duration})
+        if fault.duration != math.inf:
+            self.sim.schedule(fault.duration, self.end, kind, names)
+
+    def end(self, kind: str, names: list[str]) -> None:
+        if kind == "brownout":
+            self.service.slowdown = 1.0
+        elif kind == "partition":
+            self.metadata.heal()
+        for name in names:
+            if kind in ("crash", "replace"):
+                self._node(name, "restart")
+            elif kind == "slow":
+                self.servers[name].slow = 1.0
+
+    def _node(self, name: str, verb: str) -> None:
+        if name in self.servers:
+            getattr(self.servers[name], verb)()
+        else:
+            getattr(self.metadata, verb)(name)
+
+    def check_losses(self) -> None:
+        """Note each key whose newest acknowledged version no disk holds."""
+        service, servers = self.service, self.servers
+        for key, version in service.acked.items():
+            if max(servers[o].version(key) for o in service.owners[key]) < version:
+                service.lost.add((key, version))
+
+    def sample_every_window(self) -> None:
+        w = self.service.window
+        for k in range(1, math.ceil(self.service.duration / w)):
+            self.sim.at(self.t0 + k * w, self.sample)
+
+    def sample(self) -> None:
+        """What the operator's dashboard shows at the end of a window."""
+        servers, under = self.servers, 0
+        for key, owners in self.service.owners.items():
+            versions = [servers[o].version(key) for o in owners]
+            newest = max(versions)
+            under += bool(newest) and sum(
+                v == newest and servers[o].alive
+                for o, v in zip(owners, versions, strict=True)) < len(owners)
+        self.check_losses()
+        metadata = self.metadata
+        self.samples.append({
+            "under-replicated keys": under,
+            "lost acked writes": len(self.service.lost),
+            "leader": metadata.leader() or "none",
+            "roles": {n: metadata.role(n) for n in metadata.names}})
+
+
+#: The walk-through's starting point (the defaults of `capstone`), and the
+#: configuration it ends with.
+CAPSTONE_START: Mapping[str, Any] = MappingProxyType({
+    "policy": "round_robin", "timeout": 1.0, "attempts": 3, "jitter": "none",
+    "budget": False, "breaker": "none", "hedging": False, "replication": 3, "r": 1,
+    "w": 1, "election_timeout": 2.0})
+CAPSTONE_TUNED: Mapping[str, Any] = MappingProxyType({
+    **CAPSTONE_START, "policy": "least_outstanding", "timeout": 0.25,
+    "jitter": "full", "budget": True, "r": 2, "w": 2, "election_timeout": 0.15})
+#: The knobs of the control panel and the tuning journal, in that order.
+CAPSTONE_KNOBS = tuple(CAPSTONE_START)
+#: Every keyword of `capstone` but seed and faults.
+_CAPSTONE_PARAMS = (*CAPSTONE_KNOBS, "kill", "kill_at", "peak_rate", "duration",
+                    "window", "keys", "skew", "reads", "meta", "health_interval",
+                    "backlog")
+
+
+def capstone(seed: int = 1, *, policy: str = "round_robin", timeout: float = 1.0,
+             attempts: int = 3, jitter: str = "none", budget: bool = False,
+             breaker: str = "none", hedging: bool = False, replication: int = 3,
+             r: int = 1, w: int = 1, election_timeout: float = 2.0,
+             faults: Iterable[CapstoneFault | Sequence] = CAPSTONE_FAULTS,
+             kill: Iterable[str] = (), kill_at: float = 20.0,
+             peak_rate: float = 200.0, duration: float = 60.0, window: float = 2.0,
+             keys: int = 1000, skew: float = 1.0, reads: float = 0.75,
+             meta: float = 0.1, health_interval: float = 0.5,
+             backlog: float = 1.0) -> Result:
+    """The capstone: one simulated day of a replicated key-value service under a
+    fault schedule. The defaults are the tuning walk-through's starting point.
+
+    Users (from a fifth of `peak_rate` requests per second to all of it and
+    back; a share `reads` of reads and `meta` of metadata operations, the rest
+    writes; keys Zipf(`skew`) over `keys` keys) -> a client (`timeout` per
+    attempt, `attempts`, backoff `jitter`, a 10 % retry `budget`, a `breaker`
+    preset, `hedging` after the p95, as in notebook 03) -> a load balancer
+    (`policy` of notebook 02; health checks every `health_interval` s) -> five
+    storage servers s1..s5 (each key on `replication` of them; a read waits for
+    `r` answers, a write for `w`; work queued over `backlog` s is shed) and a
+    three-node Raft cluster n1..n3 (election timeouts drawn from
+    [election_timeout, 2 * election_timeout)) that commits metadata operations.
+    `faults`: CapstoneFault entries; `kill`: node names that crash at `kill_at`
+    and stay down (the control panel's buttons).
+
+    data: "windows" (one row per `window` s: request and attempt rates, error
+    share, p50/p99, leader, leaderless time, elections, under-replicated keys,
+    acknowledged writes lost so far), "load" (each storage server's busy share
+    per window), "roles" (each metadata node's role at each window's end),
+    "summary" (the run's totals), "faults" (what each fault hit), "operations"
+    (requests by kind), "headline". Raises InvariantViolation if the Raft
+    cluster ever broke a safety property.
+    """
+    knobs = _capstone_knobs(locals())
+    if isinstance(faults, CapstoneFault | str):
+        raise ConfigError("faults must be a list of CapstoneFault entries")
+    schedule = [as_capstone_fault(f) for f in faults]
+    schedule += [as_capstone_fault(("crash", knobs["kill_at"], math.inf, name))
+                 for name in knobs["kill"]]
+    e = knobs["election_timeout"]
+    metadata = raft.RaftCluster(len(CAPSTONE_METADATA), seed=seed,
+                                election_timeout=(e, 2 * e), heartbeat=e / 3,
+                                net=NetConfig(latency=_CAPSTONE_HOP), trace=False)
+    sim, net = metadata.sim, metadata.network
+    while metadata.leader() is None and sim.now < 50 * e:
+        sim.run(e / 2)              # the service was up before the day began
+    service = _Service(sim.now, knobs)
+    servers = {name: _StorageServer(name, net, service) for name in service.servers}
+    balancer = _Balancer(net, service, balancing.make_policy(knobs["policy"]),
+                         knobs["health_interval"])
+    users = _Users(sim, balancer, _capstone_policy(knobs), name="users")
+    operator = _Operator(metadata, servers, service)
+    operator.sample_every_window()   # first, so a sample sees the state before a
+    for fault in schedule:           # fault that starts at the same moment
+        operator.schedule(fault)
+    users.start_day(service)
+    sim.run(knobs["duration"])
+    operator.sample()
+    for _ in range(600):             # let the requests under way finish
+        if not users.unfinished:
+            break
+        sim.run(0.1)
+    return _capstone_result(seed, knobs, schedule, users, operator)
+
+
+def _capstone_knobs(given: Mapping[str, Any]) -> dict[str, Any]:
+    """The checked knobs of one capstone call, as they go into params."""
+    knobs = {name: given[name] for name in _CAPSTONE_PARAMS}
+    balancing.make_policy(knobs["policy"])           # raises for unknown names
+    if knobs["jitter"] not in resilience.BACKOFF_STRATEGIES:
+        raise ConfigError(f"jitter must be one of {resilience.BACKOFF_STRATEGIES}, "
+                          f"got {knobs['jitter']!r}")
+    if knobs["breaker"] not in ("none", *resilience.BREAKER_PRESETS):
+        raise ConfigError(f"breaker must be 'none' or one of "
+                          f"{list(resilience.BREAKER_PRESETS)}, got "
+                          f"{knobs['breaker']!r}")
+    for name in ("budget", "hedging"):
+        if not isinstance(knobs[name], bool):
+            raise ConfigError(f"{name} must be True or False, got {knobs[name]!r}")
+    for name in ("timeout", "election_timeout", "peak_rate", "duration", "window",
+                 "health_interval", "backlog"):
+        knobs[name] = require_number(name, knobs[name], positive=True)
+    knobs["kill_at"] = require_number("kill_at", knobs["kill_at"], minimum=0.0)
+    knobs["skew"] = require_number("skew", knobs["skew"], minimum=0.0)
+    require_int("attempts", knobs["attempts"], minimum=1)
+    require_int("keys", knobs["keys"], minimum=1)
+    n = require_int("replication", knobs["replication"], minimum=1)
+    if n > len(CAPSTONE_SERVERS):
+        raise ConfigError(f"replication must be at most {len(CAPSTONE_SERVERS)} "
+                          f"(the storage servers), got {n}")
+    for name in ("r", "w"):
+        if require_int(name, knobs[name], minimum=1) > n:
+            raise ConfigError(f"{name} must be between 1 and replication = {n}, "
+                              f"got {knobs[name]}")
+    reads, meta = (require_probability(k, knobs[k]) for k in ("reads", "meta"))
+    if reads + meta > 1:
+        raise ConfigError(f"reads + meta must be at most 1 (the rest are writes), "
+                          f"got {reads} + {meta}")
+    if isinstance(knobs["kill"], str) or not all(
+            n in (*CAPSTONE_SERVERS, *CAPSTONE_METADATA) for n in knobs["kill"]):
+        raise ConfigError(f"kill must be a list of node names from "
+                          f"{CAPSTONE_SERVERS + CAPSTONE_METADATA}, got "
+                          f"{knobs['kill']!r}")
+    knobs["kill"] = tuple(knobs["kill"])
+    return knobs
+
+
+def _capstone_policy(knobs: Mapping[str, Any]) -> resilience.Policy:
+    """The users' client policy (the knobs of notebook 03's playground)."""
+    timeout, breaker = knobs["timeout"], knobs["breaker"]
+    return resilience.Policy(
+        timeout=timeout, attempts=knobs["attempts"],
+        backoff=resilience.Backoff(knobs["jitter"], base=0.010, cap=1.0),
+        budget=0.1 if knobs["budget"] else None,
+        breaker=None if breaker == "none" else resilience.BREAKER_PRESETS[breaker](),
+        hedge=resilience.Percentile(95, initial=timeout / 2) if knobs["hedging"]
+        else None)
+
+
+def _capstone_result(seed: int, knobs: dict[str, Any],
+                     schedule: list[CapstoneFault], users: _Users,
+                     operator: _Operator) -> Result:
+    """Fold one run's logs into per-window rows, per-server load and totals."""
+    service, metadata, sim = operator.service, operator.metadata, users.sim
+    t0, w, duration = service.t0, service.window, service.duration
+    edges = t0 + np.append(np.arange(0.0, duration, w), duration)
+    ends = np.asarray(users.ends)
+    ok = np.asarray([o == resilience.OK for o in users.outcomes], bool)
+    latency = sim.metrics["latency"].values          # in the order they ended
+
+    def per_window(times: Any) -> np.ndarray:
+        return np.histogram(np.asarray(times, float), bins=edges)[0]
+
+    started, sent = per_window(users.starts), per_window(users.send_times)
+    finished, good = per_window(ends), per_window(ends[ok])
+    which = np.searchsorted(edges, ends, side="right") - 1
+    elections = [t for t, _, _ in metadata.elections() if t >= t0]
+    roles = metadata.audit.roles
+    rows = []
+    for k, sample in enumerate(operator.samples):
+        lo, hi = edges[k], edges[k + 1]
+        tail = Histogram("window", latency[which == k])
+        rows.append({
+            "t (s)": round(lo - t0, 6), "requests/s": started[k] / (hi - lo),
+            "attempts/s": sent[k] / (hi - lo),
+            "errors": 1 - good[k] / finished[k] if finished[k] else 0.0,
+            "p50 (ms)": 1e3 * tail.percentile(50) if tail.count else math.nan,
+            "p99 (ms)": 1e3 * tail.percentile(99) if tail.count else math.nan,
+            "leader": sample["leader"],
+            "leaderless (s)": raft.leaderless(roles, hi, lo),
+            "elections": sum(lo <= t < hi for t in elections),
+            "under-replicated keys": sample["under-replicated keys"],
+            "lost acked writes": sample["lost acked writes"]})
+    operator.check_losses()
+    metadata.check()                 # Raft's safety properties held throughout
+    applied = max((metadata.applied(n) for n in metadata.names), key=len)
+    committed = {command[1] for command in applied}
+    lost = len(service.lost) + sum(rid not in committed
+                                   for rid in service.acked_meta)
+    requests, hist = len(users.starts), sim.metrics["latency"]
+    summary = {
+        "requests": requests,
+        "availability": float(ok.sum() / requests) if requests else math.nan,
+        "p50 (ms)": 1e3 * hist.percentile(50), "p99 (ms)": 1e3 * hist.percentile(99),
+        "p99.9 (ms)": 1e3 * hist.percentile(99.9),
+        "attempts per request": len(users.send_times) / requests,
+        "lost acked writes": lost, "stale reads": service.stale,
+        "reads": service.reads_done, "elections": len(elections),
+        "leaderless (s)": raft.leaderless(roles, t0 + duration, t0),
+        "most under-replicated keys": max(r["under-replicated keys"] for r in rows),
+        "shed": service.shed}
+    for name in ("lost acked writes", "stale reads", "shed", "elections"):
+        sim.metrics.counter(f"capstone.{name}").inc(summary[name])
+    load = {name: [b / (edges[k + 1] - edges[k]) for k, b in enumerate(busy)]
+            for name, busy in zip(service.servers, service.busy, strict=True)}
+    headline = (f"availability {summary['availability']:.2%} · p99 "
+                f"{summary['p99 (ms)']:.0f} ms · {lost} acknowledged writes lost · "
+                f"{summary['elections']} election(s)")
+    return Result("capstone", {**knobs, "faults": tuple(schedule)}, seed,
+                  sim.metrics, end_time=sim.now, data={
+                      "windows": rows, "load": load,
+                      "roles": {n: [s["roles"][n] for s in operator.samples]
+                                for n in metadata.names},
+                      "summary": summary, "faults": operator.events,
+                      "operations": {op: sum(r[0] == op for r in service.requests)
+                                     for op in ("get", "put", "meta")},
+                      "headline": headline})
+
+
+# -- 09 capstone: objectives, scorecard, journal ---------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class SLO:
+    """A service-level objective (服务等级目标) over one whole run: the p99 of
+    every user request's latency, end to end, at most `p99_ms`; the share of
+    requests that succeed at least `availability`; at most `lost_writes`
+    acknowledged writes lost."""
+
+    p99_ms: float = 400.0
+    availability: float = 0.999
+    lost_writes: int = 0
+
+    def __post_init__(self):
+        require_number("p99_ms", self.p99_ms, positive=True)
+        require_probability("availability", self.availability)
+        require_int("lost_writes", self.lost_writes, minimum=0)
+
+
+def slo_rows(result: Result, slo: SLO = SLO()) -> list[dict[str, Any]]:
+    """One row per objective: metric, objective, measured (in the metric's
+    unit: ms, %, writes) and whether it is met."""
+    if not isinstance(result, Result) or result.scenario != "capstone":
+        raise ConfigError(f"scorecard needs a scenarios.capstone result, got "
+                          f"{result!r}")
+    if not isinstance(slo, SLO):
+        raise ConfigError(f"slo must be a scenarios.SLO, got {slo!r}")
+    s = result.data["summary"]
+    p99, available = round(s["p99 (ms)"], 1), round(100 * s["availability"], 3)
+    return [
+        {"metric": "p99 latency (ms)", "objective": f"≤ {slo.p99_ms:g}",
+         "measured": p99, "met": bool(p99 <= slo.p99_ms)},
+        {"metric": "availability (%)", "objective": f"≥ {100 * slo.availability:g}",
+         "measured": available, "met": bool(available >= 100 * slo.availability)},
+        {"metric": "lost acknowledged writes", "objective": f"≤ {slo.lost_writes}",
+         "measured": s["lost acked writes"],
+         "met": bool(s["lost acked writes"] <= slo.lost_writes)}]
+
+
+def scorecard(result: Result, slo: SLO = SLO()):
+    """The run against the SLO as a pandas table: objective, measured value and
+    whether it is met, one row per metric."""
+    import pandas as pd  # here: only the notebook's tables need it
+
+    return pd.DataFrame(slo_rows(result, slo)).set_index("metric")
+
+
+def verdict(result: Result, slo: SLO = SLO()) -> str:
+    """One line: "meets the SLO", or which objectives it misses and by what."""
+    missed = [f"{row['metric']} {row['measured']:g} (wants {row['objective']})"
+              for row in slo_rows(result, slo) if not row["met"]]
+    return "meets the SLO" if not missed else "misses " + "; ".join(missed)
+
+
+class TuningJournal:
+    """A lab notebook of capstone runs: each run's knobs, what changed since the
+    run before, and its score against one SLO, so runs with the same seed and
+    one knob changed can be compared. `table()` shows it."""
+
+    def __init__(self, slo: SLO = SLO()):
+        if not isinstance(slo, SLO):
+            raise ConfigError(f"slo must be a scenarios.SLO, got {slo!r}")
+        self.slo = slo
+        self.rows: list[dict[str, Any]] = []
+        self._last: Mapping[str, Any] | None = None
+
+    def record(self, result: Result, note: str = "") -> dict[str, Any]:
+        """Append one run; returns its row."""
+        scores = slo_rows(result, self.slo)
+        knobs = {k: result.params[k] for k in CAPSTONE_KNOBS}
+        knobs["kill"] = ",".join(result.params["kill"]) or "none"
+        if self._last is None:
+            changed = "first run"
+        else:
+            changed = ", ".join(f"{k} {self._last[k]}→{v}" for k, v in knobs.items()
+                                if self._last[k] != v) or "nothing"
+        row = {"run": len(self.rows) + 1, "note": note, "changed": changed,
+               "seed": result.seed, **knobs,
+               **{s["metric"]: s["measured"] for s in scores},
+               "meets SLO": all(s["met"] for s in scores),
+               "misses": ", ".join(s["metric"] for s in scores if not s["met"])}
+        self.rows.append(row)
+        self._last = knobs
+        return row
+
+    def table(self):
+        """The journal as a pandas table, one row per run."""
+        import pandas as pd  # here: only the notebook's tables need it
+
+        return pd.DataFrame(self.rows).set_index("run")
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __repr__(self) -> str:
+        met = sum(row["meets SLO"] for row in self.rows)
+        return f"TuningJournal({len(self.rows)} runs, {met} meet the SLO)"

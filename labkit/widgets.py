@@ -18,7 +18,7 @@ import ipywidgets as W
 import plotly.graph_objects as go
 from IPython.display import display
 
-from labkit import plot, scenarios
+from labkit import plot, raft, scenarios
 from labkit.errors import ConfigError, Unavailable, require_number
 from labkit.metrics import Result
 from labkit.node import Cluster
@@ -439,6 +439,102 @@ def paxos_playground(*, seed: int = 0, acceptors: int = 5,
                             "acceptors")
 
 
+# -- 05 raft ----------------------------------------------------------------------
+
+#: Network cuts the Raft playground offers; the leader is the one of that moment.
+RAFT_CUTS = ("none", "isolate the leader", "leader in the minority",
+             "minority | majority")
+
+
+class RaftPlayground(ClusterPlayground):
+    """A Raft cluster to break by hand: kill and restart servers, cut the network
+    (`RAFT_CUTS`), add loss, change the election timeout range. A client submits
+    a command every `every` s to whoever leads. Every action runs `step` s and
+    redraws the role timeline of the last `window` s (`roles_figure`), the log
+    grid (`log_figure`) and the status line (leader, elections, leaderless time
+    in the last step, commands accepted and committed)."""
+
+    def __init__(self, cluster: raft.RaftCluster, *, step: float = 1.0,
+                 window: float = 5.0, every: float = 0.1, max_loss: float = 0.5):
+        self.window = require_number("window", window, positive=True)
+        self.every = require_number("every", every, positive=True)
+        self.sent = self.accepted = 0
+        lo, hi = cluster.config.election_timeout
+        self.timeout = W.FloatRangeSlider(
+            value=(lo, hi), min=0.06, max=1.0, step=0.01, readout_format=".2f",
+            continuous_update=False, description="election timeout (s)", style=WIDE)
+        self.timeout.observe(partial(self._act, self._set_timeout), names="value")
+        super().__init__(cluster, step=step, max_loss=max_loss)
+        self.partition.options = list(RAFT_CUTS)
+        self.roles_figure, self.log_figure = self.figure, self.counts
+        self.box = W.VBox([W.HBox(list(self.kill_buttons.values())),
+                           W.HBox([self.partition, self.loss]),
+                           W.HBox([self.timeout, self.run_button]),
+                           self.roles_figure, self.log_figure, self.status])
+
+    def _split(self, label: str) -> None:
+        c = self.cluster
+        c.heal()
+        leader, names = c.leader(), c.names
+        if label == "minority | majority":
+            c.partition(*scenarios.halves(names))
+        elif label != "none" and leader is not None:
+            buddy = names[(names.index(leader) + 1) % len(names)]
+            side = [leader] if label == "isolate the leader" else [leader, buddy]
+            c.partition(side, [n for n in names if n not in side])
+
+    def _set_timeout(self, value: tuple[float, float]) -> None:
+        self.cluster.configure(election_timeout=tuple(value))
+
+    def _submit(self) -> None:
+        self.sent += 1
+        self.accepted += self.cluster.submit(f"cmd{self.sent}") is not None
+
+    def committed(self) -> int:
+        """Client commands applied by the most advanced state machine."""
+        return max(len(self.cluster.applied(n)) for n in self.cluster.names)
+
+    def advance(self) -> None:
+        """Submit a command every `every` s while running `step` s; redraw."""
+        c = self.cluster
+        start, before = c.now, (self.sent, self.accepted, self.committed())
+        for k in range(round(self.step / self.every)):
+            c.sim.at(start + k * self.every, self._submit)
+        c.run(self.step)
+        self.redraw({"since": start, "sent": before[0], "accepted": before[1],
+                     "committed": before[2]})
+
+    def redraw(self, before: Mapping[str, float]) -> None:
+        """Draw the roles, the logs and the status; `before`: the time the step
+        began and the command counts then."""
+        c = self.cluster
+        result = c.result("raft_playground")
+        _show(self.figure, plot.roles(result, since=max(0.0, c.now - self.window)))
+        _show(self.counts, plot.log_grid(result, last=40))
+        leader = c.leader()
+        who = f"leader {leader} (term {c.term(leader)})" if leader else "no leader"
+        gap = raft.leaderless(result.data["roles"], c.now, before["since"])
+        committed = self.committed() - before["committed"]
+        text = (f"t = {c.now:g} s · {who} · {len(c.elections())} elections · "
+                f"last {self.step:g} s: {self.sent - before['sent']} commands sent, "
+                f"{self.accepted - before['accepted']} accepted by a leader, "
+                f"{committed} committed, leaderless {gap:.2f} s")
+        _say(self.status, text, warning=committed == 0)
+
+    def __repr__(self) -> str:
+        return f"RaftPlayground({self.cluster!r})"
+
+
+def raft_playground(*, seed: int = 1, nodes: int = 5, latency: float = 0.010,
+                    election_timeout: tuple[float, float] = (0.150, 0.300),
+                    pre_vote: bool = False, step: float = 1.0) -> RaftPlayground:
+    """The Raft playground of notebook 05 (see RaftPlayground)."""
+    cluster = scenarios.raft_cluster(seed, nodes=nodes, latency=latency,
+                                     election_timeout=election_timeout,
+                                     pre_vote=pre_vote, trace=False)
+    return RaftPlayground(cluster, step=step)
+
+
 # -- 07 storage -------------------------------------------------------------------
 
 def storage_playground(*, seed: int = 1, nodes: int = 5,
@@ -476,3 +572,93 @@ def mapreduce_playground(*, seed: int = 1, workers: int = 8,
         kill_at=(0.0, 600.0, 20.0, 100.0))
     return SwitchedExplorer("MapReducePlayground", explorer,
                             ServerSwitches(workers, prefix="w", first=1), "workers")
+
+
+# -- 09 capstone ------------------------------------------------------------------
+
+class NodeSwitches(W.VBox, W.ValueWidget):
+    """Kill/restart toggles for the capstone's storage servers (top row) and
+    metadata nodes (bottom row); `value` is the tuple of node names switched off."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows = {"s": ServerSwitches(len(scenarios.CAPSTONE_SERVERS), prefix="s",
+                                         first=1),
+                     "n": ServerSwitches(len(scenarios.CAPSTONE_METADATA), prefix="n",
+                                         first=1)}
+        self.value: tuple[str, ...] = ()
+        for row in self.rows.values():
+            row.observe(self._changed, names="value")
+        self.children = list(self.rows.values())
+
+    def _changed(self, _change: Mapping[str, Any]) -> None:
+        self.value = tuple(f"{prefix}{i + 1}" for prefix, row in self.rows.items()
+                           for i in row.value)
+
+
+class CapstonePanel:
+    """The capstone's control panel: every knob of the course in one place, a
+    kill/restart switch per node (a killed node crashes at t = 20 s and stays
+    down), the dashboard, the scorecard against `slo`, and a tuning `journal`
+    that records every run. The last line (CSS class "labkit-status") says
+    which run this is and whether it meets the SLO."""
+
+    def __init__(self, *, seed: int = 1, slo: scenarios.SLO | None = None,
+                 faults: Iterable = scenarios.CAPSTONE_FAULTS):
+        self.slo = scenarios.SLO() if slo is None else slo
+        self.journal = scenarios.TuningJournal(self.slo)
+        self.scores, self.status = W.HTML(), _status_line()
+        start = scenarios.CAPSTONE_START
+        first = {"policy": ["round_robin", "least_outstanding", "p2c", "random",
+                            "consistent_hash"],
+                 "jitter": ["none", "full", "equal", "exponential", "decorrelated"],
+                 "breaker": ["none", "hystrix", "resilience4j"]}
+        self.explorer = Explorer(scenarios.capstone, self._view, {
+            "timeout": (0.05, 2.0, 0.05, start["timeout"]),
+            "attempts": (1, 5, 1, start["attempts"]),
+            "election_timeout": (0.05, 3.0, 0.05, start["election_timeout"]),
+            "replication": (1, 5, 1, start["replication"]),
+            "r": (1, 5, 1, start["r"]), "w": (1, 5, 1, start["w"]),
+            **first, "budget": start["budget"], "hedging": start["hedging"],
+            "seed": seed, "faults": tuple(faults)})
+        self.switches = NodeSwitches()
+        self.explorer.controls["kill"] = self.switches
+        self.switches.observe(lambda _change: self.explorer.refresh(), names="value")
+        knobs = [w for name, w in self.explorer.controls.items() if name != "kill"]
+        grid = W.GridBox(knobs, layout=W.Layout(
+            grid_template_columns="repeat(3, minmax(0, 1fr))"))
+        self.box = W.VBox([self.switches, grid, self.explorer.figure,
+                           self.explorer.status, self.scores, self.status])
+
+    def _view(self, result: Result) -> go.Figure:
+        """Record the run, score it, and draw its dashboard."""
+        row = self.journal.record(result)
+        self.scores.value = scenarios.scorecard(result, self.slo).to_html()
+        _say(self.status, f"run {row['run']}: {scenarios.verdict(result, self.slo)}",
+             warning=not row["meets SLO"])
+        return plot.capstone_dashboard(result, p99_ms=self.slo.p99_ms)
+
+    @property
+    def figure(self) -> go.FigureWidget:
+        return self.explorer.figure
+
+    @property
+    def controls(self) -> dict[str, W.ValueWidget]:
+        return self.explorer.controls
+
+    @property
+    def result(self) -> Result | None:
+        return self.explorer.result
+
+    def _repr_mimebundle_(self, **kwargs) -> dict:
+        return _with_plain_text(self.box, repr(self), kwargs)
+
+    def __repr__(self) -> str:
+        return f"CapstonePanel({len(self.journal)} runs, {self.slo})"
+
+
+def capstone_panel(*, seed: int = 1, slo: scenarios.SLO | None = None,
+                   faults: Iterable = scenarios.CAPSTONE_FAULTS) -> CapstonePanel:
+    """The notebook 09 control panel over `scenarios.capstone` (see
+    CapstonePanel); starts at the walk-through's starting configuration."""
+    return CapstonePanel(seed=seed, slo=slo, faults=faults)

@@ -1,11 +1,15 @@
-"""A real-browser smoke test: JupyterLab in headless Chromium runs notebook 00,
-then a student kills a node and moves a slider, and the playground answers.
+"""A real-browser smoke test: JupyterLab in headless Chromium runs notebook 00
+(the simulator tour) and notebook 09 (the capstone), and in each a student kills
+a node and moves a slider, and the playground answers: its status line and its
+figure change, and no cell shows an error.
 
 Skips when Chromium or Playwright is missing (`.ci/run` installs Chromium).
-Everything happens in a temporary copy of notebooks/ (and data/), so the test
-never writes into the repository. LABKIT_BROWSER_NOTEBOOK=path/to/x.ipynb runs
-the same checks on another notebook; LABKIT_KEEP_SCREENSHOT=1 copies the final
-screenshot to tests/artifacts/browser_00.png.
+One JupyterLab serves a temporary copy of notebooks/ (and data/) for both, so
+the test never writes into the repository; each notebook's kernel is shut down
+when its test ends, and the server when the module does.
+LABKIT_BROWSER_NOTEBOOK=path/to/x.ipynb runs the same checks on that notebook
+only; LABKIT_KEEP_SCREENSHOT=1 copies each final screenshot to
+tests/artifacts/browser_<notebook>.png.
 """
 
 from __future__ import annotations
@@ -29,8 +33,10 @@ import pytest
 pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[1]
-NOTEBOOK = Path(os.environ.get("LABKIT_BROWSER_NOTEBOOK",
-                               REPO / "notebooks" / "00_simulator_tour.ipynb"))
+NOTEBOOKS = ([Path(os.environ["LABKIT_BROWSER_NOTEBOOK"]).resolve()]
+             if os.environ.get("LABKIT_BROWSER_NOTEBOOK") else
+             [REPO / "notebooks" / name for name in ("00_simulator_tour.ipynb",
+                                                     "09_capstone_tuning.ipynb")])
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
                  "--disable-background-networking", "--disable-component-update",
@@ -100,13 +106,17 @@ class Lab:
         kernels = self.api("GET", "/api/kernels")
         return bool(kernels) and all(k["execution_state"] == "idle" for k in kernels)
 
-    def stop(self, xsrf: str | None = None) -> None:
-        """Shut down sessions and kernels, then the server's whole process group."""
+    def shut_down_kernels(self, xsrf: str | None = None) -> None:
+        """Delete every session and kernel the server runs."""
         with contextlib.suppress(Exception):
             for session in self.api("GET", "/api/sessions"):
                 self.api("DELETE", f"/api/sessions/{session['id']}", xsrf)
             for kernel in self.api("GET", "/api/kernels"):
                 self.api("DELETE", f"/api/kernels/{kernel['id']}", xsrf)
+
+    def stop(self, xsrf: str | None = None) -> None:
+        """Shut down sessions and kernels, then the server's whole process group."""
+        self.shut_down_kernels(xsrf)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGTERM)
         try:
@@ -134,50 +144,60 @@ def error_outputs(panel) -> list[str]:
     return [t for t in texts if ERROR_TEXT.search(t)]
 
 
-@pytest.fixture
-def workdir(tmp_path) -> Path:
-    """A throwaway copy of the notebooks (and data/ beside them) to serve."""
-    if not NOTEBOOK.exists():
-        pytest.skip(f"notebook 00 not present ({NOTEBOOK.name})")
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """One JupyterLab on a throwaway copy of the notebooks (and data/ beside
+    them), stopped with everything it started when the module's tests end."""
     if not (shutil.which("chromium") or Path(CHROMIUM).exists()):
         pytest.skip("Chromium not installed (apt-get install -y chromium)")
     pytest.importorskip("playwright.sync_api", reason="playwright not installed")
-    shutil.copytree(NOTEBOOK.parent, tmp_path / "copy" / "notebooks",
+    source = NOTEBOOKS[0].parent
+    root = tmp_path_factory.mktemp("lab")
+    shutil.copytree(source, root / "copy" / "notebooks",
                     ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-    if (NOTEBOOK.parent.parent / "data").is_dir():
-        shutil.copytree(NOTEBOOK.parent.parent / "data", tmp_path / "copy" / "data")
-    return tmp_path / "copy" / "notebooks"
+    if (source.parent / "data").is_dir():
+        shutil.copytree(source.parent / "data", root / "copy" / "data")
+    server = Lab(root / "copy" / "notebooks", root / "home")
+    server.xsrf = None
+    try:
+        server.wait_ready()
+        yield server
+    except Exception:
+        print(f"--- jupyter lab log ---\n{server.log_tail()}")
+        raise
+    finally:
+        server.stop(server.xsrf)
 
 
-def test_notebook_00_runs_and_its_playground_answers(workdir, tmp_path):
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.stem for n in NOTEBOOKS])
+def test_notebook_runs_and_its_playground_answers(notebook, lab, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    lab = Lab(workdir, tmp_path / "lab")
-    xsrf = None
+    if not notebook.exists():
+        pytest.skip(f"{notebook.name} not present")
     try:
-        lab.wait_ready()
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 page.set_default_timeout(30_000)
-                page.goto(f"{lab.url}/lab/tree/{NOTEBOOK.name}?reset&token={lab.token}")
+                page.goto(f"{lab.url}/lab/tree/{notebook.name}?reset&token={lab.token}")
                 panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
                 panel.locator(".jp-Cell").first.wait_for()
                 run_all_cells(page, panel, lab)
                 assert not error_outputs(panel), error_outputs(panel)
                 play_with_the_playground(page, panel, lab)
                 assert not error_outputs(panel), error_outputs(panel)
-                screenshot(page, tmp_path)
-                xsrf = next((c["value"] for c in page.context.cookies()
-                             if c["name"] == "_xsrf"), None)
+                screenshot(page, tmp_path, notebook.stem)
+                lab.xsrf = next((c["value"] for c in page.context.cookies()
+                                 if c["name"] == "_xsrf"), lab.xsrf)
             finally:
                 browser.close()
     except Exception:
         print(f"--- jupyter lab log ---\n{lab.log_tail()}")
         raise
     finally:
-        lab.stop(xsrf)
+        lab.shut_down_kernels(lab.xsrf)     # the next notebook gets the CPU
 
 
 def run_all_cells(page, panel, lab: Lab) -> None:
@@ -203,19 +223,32 @@ def click_menu(page, menu: str, item: str) -> None:
                  has_text=re.compile(f"^{re.escape(item)}$")).click()
 
 
+def figure_titles(area) -> list[str]:
+    """The titles of the plotly figures drawn by widgets in `area`."""
+    return area.locator(".jupyter-widgets .js-plotly-plot .gtitle").all_text_contents()
+
+
 def play_with_the_playground(page, panel, lab: Lab) -> None:
-    """Kill a node, nudge a slider, and wait for the status line to answer."""
+    """In the output of the last playground (the one with the last status line):
+    kill a node and wait for the status to answer, move the first slider and
+    wait for it to answer again, then for the figure to have changed."""
     status = panel.locator(".labkit-status").last
     status.wait_for()
-    before = status.inner_text()
-    kill = panel.locator("button.jupyter-button", has_text=re.compile(r"^\s*kill "))
+    playground = status.locator(
+        "xpath=ancestor::div[contains(@class, 'jp-OutputArea-output')][1]")
+    wait_until(lambda: figure_titles(playground), 30, "the playground's figure")
+    titles, before = figure_titles(playground), status.inner_text()
+    kill = playground.locator("button.jupyter-button",
+                              has_text=re.compile(r"^\s*kill "))
     kill.first.click()
-    handle = panel.locator(".noUi-handle").first
+    killed = wait_until(lambda: status.inner_text() != before and status.inner_text(),
+                        30, f"the status to answer the kill button ({before!r})")
+    handle = playground.locator(".noUi-handle").first
     handle.focus()
     for _ in range(3):
         handle.press("ArrowRight")
-    wait_until(lambda: status.inner_text() != before, 30,
-               f"the status to change from {before!r}")
+    wait_until(lambda: status.inner_text() != killed, 30,
+               f"the status to answer the slider ({killed!r})")
     settled = {"text": None}
 
     def settles() -> bool:  # the same text twice in a row, with the kernel idle
@@ -223,15 +256,18 @@ def play_with_the_playground(page, panel, lab: Lab) -> None:
         return text == settled["text"] and lab.kernels_idle()
 
     wait_until(settles, 30, "the status to settle", interval=0.5)
-    print(f"status before: {before!r}\nstatus after:  {settled['text']!r}")
+    wait_until(lambda: figure_titles(playground) != titles, 10, "the figure to change")
+    print(f"status before: {before!r}\nafter the kill: {killed!r}\n"
+          f"after the slider: {settled['text']!r}\n"
+          f"figures before: {titles}\nfigures after:  {figure_titles(playground)}")
 
 
-def screenshot(page, tmp_path: Path) -> None:
-    path = tmp_path / "browser_00.png"
+def screenshot(page, tmp_path: Path, name: str) -> None:
+    path = tmp_path / f"browser_{name}.png"
     page.screenshot(path=path, full_page=True)
     print(f"screenshot: {path}")
     if os.environ.get("LABKIT_KEEP_SCREENSHOT") == "1":
-        keep = REPO / "tests" / "artifacts" / "browser_00.png"
+        keep = REPO / "tests" / "artifacts" / path.name
         keep.parent.mkdir(exist_ok=True)
         shutil.copy(path, keep)
         print(f"screenshot kept: {keep}")

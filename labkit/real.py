@@ -1,0 +1,277 @@
+"""Real engines beside the simulations: a three-member etcd cluster on 127.0.0.1.
+
+This is the one labkit module that starts processes and reads the wall clock
+(DESIGN.md); nothing in the simulated layers imports it. Every process it
+starts is stopped, and its temporary directory removed, when the `EtcdCluster`
+context ends (or, failing that, when the interpreter exits).
+
+`etcd_failover` kills the leader of a live etcd cluster and measures how long
+until a new leader is elected and until a write succeeds again: the real-world
+counterpart of `labkit.scenarios.raft_failover`. Debian and Ubuntu package etcd
+as `etcd-server` (`sudo apt-get install etcd-server`).
+
+Run `python -m labkit.real --trials 20` to print measurements as CSV.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import base64
+import json
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from labkit.errors import ConfigError, Unavailable, require_int
+
+#: How to get an etcd binary where none is installed.
+INSTALL_HINT = ("no etcd binary found: install one with `sudo apt-get install "
+                "etcd-server` (Debian/Ubuntu) or from github.com/etcd-io/etcd/releases")
+#: etcd's own defaults (its election timeout is randomized in [T, 2T)).
+ETCD_DEFAULTS = {"election_timeout_ms": 1000, "heartbeat_ms": 100}
+
+
+def etcd_binary() -> str | None:
+    """Path of the etcd executable on PATH, or None."""
+    return shutil.which("etcd")
+
+
+def _free_ports(count: int) -> list[int]:
+    """Ports the kernel says are free now (closed again before etcd binds them)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def _post(url: str, body: dict, timeout: float) -> dict:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+@dataclass
+class Member:
+    """One etcd process: its name, URLs and command line."""
+
+    name: str
+    client_url: str
+    peer_url: str
+    command: list[str]
+    process: subprocess.Popen | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+class EtcdCluster:
+    """A fresh etcd cluster of `members` processes on 127.0.0.1, in a temporary
+    directory; use it as a context manager. Timeouts in milliseconds (None:
+    etcd's defaults, 1000 and 100)."""
+
+    def __init__(self, members: int = 3, *, election_timeout_ms: int | None = None,
+                 heartbeat_ms: int | None = None, binary: str | None = None):
+        self.size = require_int("members", members, minimum=1)
+        self.binary = binary or etcd_binary()
+        if self.binary is None:
+            raise Unavailable(INSTALL_HINT)
+        self.timing = []
+        if election_timeout_ms is not None:
+            self.timing += ["--election-timeout", str(require_int(
+                "election_timeout_ms", election_timeout_ms, minimum=1))]
+        if heartbeat_ms is not None:
+            self.timing += ["--heartbeat-interval", str(require_int(
+                "heartbeat_ms", heartbeat_ms, minimum=1))]
+        self.directory: Path | None = None
+        self.members: dict[str, Member] = {}
+        self.names_by_id: dict[str, str] = {}
+
+    # -- lifecycle -------------------------------------------------------------
+    def __enter__(self) -> EtcdCluster:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self, ready_within: float = 30.0) -> None:
+        """Start every member and wait until one leads and accepts writes."""
+        self.directory = Path(tempfile.mkdtemp(prefix="labkit-etcd-"))
+        atexit.register(self.stop)
+        ports = _free_ports(2 * self.size)
+        names = [f"m{i}" for i in range(1, self.size + 1)]
+        peers = {n: f"http://127.0.0.1:{ports[2 * i + 1]}" for i, n in enumerate(names)}
+        initial = ",".join(f"{n}={url}" for n, url in peers.items())
+        for i, name in enumerate(names):
+            client = f"http://127.0.0.1:{ports[2 * i]}"
+            command = [
+                self.binary, "--name", name,
+                "--data-dir", str(self.directory / name),
+                "--listen-client-urls", client, "--advertise-client-urls", client,
+                "--listen-peer-urls", peers[name],
+                "--initial-advertise-peer-urls", peers[name],
+                "--initial-cluster", initial, "--initial-cluster-state", "new",
+                "--initial-cluster-token", "labkit", *self.timing]
+            self.members[name] = Member(name, client, peers[name], command)
+            self.restart(name)
+        self.wait_for_writes(ready_within)
+        self.names_by_id = {self.status(n)["header"]["member_id"]: n
+                            for n in self.members}
+
+    def restart(self, name: str) -> None:
+        """(Re)start a member from its data directory."""
+        member = self._member(name)
+        if member.alive:
+            return
+        log = open(self.directory / f"{name}.log", "ab")      # noqa: SIM115
+        member.process = subprocess.Popen(member.command, stdout=log, stderr=log,
+                                          stdin=subprocess.DEVNULL,
+                                          start_new_session=True)
+        log.close()                                           # the child keeps it
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one member (a crash: no goodbye to the others)."""
+        member = self._member(name)
+        if member.alive:
+            member.process.kill()
+            member.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        """Kill every member this cluster started and delete its directory."""
+        for member in self.members.values():
+            if member.process is not None and member.process.poll() is None:
+                member.process.kill()
+                member.process.wait(timeout=10)
+        if self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            self.directory = None
+
+    def _member(self, name: str) -> Member:
+        if name not in self.members:
+            raise ConfigError(f"unknown member {name!r}; members are "
+                              f"{list(self.members)}")
+        return self.members[name]
+
+    # -- talking to it -------------------------------------------------------------
+    def status(self, name: str, timeout: float = 0.5) -> dict:
+        """The member's /v3/maintenance/status answer (member id, leader id...)."""
+        return _post(self._member(name).client_url + "/v3/maintenance/status", {},
+                     timeout)
+
+    def leader(self, timeout: float = 0.5) -> str | None:
+        """The leader the first answering live member reports, by name, or None."""
+        for name, member in self.members.items():
+            if member.alive:
+                try:
+                    answer = self.status(name, timeout)
+                except (OSError, ValueError):
+                    continue
+                leader = self.names_by_id.get(answer.get("leader"))
+                if leader is not None:
+                    return leader
+        return None
+
+    def put(self, name: str, key: str, value: str, timeout: float = 1.0) -> None:
+        """Write key=value through member `name` (raises OSError on failure)."""
+        def b64(text: str) -> str:
+            return base64.b64encode(text.encode()).decode()
+
+        _post(self._member(name).client_url + "/v3/kv/put",
+              {"key": b64(key), "value": b64(value)}, timeout)
+
+    def wait_for_writes(self, within: float, via: str | None = None) -> float:
+        """Retry a write (through `via`, or each live member in turn) until one
+        succeeds; seconds it took. Raises Unavailable after `within` s."""
+        start = time.monotonic()
+        turn = 0
+        while time.monotonic() - start < within:
+            live = [n for n, m in self.members.items() if m.alive]
+            name = via or live[turn % len(live)]
+            turn += 1
+            try:
+                self.put(name, "labkit", str(turn), timeout=0.2)
+                return time.monotonic() - start
+            except (OSError, ValueError):
+                time.sleep(0.005)
+        raise Unavailable(f"etcd accepted no write within {within:g} s; logs in "
+                          f"{self.directory}")
+
+
+def etcd_failover(trials: int = 5, *, election_timeout_ms: int | None = None,
+                  heartbeat_ms: int | None = None, seed: int = 0,
+                  settle: float = 2.0) -> list[dict]:
+    """Start a 3-member etcd cluster; `trials` times, SIGKILL the leader at a
+    random moment, measure the seconds until a surviving member reports a new
+    leader ("to leader") and until a write through a survivor succeeds ("to
+    write"), then restart the killed member and let it settle. Stops everything
+    it started before returning."""
+    trials = require_int("trials", trials, minimum=1)
+    rng = random.Random(seed)
+    rows = []
+    with EtcdCluster(3, election_timeout_ms=election_timeout_ms,
+                     heartbeat_ms=heartbeat_ms) as cluster:
+        for trial in range(trials):
+            time.sleep(settle + rng.uniform(0.0, 0.2))
+            old = cluster.leader()
+            if old is None:
+                raise Unavailable("the etcd cluster has no leader to kill")
+            survivor = next(n for n in cluster.members if n != old)
+            start = time.monotonic()
+            cluster.kill(old)
+            new = None
+            while new in (None, old):
+                time.sleep(0.002)
+                new = cluster.leader(timeout=0.2)
+                to_leader = time.monotonic() - start
+                if to_leader > 60:
+                    raise Unavailable("no new etcd leader within 60 s")
+            to_write = to_leader + cluster.wait_for_writes(60.0, via=survivor)
+            rows.append({"trial": trial, "old leader": old, "new leader": new,
+                         "to leader (s)": round(to_leader, 4),
+                         "to write (s)": round(to_write, 4)})
+            cluster.restart(old)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Measure etcd leader failover")
+    parser.add_argument("--trials", type=int, default=10)
+    parser.add_argument("--election-timeout", type=int, default=None,
+                        help="ms (etcd's default: 1000)")
+    parser.add_argument("--heartbeat-interval", type=int, default=None,
+                        help="ms (etcd's default: 100)")
+    args = parser.parse_args(argv)
+    if etcd_binary() is None:
+        print(INSTALL_HINT, file=sys.stderr)
+        return 2
+    rows = etcd_failover(args.trials, election_timeout_ms=args.election_timeout,
+                         heartbeat_ms=args.heartbeat_interval)
+    version = subprocess.run([etcd_binary(), "--version"], capture_output=True,
+                             text=True).stdout.splitlines()[0]
+    print(f"# {version}; produced by: python -m labkit.real "
+          + " ".join(argv if argv is not None else sys.argv[1:]))
+    print(",".join(rows[0]))
+    for row in rows:
+        print(",".join(str(v) for v in row.values()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,298 @@
+"""The capstone (notebook 09): the service under its fault schedule, the SLO
+scorecard, the tuning journal and the control panel's callbacks.
+
+A run takes about a second, so runs are shared by module-scoped fixtures.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from labkit import plot, scenarios, widgets
+from labkit.errors import ConfigError
+from labkit.metrics import Metrics, Result
+from labkit.scenarios import (
+    CAPSTONE_FAULTS,
+    CAPSTONE_START,
+    CAPSTONE_TUNED,
+    SLO,
+    CapstoneFault,
+    TuningJournal,
+    capstone,
+    scorecard,
+    verdict,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def start() -> Result:
+    return capstone(1, **CAPSTONE_START)
+
+
+@pytest.fixture(scope="module")
+def tuned() -> Result:
+    return capstone(1, **CAPSTONE_TUNED)
+
+
+def summary_result(p99_ms: float, availability: float, lost: int,
+                   **params) -> Result:
+    """A stand-in capstone Result carrying only the numbers a scorecard reads."""
+    return Result("capstone", {**CAPSTONE_START, "kill": (), **params}, seed=0,
+                  metrics=Metrics(), data={"summary": {
+                      "p99 (ms)": p99_ms, "availability": availability,
+                      "lost acked writes": lost}})
+
+
+# -- scorecard ---------------------------------------------------------------------
+
+def test_scorecard_marks_each_objective_met_or_missed():
+    slo = SLO(p99_ms=400, availability=0.999, lost_writes=0)
+    card = scorecard(summary_result(400.0, 0.999, 0), slo)      # exactly on target
+    assert list(card.index) == ["p99 latency (ms)", "availability (%)",
+                                "lost acknowledged writes"]
+    assert card["met"].all()
+    card = scorecard(summary_result(400.1, 0.9989, 1), slo)
+    assert not card["met"].any()
+    assert card.loc["availability (%)", "measured"] == pytest.approx(99.89)
+
+
+def test_verdict_names_exactly_the_missed_objectives():
+    slo = SLO(p99_ms=400, availability=0.99, lost_writes=0)
+    assert verdict(summary_result(120.0, 0.995, 0), slo) == "meets the SLO"
+    said = verdict(summary_result(120.0, 0.98, 3), slo)
+    assert said.startswith("misses ") and "p99" not in said
+    assert "availability (%) 98" in said and "lost acknowledged writes 3" in said
+
+
+def test_the_walk_through_starts_out_of_the_slo_and_ends_inside_it(start, tuned):
+    assert not scorecard(start)["met"].any()      # every objective missed
+    assert scorecard(tuned)["met"].all(), scorecard(tuned)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"p99_ms": 0}, "p99_ms must be > 0"),
+    ({"availability": 1.5}, "availability must be a probability"),
+    ({"lost_writes": -1}, "lost_writes must be >= 0"),
+])
+def test_slo_rejects_impossible_objectives(bad, message):
+    with pytest.raises(ConfigError, match=message):
+        SLO(**bad)
+
+
+def test_scorecard_needs_a_capstone_result():
+    other = Result("ping", {}, seed=0, metrics=Metrics())
+    with pytest.raises(ConfigError, match="scenarios.capstone result"):
+        scorecard(other)
+
+
+# -- journal -----------------------------------------------------------------------
+
+def test_journal_records_runs_and_names_the_knob_that_changed():
+    journal = TuningJournal(SLO(p99_ms=400, availability=0.99))
+    journal.record(summary_result(900.0, 0.995, 2), note="start")
+    journal.record(summary_result(300.0, 0.995, 2, policy="least_outstanding"))
+    journal.record(summary_result(300.0, 0.995, 0, policy="least_outstanding",
+                                  w=2, r=2))
+    table = journal.table()
+    assert list(table.index) == [1, 2, 3] and len(journal) == 3
+    assert list(table["changed"]) == ["first run",
+                                      "policy round_robin→least_outstanding",
+                                      "r 1→2, w 1→2"]
+    assert list(table["meets SLO"]) == [False, False, True]
+    assert list(table["misses"]) == [
+        "p99 latency (ms), lost acknowledged writes", "lost acknowledged writes", ""]
+    assert table.loc[1, "note"] == "start" and table.loc[3, "policy"] == \
+        "least_outstanding"
+    assert repr(journal) == "TuningJournal(3 runs, 1 meet the SLO)"
+
+
+def test_journal_says_when_nothing_changed():
+    journal = TuningJournal()
+    journal.record(summary_result(100.0, 1.0, 0))
+    assert journal.record(summary_result(100.0, 1.0, 0))["changed"] == "nothing"
+
+
+# -- the service -------------------------------------------------------------------
+
+def test_same_seed_same_run_and_another_seed_another(start):
+    again = capstone(1, **CAPSTONE_START)
+    assert again.fingerprint == start.fingerprint
+    assert again.data["windows"] == start.data["windows"]
+    assert capstone(2, **CAPSTONE_START).fingerprint != start.fingerprint
+
+
+def test_same_run_under_another_hash_seed(start):
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    code = ("from labkit.scenarios import capstone, CAPSTONE_START; "
+            "print(capstone(1, **CAPSTONE_START).fingerprint)")
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == start.fingerprint
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_tuned_config_loses_no_acknowledged_write_under_the_faults(seed, tuned):
+    run = tuned if seed == 1 else capstone(seed, **CAPSTONE_TUNED)
+    summary = run.data["summary"]
+    assert summary["lost acked writes"] == 0, f"seed {seed}"
+    assert all(w["lost acked writes"] == 0 for w in run.data["windows"]), \
+        f"seed {seed}"
+
+
+def test_w_1_loses_writes_acknowledged_by_a_server_cut_off_and_then_replaced(start):
+    # s4 is partitioned from 34 s and its disk is lost at 38 s: with W = 1 it
+    # acknowledged writes no other replica got.
+    assert start.params["w"] == 1
+    rows = {w["t (s)"]: w["lost acked writes"] for w in start.data["windows"]}
+    assert rows[34.0] == 0 < rows[38.0]
+    assert start.data["summary"]["lost acked writes"] >= rows[38.0]
+
+
+@pytest.mark.parametrize("r, w, stale", [(2, 2, False), (1, 1, True)])
+def test_reads_are_stale_only_when_read_and_write_quorums_may_miss(r, w, stale):
+    # Without disk loss, R + W > N makes every read quorum meet the last
+    # acknowledged write's quorum.
+    faults = [f for f in CAPSTONE_FAULTS if f.kind != "replace"]
+    run = capstone(1, **{**CAPSTONE_TUNED, "r": r, "w": w}, faults=faults)
+    assert (run.data["summary"]["stale reads"] > 0) is stale
+
+
+def test_traffic_follows_the_day(start):
+    # The rate rises from 0.2 to 1 of the peak and back: its mean is 0.6 peak.
+    p = start.params
+    expected = 0.6 * p["peak_rate"] * p["duration"]
+    requests = start.data["summary"]["requests"]
+    assert abs(requests - expected) < 4 * math.sqrt(expected)
+    shares = {op: n / requests for op, n in start.data["operations"].items()}
+    assert shares["get"] == pytest.approx(p["reads"], abs=0.02)
+    assert shares["meta"] == pytest.approx(p["meta"], abs=0.02)
+    windows = start.data["windows"]
+    assert len(windows) == math.ceil(p["duration"] / p["window"])
+    assert sum(w["requests/s"] * p["window"] for w in windows) == \
+        pytest.approx(requests)
+    peak = max(windows, key=lambda w: w["requests/s"])["t (s)"]
+    assert p["duration"] / 3 < peak < 2 * p["duration"] / 3
+
+
+def test_busy_share_follows_the_utilisation_law():
+    # U = lambda * E[S] / servers (no faults, so no retries or repairs): E[S] is
+    # one coordination plus one replica read or write on each of N servers.
+    run = capstone(1, **CAPSTONE_TUNED, faults=())
+    p, cost = run.params, scenarios.CAPSTONE_COSTS
+    writes = 1 - p["reads"] - p["meta"]
+    work = cost["coordinate"] + p["replication"] * (p["reads"] * cost["get"]
+                                                    + writes * cost["put"])
+    served = run.data["summary"]["requests"]
+    busy = sum(sum(server) for server in run.data["load"].values()) * p["window"]
+    assert busy == pytest.approx(served * work, rel=0.05)
+
+
+def test_dashboard_shows_each_fault_where_it_struck(start):
+    assert [(f["fault"], f["from (s)"]) for f in start.data["faults"]] == [
+        (f.kind, f.at) for f in CAPSTONE_FAULTS]
+    load, rows = start.data["load"], start.data["windows"]
+    during = [i for i, w in enumerate(rows) if 8 <= w["t (s)"] < 14]
+    # s2 runs 4x slower from 6 s to 16 s: the busiest server there.
+    for i in during:
+        assert load["s2"][i] == max(server[i] for server in load.values())
+    # s4 is down (replaced) from 38 s to 44 s: no work, roles show the crash.
+    assert all(load["s4"][i] == 0 for i, w in enumerate(rows)
+               if 38 <= w["t (s)"] < 44)
+    leader_at_start = rows[0]["leader"]
+    assert start.data["roles"][leader_at_start][10] == "down"      # t = 22 s
+    assert all(0 <= x <= 1.0 + 1e-9 for server in load.values() for x in server)
+
+
+def test_dashboard_figure(start):
+    fig = plot.capstone_dashboard(start, p99_ms=400)
+    names = {t.name for t in fig.data}
+    assert {"requests/s", "attempts/s", "p99", "s1", "s5", "lost acked writes",
+            "under-replicated keys"} <= names
+    shaded = [s for s in fig.layout.shapes if s.type == "rect"]
+    assert len(shaded) == 6 * len(CAPSTONE_FAULTS)     # every panel, every fault
+    assert any(s.type == "line" and s.y0 == 400 for s in fig.layout.shapes)
+
+
+# -- bad knobs ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("knobs, message", [
+    ({"policy": "fastest"}, "unknown policy 'fastest'"),
+    ({"r": 4}, "r must be between 1 and replication = 3"),
+    ({"replication": 6}, "replication must be at most 5"),
+    ({"timeout": 0}, "timeout must be > 0"),
+    ({"attempts": 0}, "attempts must be >= 1"),
+    ({"jitter": "lots"}, "jitter must be one of"),
+    ({"breaker": "fuse"}, "breaker must be 'none' or one of"),
+    ({"budget": "yes"}, "budget must be True or False"),
+    ({"reads": 0.95}, "reads \\+ meta must be at most 1"),
+    ({"kill": "s1"}, "kill must be a list of node names"),
+    ({"kill": ["s9"]}, "kill must be a list of node names"),
+    ({"faults": [("explode", 1, 2, "s1")]}, "fault kind must be one of"),
+    ({"faults": [("crash", 1, 2, "s9")]}, "needs a target from"),
+    ({"faults": [("crash", 1, 0, "s1")]}, "fault duration must be > 0"),
+    ({"faults": [("slow", 1, 2, "n1", 3.0)]}, "targets a storage server"),
+    ({"faults": [("slow", 1, 2, "s1", 0.5)]}, "slow severity"),
+    ({"faults": [("brownout", 1, 2, "", 1.0)]}, "brownout severity must be below 1"),
+    ({"faults": [("crash", 1)]}, "a capstone fault is"),
+    ({"faults": CapstoneFault("crash", 1, 2, "s1")}, "faults must be a list"),
+])
+def test_bad_knobs_are_refused_with_a_reason(knobs, message):
+    with pytest.raises(ConfigError, match=message):
+        capstone(1, **knobs)
+
+
+# -- the control panel -------------------------------------------------------------
+
+def test_panel_kill_button_and_slider_rerun_and_redraw():
+    panel = widgets.capstone_panel(seed=1)
+    assert len(panel.journal) == 1 and "run 1: misses" in panel.status.value
+    before = panel.figure.to_dict()["data"]
+    kill = panel.switches.rows["s"].buttons[2]
+    assert kill.description == "kill s3"
+    kill.value = True
+    assert kill.description == "restart s3"
+    assert panel.result.params["kill"] == ("s3",)
+    assert len(panel.journal) == 2 and "run 2:" in panel.status.value
+    assert panel.figure.to_dict()["data"] != before
+    assert panel.journal.table().loc[2, "changed"] == "kill none→s3"
+    panel.controls["w"].value, panel.controls["r"].value = 2, 2
+    assert panel.result.params["w"] == 2 and panel.result.params["r"] == 2
+    assert "lost acknowledged writes" not in panel.status.value
+    assert "<table" in panel.scores.value
+
+
+def test_panel_reports_a_bad_combination_and_keeps_the_last_run():
+    panel = widgets.capstone_panel(seed=1)
+    first = panel.result
+    panel.controls["r"].value = 5                      # more than 3 replicas
+    assert "labkit-warning" in panel.explorer.status._dom_classes
+    assert "r must be between 1 and replication" in panel.explorer.status.value
+    assert panel.result is first and len(panel.journal) == 1
+
+
+# -- the course as static pages -----------------------------------------------------
+
+def test_static_html_keeps_every_stored_figure_and_ships_plotly_js():
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    path = ROOT / "notebooks" / "00_simulator_tour.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    stored = sum(plot.PLOTLY_MIME in o.get("data", {})
+                 for cell in nb.cells for o in cell.get("outputs", ()))
+    exporter = HTMLExporter()
+    exporter.register_preprocessor(plot.html_figures, enabled=True)
+    page, resources = exporter.from_notebook_node(
+        nb, resources={"metadata": {"name": path.stem}})
+    assert stored > 0 and page.count("Plotly.newPlot(") == stored
+    assert page.count(f'src="{plot.PLOTLY_JS}"') == 1         # loaded once
+    assert resources["outputs"][plot.PLOTLY_JS].startswith(b"/**")
