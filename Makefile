@@ -47,4 +47,5 @@ lint: install
 
 bench: install
 	$(BIN)/python bench/simcore.py
-	@if [ -f bench/balancing.py ]; then $(BIN)/python bench/balancing.py; fi
+	$(BIN)/python bench/balancing.py
+	$(BIN)/python bench/raft.py
