@@ -376,7 +376,26 @@ class ServerSwitches(W.HBox, W.ValueWidget):
         self.value = tuple(j for j, b in enumerate(self.buttons) if b.value)
 
 
-class SwitchedExplorer:
+class ExplorerPanel:
+    """A widget assembly around one Explorer (`self.explorer`, laid out in
+    `self.box`): shows the box, and exposes the explorer's figure and result."""
+
+    explorer: Explorer
+    box: W.Box
+
+    @property
+    def figure(self) -> go.FigureWidget:
+        return self.explorer.figure
+
+    @property
+    def result(self) -> Result | None:
+        return self.explorer.result
+
+    def _repr_mimebundle_(self, **kwargs) -> dict:
+        return _with_plain_text(self.box, repr(self), kwargs)
+
+
+class SwitchedExplorer(ExplorerPanel):
     """An Explorer with a row of kill/restart switches: the switched-off indexes
     reach the scenario as its `down` parameter, and the number of switches
     follows the `count` slider."""
@@ -390,17 +409,6 @@ class SwitchedExplorer:
         explorer.controls[count].observe(
             lambda change: switches.resize(change["new"]), names="value")
         self.box = W.VBox([switches, explorer.box])
-
-    @property
-    def figure(self) -> go.FigureWidget:
-        return self.explorer.figure
-
-    @property
-    def result(self) -> Result | None:
-        return self.explorer.result
-
-    def _repr_mimebundle_(self, **kwargs) -> dict:
-        return _with_plain_text(self.box, repr(self), kwargs)
 
     def __repr__(self) -> str:
         return f"{self.title}({self.count}={len(self.switches.buttons)})"
@@ -596,7 +604,7 @@ class NodeSwitches(W.VBox, W.ValueWidget):
                            for i in row.value)
 
 
-class CapstonePanel:
+class CapstonePanel(ExplorerPanel):
     """The capstone's control panel: every knob of the course in one place, a
     kill/restart switch per node (a killed node crashes at t = 20 s and stays
     down), the dashboard, the scorecard against `slo`, and a tuning `journal`
@@ -639,19 +647,8 @@ class CapstonePanel:
         return plot.capstone_dashboard(result, p99_ms=self.slo.p99_ms)
 
     @property
-    def figure(self) -> go.FigureWidget:
-        return self.explorer.figure
-
-    @property
     def controls(self) -> dict[str, W.ValueWidget]:
         return self.explorer.controls
-
-    @property
-    def result(self) -> Result | None:
-        return self.explorer.result
-
-    def _repr_mimebundle_(self, **kwargs) -> dict:
-        return _with_plain_text(self.box, repr(self), kwargs)
 
     def __repr__(self) -> str:
         return f"CapstonePanel({len(self.journal)} runs, {self.slo})"
