@@ -7,7 +7,7 @@ BIN       := $(VENV)/bin
 STAMP     := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 
-.PHONY: install venv lab test notebooks lint bench html
+.PHONY: install venv lab test notebooks lint bench html student
 
 install venv: $(STAMP)
 
@@ -41,6 +41,10 @@ notebooks: install
 html: install
 	$(BIN)/jupyter nbconvert --to html --output-dir build/html \
 	    --HTMLExporter.preprocessors='["labkit.plot.html_figures"]' $(NOTEBOOKS)
+
+# Student copies in build/student: worked answers blanked, outputs cleared.
+student: install
+	$(BIN)/python tools/student_notebooks.py build/student $(NOTEBOOKS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -1,0 +1,47 @@
+"""The student copies blank every worked answer and still parse."""
+
+import ast
+import importlib.util
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location(
+    "student_notebooks", ROOT / "tools" / "student_notebooks.py")
+student = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(student)
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def test_assignment_and_function_answers_are_blanked():
+    source = ('x = 1\nguess = {"a": 2 * 3,   # your formulas here\n'
+              '         "b": 4}\n\ndef f(y):   # your code here\n    return y + 1\n')
+    blanked = student.blank_answers(source)
+    assert blanked == ('x = 1\nguess = ...  # your formulas here\n\n'
+                       'def f(y):   # your code here\n    ...\n')
+    ast.parse(blanked)
+
+
+def test_a_marked_line_of_another_kind_is_refused():
+    with pytest.raises(ValueError, match="neither an assignment nor a def"):
+        student.blank_answers("print(42)   # your answer here\n")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_student_copy_hides_every_answer_and_output(path):
+    original = nbformat.read(path, as_version=4)
+    copy = student.student_copy(original)
+    for before, after in zip(original.cells, copy.cells, strict=True):
+        if before.cell_type != "code":
+            assert after.source == before.source
+            continue
+        assert after.outputs == [] and after.execution_count is None
+        ast.parse(after.source)
+        for line in after.source.splitlines():
+            if student.MARK.search(line) and not line.lstrip().startswith("def "):
+                assert re.search(r"= \.\.\.  #", line), line
+        assert after.source.count("# your") == before.source.count("# your")

@@ -1,0 +1,79 @@
+"""Write student copies of the notebooks: worked answers blanked, outputs cleared.
+
+The stored notebooks carry a worked answer in every self-check (CI re-executes
+them), on the line marked `# your formula here` (or answer, estimate, choice,
+code). A student copy replaces each marked assignment's value, and each marked
+function's body, with `...`, keeps the marker, and drops every output, so the
+exercise can be tried cold. Run: `python tools/student_notebooks.py OUT_DIR
+[NOTEBOOK ...]` (`make student` writes build/student/).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+
+MARK = re.compile(r"#\s*your [\w ()]+")
+
+
+def blank_answers(source: str) -> str:
+    """The cell source with every marked answer replaced by `...`.
+
+    Raises ValueError for a marked line that is neither an assignment nor a
+    function definition, so a new kind of exercise cannot leak its answer.
+    """
+    lines = source.splitlines(keepends=True)
+    marked = {n for n, line in enumerate(lines, 1) if MARK.search(line)}
+    if not marked:
+        return source
+    edits: list[tuple[int, int, str]] = []        # (first line, last line, text)
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Assign | ast.AnnAssign) and node.lineno in marked:
+            first = lines[node.lineno - 1]
+            comment = MARK.search(first).group(0)
+            target = first[:node.value.col_offset]
+            edits.append((node.lineno, node.end_lineno, f"{target}...  {comment}\n"))
+            marked.discard(node.lineno)
+        elif isinstance(node, ast.FunctionDef) and node.lineno in marked:
+            body = node.body[0]
+            indent = " " * body.col_offset
+            edits.append((body.lineno, node.end_lineno, f"{indent}...\n"))
+            marked.discard(node.lineno)
+    leftover = sorted(n for n in marked if not any(a <= n <= b for a, b, _ in edits))
+    if leftover:
+        raise ValueError(f"marked lines {leftover} are neither an assignment nor a "
+                         f"def: {[lines[n - 1].strip() for n in leftover]}")
+    for first, last, text in sorted(edits, reverse=True):
+        lines[first - 1:last] = [text]
+    return "".join(lines)
+
+
+def student_copy(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy of `notebook` with answers blanked and no outputs."""
+    copy = nbformat.from_dict(notebook)
+    for cell in copy.cells:
+        if cell.cell_type == "code":
+            cell.source = blank_answers(cell.source)
+            cell.outputs, cell.execution_count = [], None
+    return copy
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        print(__doc__.strip().splitlines()[-3:][0], file=sys.stderr)
+        return 2
+    out = Path(argv[0])
+    notebooks = [Path(p) for p in argv[1:]] or sorted(Path("notebooks").glob("*.ipynb"))
+    out.mkdir(parents=True, exist_ok=True)
+    for path in notebooks:
+        nbformat.write(student_copy(nbformat.read(path, as_version=4)), out / path.name)
+        print(f"wrote {out / path.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
