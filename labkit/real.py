@@ -1,4 +1,4 @@
-"""Real engines beside the simulations: a three-member etcd cluster on 127.0.0.1.
+"""Real engines beside the simulations: etcd and Dask clusters on 127.0.0.1.
 
 This is the one labkit module that starts processes and reads the wall clock
 (DESIGN.md); nothing in the simulated layers imports it. Every process it
@@ -10,6 +10,10 @@ until a new leader is elected and until a write succeeds again: the real-world
 counterpart of `labkit.scenarios.raft_failover`. Debian and Ubuntu package etcd
 as `etcd-server` (`sudo apt-get install etcd-server`).
 
+`dask_wordcount` runs notebook 08's word count on a Dask LocalCluster of
+worker processes and can SIGKILL one mid-job: the real-world counterpart of
+`labkit.mapreduce.run` with a crash (`pip install 'dask[distributed]'`).
+
 Run `python -m labkit.real --trials 20` to print measurements as CSV.
 """
 
@@ -19,8 +23,10 @@ import argparse
 import atexit
 import base64
 import json
+import os
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -28,6 +34,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -248,6 +255,98 @@ def etcd_failover(trials: int = 5, *, election_timeout_ms: int | None = None,
                          "to write (s)": round(to_write, 4)})
             cluster.restart(old)
     return rows
+
+
+# -- Dask ----------------------------------------------------------------------
+#: Dask's install command, for the skip message where it is missing.
+DASK_HINT = "Dask is not installed: pip install 'dask[distributed]'"
+
+
+@dataclass(frozen=True)
+class DaskRun:
+    """One word count on a local Dask cluster: its output and what it survived."""
+
+    output: dict[str, int]       # word -> count, words sorted
+    maps: int                    # map tasks in the graph
+    executions: int              # map tasks that finished, re-executions included
+    killed: bool                 # whether a worker process was SIGKILLed mid-job
+    worker_pids: tuple[int, ...]  # every worker process seen (restarts included)
+    seconds: float               # wall clock from the first submit to the result
+
+    @property
+    def recomputed(self) -> int:
+        """Finished map results lost with the killed worker and computed again."""
+        return self.executions - self.maps
+
+
+def _count_split(texts: tuple[str, ...], pause: float) -> dict[str, int]:
+    """A map task plus its combiner: the word counts of one split of documents.
+    The pause stands for real work, so the job is still running at the kill."""
+    time.sleep(pause)
+    counts: dict[str, int] = {}
+    for text in texts:
+        for word in text.split():
+            counts[word] = counts.get(word, 0) + 1
+    return counts
+
+
+def _merge(*parts: dict[str, int]) -> dict[str, int]:
+    """The reduce task: the sum of the splits' counts, words sorted."""
+    total: dict[str, int] = {}
+    for part in parts:
+        for word, n in part.items():
+            total[word] = total.get(word, 0) + n
+    return dict(sorted(total.items()))
+
+
+def dask_wordcount(docs, *, workers: int = 2, splits: int = 40, pause: float = 0.05,
+                   kill_one: bool = True) -> DaskRun:
+    """Count the words of (doc id, text) records on a Dask LocalCluster of
+    `workers` single-threaded worker processes on 127.0.0.1: `splits` map tasks
+    then one reduce. With kill_one, SIGKILL the worker process holding the most
+    finished map results once a third of the maps are done; its nanny starts a
+    fresh process and the scheduler recomputes the lost results. The cluster
+    and every worker process are stopped before this returns. Raises
+    Unavailable if Dask is not installed."""
+    workers = require_int("workers", workers, minimum=2 if kill_one else 1)
+    splits = require_int("splits", splits, minimum=1)
+    if not isinstance(pause, int | float) or not 0 <= pause <= 10:
+        raise ConfigError(f"pause must be a number of seconds in [0, 10], got "
+                          f"{pause!r}")
+    try:
+        import logging
+
+        from distributed import Client, LocalCluster, get_task_stream
+    except ImportError as error:
+        raise Unavailable(DASK_HINT) from error
+    texts = [text for _, text in docs]
+    size = -(-len(texts) // splits)                     # ceiling division
+    chunks = [tuple(texts[i:i + size]) for i in range(0, len(texts), size)]
+    pids: set[int] = set()
+    # silence_logs: the nanny's "restarting worker" warnings are expected here.
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                      host="127.0.0.1", dashboard_address=None,
+                      silence_logs=logging.CRITICAL) as cluster, \
+            Client(cluster) as client:
+        pids.update(client.run(os.getpid).values())
+        start = time.monotonic()
+        with get_task_stream(client) as stream:
+            maps = [client.submit(_count_split, chunk, pause, key=f"map-{i}")
+                    for i, chunk in enumerate(chunks)]
+            reduce = client.submit(_merge, *maps, key="reduce")
+            if kill_one:
+                while sum(f.done() for f in maps) < len(maps) // 3:
+                    time.sleep(0.005)
+                holders = Counter(a for where in client.who_has(maps).values()
+                                  for a in where)
+                victim = client.run(os.getpid, workers=[holders.most_common(1)[0][0]])
+                os.kill(next(iter(victim.values())), signal.SIGKILL)
+            output = reduce.result(timeout=120)
+            seconds = time.monotonic() - start
+        pids.update(client.run(os.getpid).values())
+        executions = sum(1 for task in stream.data if task["key"].startswith("map-"))
+    return DaskRun(output, len(maps), executions, kill_one, tuple(sorted(pids)),
+                   seconds)
 
 
 def main(argv: list[str] | None = None) -> int:
