@@ -1039,11 +1039,9 @@ def _occ_race(sim: Simulator, clients: int, backoff: Backoff,
     start, row = sim.now, {"version": 0, "writes": 0, "last": sim.now}
 
     def read(retry: int, previous: float | None) -> None:
-        # The read's round trip, then the write carrying the version it saw.
-        sim.schedule(2 * net(), write, row["version"], retry, previous)
-
-    def write(version: int, retry: int, previous: float | None) -> None:
-        sim.schedule(net(), arrive, version, retry, previous)
+        # The server reads the version now; the write carrying it arrives after
+        # two one-way delays: the read's answer back, the write out again.
+        sim.schedule(net() + net(), arrive, row["version"], retry, previous)
 
     def arrive(version: int, retry: int, previous: float | None) -> None:
         row["writes"] += 1
