@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -186,6 +186,12 @@ class TimeSeries:
         return f"TimeSeries({self.name!r}, {len(self)} points)"
 
 
+def _gauge_numbers(gauge: Gauge) -> dict[str, float]:
+    """A gauge's numbers: its value, time average so far and maximum."""
+    return {"value": gauge.value, "time_average": gauge.time_average(),
+            "max": gauge.maximum}
+
+
 class Metrics:
     """A named registry of counters, gauges, histograms and series for one run."""
 
@@ -234,13 +240,23 @@ class Metrics:
             if isinstance(item, Counter):
                 out[name] = item.value
             elif isinstance(item, Gauge):
-                out[name] = {"value": item.value, "time_average": item.time_average(),
-                             "max": item.maximum}
+                out[name] = _gauge_numbers(item)
             elif isinstance(item, Histogram):
                 out[name] = item.summary()
             else:
                 out[name] = {"points": len(item)}
         return out
+
+    def digest(self) -> str:
+        """Every metric in full, as canonical text: counters and gauges by their
+        numbers, histograms and series by all their values. What a fingerprint
+        hashes, so that two runs differing in one recorded value differ."""
+        items = {}
+        for name in sorted(self._items):
+            item = self._items[name]
+            items[name] = (item.value if isinstance(item, Counter) else
+                           _gauge_numbers(item) if isinstance(item, Gauge) else item)
+        return _canonical(items)
 
     def __repr__(self) -> str:
         return f"Metrics({', '.join(self.names())})"
@@ -263,17 +279,51 @@ class TraceRecord(NamedTuple):
 
 
 def _canonical(value: Any) -> str:
-    """A text form of nested plain data that is identical in every process."""
+    """A text form of nested plain data that is identical in every process.
+
+    Covers what results hold: numbers, strings, containers, numpy arrays and
+    scalars, dataclasses and named tuples, metrics, nested Results (by their
+    fingerprint) and functions (by qualified name). Anything else must have a
+    repr without a memory address, or it is refused: an address would make the
+    fingerprint differ between two identical runs."""
     if isinstance(value, float):
         return "nan" if value != value else repr(value)
+    if isinstance(value, str | int | bool | None):
+        return repr(value)
     if isinstance(value, Mapping):
         return "{" + ",".join(f"{_canonical(k)}:{_canonical(value[k])}"
                               for k in sorted(value, key=str)) + "}"
     if isinstance(value, list | tuple):
-        return "[" + ",".join(_canonical(v) for v in value) + "]"
+        named = "" if type(value) in (list, tuple) else type(value).__name__
+        return named + "[" + ",".join(_canonical(v) for v in value) + "]"
     if isinstance(value, set | frozenset):     # iteration order follows the hash seed
         return "{" + ",".join(sorted(_canonical(v) for v in value)) + "}"
-    return repr(value)
+    if isinstance(value, np.generic):
+        return _canonical(value.item())
+    if isinstance(value, np.ndarray):
+        if value.dtype.hasobject:
+            return "array" + _canonical(value.tolist())
+        digest = hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest()
+        return f"array({value.dtype.str},{value.shape},{digest})"
+    if isinstance(value, Result):
+        return f"Result({value.fingerprint})"
+    if isinstance(value, Histogram):
+        return f"Histogram({value.name!r},{_canonical(value.values)})"
+    if isinstance(value, TimeSeries):
+        return (f"TimeSeries({value.name!r},{_canonical(np.asarray(value.times))},"
+                f"{_canonical(np.asarray(value.values, dtype=float))})")
+    if isinstance(value, Metrics):
+        return "Metrics" + value.digest()
+    if is_dataclass(value) and not isinstance(value, type):
+        return type(value).__name__ + _canonical(
+            {f.name: getattr(value, f.name) for f in fields(value)})
+    if callable(value) and hasattr(value, "__qualname__"):
+        return f"{getattr(value, '__module__', '?')}.{value.__qualname__}"
+    text = repr(value)
+    if " at 0x" in text:
+        raise TypeError(f"cannot fingerprint {type(value).__qualname__}: its repr "
+                        f"holds a memory address; store plain data in Result.data")
+    return text
 
 
 @dataclass(frozen=True, repr=False)
@@ -291,20 +341,22 @@ class Result:
     trace: tuple[TraceRecord, ...] = ()
     end_time: float = 0.0
     data: Mapping[str, Any] = field(default_factory=dict)
-    _snapshot: dict[str, Any] = field(init=False, repr=False, compare=False)
+    _snapshot: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         # `metrics` is the live registry and gauges average up to the clock's now:
         # freeze its numbers here so the fingerprint never moves as the run goes on.
-        object.__setattr__(self, "_snapshot", self.metrics.snapshot())
+        object.__setattr__(self, "_snapshot", self.metrics.digest())
 
     @property
     def fingerprint(self) -> str:
-        """First 16 hex digits of a SHA-256 over params, metrics (as they were when
-        the Result was made) and trace."""
+        """First 16 hex digits of a SHA-256 over everything the run asked and
+        produced: scenario, params, seed, end time, metrics (as they were when the
+        Result was made), `data` (as it is now) and trace. Two runs with equal
+        fingerprints asked the same and produced the same."""
         h = hashlib.sha256()
-        h.update(_canonical([self.scenario, self.params, self.seed,
-                             self.end_time, self._snapshot]).encode())
+        h.update(_canonical([self.scenario, self.params, self.seed, self.end_time,
+                             self._snapshot, self.data]).encode())
         for record in self.trace:
             h.update(_canonical(tuple(record)).encode())
         return h.hexdigest()[:16]

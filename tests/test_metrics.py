@@ -1,5 +1,8 @@
 """Metrics: exact percentiles, time averages, and the Result fingerprint."""
 
+import copy
+import dataclasses
+import functools
 import math
 from fractions import Fraction
 
@@ -200,3 +203,73 @@ def test_trace_frame_has_one_row_per_record_and_the_record_columns():
 def test_result_repr_is_one_line_without_addresses():
     text = repr(result())
     assert "\n" not in text and "0x" not in text and result().fingerprint in text
+
+
+# -- the fingerprint covers what a run produced, not only what it was asked ----------
+
+def _leaf_paths(value, path=()):
+    """Paths to every number, string and histogram inside dicts and lists."""
+    if isinstance(value, dict):
+        for key in sorted(value, key=str):
+            yield from _leaf_paths(value[key], (*path, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _leaf_paths(item, (*path, i))
+    elif isinstance(value, int | float | str | Histogram) and not isinstance(value, bool):
+        yield path
+
+
+def _changed_at(data, path):
+    """A deep copy of `data` with the leaf at `path` changed."""
+    data = copy.deepcopy(dict(data))
+    *parents, last = path
+    holder = functools.reduce(lambda node, key: node[key], parents, data)
+    leaf = holder[last]
+    if isinstance(leaf, Histogram):
+        leaf.add(12345.0)
+    else:
+        holder[last] = leaf + ("x" if isinstance(leaf, str) else 1)
+    return data
+
+
+#: Scenarios whose outcome lives (partly) in Result.data, with small params.
+PRODUCED = {"leader_failover": {"trials": 2},
+            "backoff_race": {"clients": (10, 20), "trials": 1},
+            "timeout_sweep": {"factors": (1.0, 4.0), "duration": 2.0}}
+
+
+@pytest.mark.parametrize("name", PRODUCED)
+def test_fingerprint_changes_when_anything_in_data_changes(name):
+    # leader_failover's outcome lives only in data["gaps"]: a fingerprint over
+    # inputs, metrics and trace alone did not move when its gaps changed.
+    from labkit import scenarios
+
+    res = getattr(scenarios, name)(**PRODUCED[name])
+    paths = list(_leaf_paths(dict(res.data)))
+    assert paths, f"{res.scenario} has no data to vary"
+    step = max(1, len(paths) // 40)
+    for path in paths[::step]:
+        changed = dataclasses.replace(res, data=_changed_at(res.data, path))
+        assert changed.fingerprint != res.fingerprint, f"{res.scenario}: data{list(path)}"
+
+
+def test_fingerprint_covers_arrays_dataclasses_series_and_nested_results():
+    base = result()
+    variants = [
+        ({"a": np.array([1.0, 2.0])}, {"a": np.array([1.0, 2.5])}),
+        ({"a": np.float64(1.0)}, {"a": np.float64(1.5)}),
+        ({"a": Fraction(1, 2)}, {"a": Fraction(1, 3)}),
+        ({"inner": base}, {"inner": result(a=2)}),
+    ]
+    for before, after in variants:
+        assert (Result("demo", {}, 1, Metrics(), data=before).fingerprint
+                != Result("demo", {}, 1, Metrics(), data=after).fingerprint)
+    m1, m2 = Metrics(), Metrics()
+    m1.series("queue").add(1.0, 3.0)
+    m2.series("queue").add(1.0, 4.0)        # same number of points, other value
+    assert Result("demo", {}, 1, m1).fingerprint != Result("demo", {}, 1, m2).fingerprint
+
+
+def test_fingerprint_refuses_values_whose_repr_holds_an_address():
+    with pytest.raises(TypeError, match="memory address"):
+        _ = Result("demo", {}, 1, Metrics(), data={"thing": object()}).fingerprint
