@@ -195,6 +195,18 @@ class EtcdCluster:
                     return leader
         return None
 
+    def wait_for_leader(self, within: float) -> str:
+        """The leader's name, polling until one is reported (a loaded machine
+        can delay an election well past its timeout). Raises Unavailable after
+        `within` s."""
+        start = time.monotonic()
+        while (leader := self.leader()) is None:
+            if time.monotonic() - start > within:
+                raise Unavailable(f"the etcd cluster elected no leader within "
+                                  f"{within:g} s; logs in {self.directory}")
+            time.sleep(0.01)
+        return leader
+
     def put(self, name: str, key: str, value: str, timeout: float = 1.0) -> None:
         """Write key=value through member `name` (raises OSError on failure)."""
         def b64(text: str) -> str:
@@ -236,9 +248,7 @@ def etcd_failover(trials: int = 5, *, election_timeout_ms: int | None = None,
                      heartbeat_ms=heartbeat_ms) as cluster:
         for trial in range(trials):
             time.sleep(settle + rng.uniform(0.0, 0.2))
-            old = cluster.leader()
-            if old is None:
-                raise Unavailable("the etcd cluster has no leader to kill")
+            old = cluster.wait_for_leader(60.0)
             survivor = next(n for n in cluster.members if n != old)
             start = time.monotonic()
             cluster.kill(old)
@@ -304,10 +314,10 @@ def dask_wordcount(docs, *, workers: int = 2, splits: int = 40, pause: float = 0
     """Count the words of (doc id, text) records on a Dask LocalCluster of
     `workers` single-threaded worker processes on 127.0.0.1: `splits` map tasks
     then one reduce. With kill_one, SIGKILL the worker process holding the most
-    finished map results once a third of the maps are done; its nanny starts a
-    fresh process and the scheduler recomputes the lost results. The cluster
-    and every worker process are stopped before this returns. Raises
-    Unavailable if Dask is not installed."""
+    finished map results once the first third of the maps are done, before the
+    rest are submitted; its nanny starts a fresh process and the scheduler
+    recomputes the lost results. The cluster and every worker process are
+    stopped before this returns. Raises Unavailable if Dask is not installed."""
     workers = require_int("workers", workers, minimum=2 if kill_one else 1)
     splits = require_int("splits", splits, minimum=1)
     if not isinstance(pause, int | float) or not 0 <= pause <= 10:
@@ -316,7 +326,7 @@ def dask_wordcount(docs, *, workers: int = 2, splits: int = 40, pause: float = 0
     try:
         import logging
 
-        from distributed import Client, LocalCluster, get_task_stream
+        from distributed import Client, LocalCluster, get_task_stream, wait
     except ImportError as error:
         raise Unavailable(DASK_HINT) from error
     texts = [text for _, text in docs]
@@ -331,18 +341,25 @@ def dask_wordcount(docs, *, workers: int = 2, splits: int = 40, pause: float = 0
         pids.update(client.run(os.getpid).values())
         start = time.monotonic()
         with get_task_stream(client) as stream:
+            # With kill_one the maps go in two waves and the kill falls between
+            # them, so the lost results are always still needed by the reduce,
+            # however slowly a loaded machine runs the first wave.
+            first = max(1, len(chunks) // 3) if kill_one else len(chunks)
             maps = [client.submit(_count_split, chunk, pause, key=f"map-{i}")
-                    for i, chunk in enumerate(chunks)]
-            reduce = client.submit(_merge, *maps, key="reduce")
+                    for i, chunk in enumerate(chunks[:first])]
             if kill_one:
-                while sum(f.done() for f in maps) < len(maps) // 3:
-                    time.sleep(0.005)
+                wait(maps)
                 holders = Counter(a for where in client.who_has(maps).values()
                                   for a in where)
                 victim = client.run(os.getpid, workers=[holders.most_common(1)[0][0]])
                 os.kill(next(iter(victim.values())), signal.SIGKILL)
-            output = reduce.result(timeout=120)
+            maps += [client.submit(_count_split, chunk, pause, key=f"map-{first + i}")
+                     for i, chunk in enumerate(chunks[first:])]
+            output = client.submit(_merge, *maps, key="reduce").result(timeout=120)
             seconds = time.monotonic() - start
+        # The nanny's fresh process may still be starting: wait for it, so the
+        # pids below always include it.
+        client.wait_for_workers(workers, timeout=120)
         pids.update(client.run(os.getpid).values())
         executions = sum(1 for task in stream.data if task["key"].startswith("map-"))
     return DaskRun(output, len(maps), executions, kill_one, tuple(sorted(pids)),
