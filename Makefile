@@ -39,8 +39,8 @@ notebooks: install
 # Every notebook as a static page (stored outputs, interactive figures, no kernel)
 # in build/html; plotly.js is written once beside the pages.
 html: install
-	$(BIN)/jupyter nbconvert --to html --output-dir build/html \
-	    --HTMLExporter.preprocessors='["labkit.plot.html_figures"]' $(NOTEBOOKS)
+	PYTHONPATH=tools $(BIN)/jupyter nbconvert --to html --output-dir build/html \
+	    --HTMLExporter.preprocessors='["html_figures.html_figures"]' $(NOTEBOOKS)
 
 # Student copies in build/student: worked answers blanked, outputs cleared.
 student: install

@@ -282,17 +282,23 @@ def test_panel_reports_a_bad_combination_and_keeps_the_last_run():
 # -- the course as static pages -----------------------------------------------------
 
 def test_static_html_keeps_every_stored_figure_and_ships_plotly_js():
+    import importlib.util
+
     import nbformat
     from nbconvert import HTMLExporter
 
+    spec = importlib.util.spec_from_file_location(
+        "html_figures", ROOT / "tools" / "html_figures.py")
+    html = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(html)
     path = ROOT / "notebooks" / "00_simulator_tour.ipynb"
     nb = nbformat.read(path, as_version=4)
-    stored = sum(plot.PLOTLY_MIME in o.get("data", {})
+    stored = sum(html.PLOTLY_MIME in o.get("data", {})
                  for cell in nb.cells for o in cell.get("outputs", ()))
     exporter = HTMLExporter()
-    exporter.register_preprocessor(plot.html_figures, enabled=True)
+    exporter.register_preprocessor(html.html_figures, enabled=True)
     page, resources = exporter.from_notebook_node(
         nb, resources={"metadata": {"name": path.stem}})
     assert stored > 0 and page.count("Plotly.newPlot(") == stored
-    assert page.count(f'src="{plot.PLOTLY_JS}"') == 1         # loaded once
-    assert resources["outputs"][plot.PLOTLY_JS].startswith(b"/**")
+    assert page.count(f'src="{html.PLOTLY_JS}"') == 1         # loaded once
+    assert resources["outputs"][html.PLOTLY_JS].startswith(b"/**")
