@@ -1359,6 +1359,79 @@ def contention_sweep(seed: int = 2, *,
                   seed, Metrics(), data={"rows": rows})
 
 
+def _txn_faults(c: txn.TxnCluster, duration: float, mean_gap: float) -> None:
+    """For the next `duration` seconds, after each exponential gap of mean
+    `mean_gap`, one random fault: kill or restart a node, cut the nodes in two,
+    heal the cuts, or set the message loss to 0, 5 % or 20 %."""
+    rng, end = c.sim.rng("txn.faults"), c.now + duration
+
+    def fault() -> None:
+        if c.now >= end:
+            return
+        up, down = c.up(), [n for n in c.names if not c.is_up(n)]
+        verb = rng.choice(["partition", "heal", "loss"] + ["kill"] * bool(up)
+                          + ["restart"] * bool(down))
+        if verb in ("kill", "restart"):
+            getattr(c, verb)(rng.choice(up if verb == "kill" else down))
+        elif verb == "partition":
+            names = rng.sample(c.names, len(c.names))
+            cut = rng.randint(1, len(names) - 1)
+            c.partition(names[:cut], names[cut:])
+        elif verb == "heal":
+            c.heal()
+        else:
+            c.network.update(loss=rng.choice((0.0, 0.05, 0.2)))
+        c.sim.schedule(rng.expovariate(1 / mean_gap), fault)
+    c.sim.schedule(rng.expovariate(1 / mean_gap), fault)
+
+
+def _sample_known(c: txn.TxnCluster, series: TimeSeries, until: float,
+                  width: float) -> None:
+    """Run `c` until time `until`, adding the share of outcomes its client knows
+    to `series` every `width` seconds."""
+    while c.now < until - 1e-9:
+        c.run(min(width, until - c.now))
+        series.add(round(c.now, 9), c.outcome_known())
+
+
+def client_outcomes(seed: int = 1, *,
+                    protocols: Sequence[str] = ("2pc", "paxos_commit", "saga", "tcc"),
+                    faults: float = 3.0, heal: float = 2.0, rate: float = 40.0,
+                    width: float = 0.25) -> Result:
+    """Does the client learn how each transaction ended? Random transfers on
+    four participants at `rate` per second under random crashes, partitions
+    and loss (`_txn_faults`) for `faults` seconds; then every fault heals and
+    the cluster runs `heal` seconds more while clients ask about what they
+    missed. data["known"]: per protocol, the share of transactions whose
+    outcome the client knows every `width` seconds; data["rows"]: that share
+    when the faults stop and after the heal, and whether every outcome the
+    client knows then is the one the system reached."""
+    faults = require_number("faults", faults, positive=True)
+    heal = require_number("heal", heal, positive=True)
+    width = require_number("width", width, positive=True)
+    known, rows = {}, []
+    for protocol in protocols:
+        c = txn.TxnCluster(protocol, 4, seed=seed, fsync=0.002, trace=False,
+                           net=NetConfig(latency=dist.uniform(0.002, 0.02),
+                                         duplicate=0.05))
+        c.workload(rate=rate, duration=faults)
+        _txn_faults(c, faults, mean_gap=0.3)
+        series = known[protocol] = TimeSeries(protocol)
+        _sample_known(c, series, faults, width)
+        stopped = c.outcome_known()
+        c.settle(0.0)                               # heal, restart all, no loss
+        _sample_known(c, series, faults + heal, width)
+        told = {t: r.outcome for t, r in c.client.records.items()}
+        rows.append({"protocol": protocol, "transactions": len(told),
+                     "when the faults stop": stopped,
+                     "after the heal": c.outcome_known(),
+                     "told what happened": told == c.outcomes()})
+    return Result("client_outcomes", {"protocols": tuple(protocols),
+                                      "faults": faults, "heal": heal, "rate": rate,
+                                      "width": width},
+                  seed, Metrics(), data={"known": known, "rows": rows})
+
+
 def txn_playground(seed: int = 1, *, protocol: str = "2pc", crash: str = "none",
                    participants: int = 3, loss: float = 0.0,
                    contention: float = 0.5, rate: float = 30.0,

@@ -19,7 +19,8 @@ lazy write sits in a volatile tail and is lost in a crash. Four protocols:
 
 `TxnCluster` runs one protocol on nodes n1..nN (plus "tm" for a separate
 coordinator) with the shared fault verbs, crash points placed by name, and the
-checks: `check_atomicity`, `check_conservation`, `check_no_lost_commits`.
+checks: `check_atomicity`, `check_conservation`, `check_no_lost_commits`,
+`check_no_hanging_tries`.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ BLOCKED, PENDING = "blocked", "pending"
 CLIENT, AUDITOR, TM = "client", "auditor", "tm"
 #: Message kinds between clients (or the auditor) and the system, left out of
 #: the protocol's message counts.
-CLIENT_KINDS = ("begin", "outcome", "read", "read_ok")
+CLIENT_KINDS = ("begin", "outcome", "ask", "ask_ok", "read", "read_ok")
 BALLOT0 = (0, 0, 0)      # Paxos Commit: the ballot only a participant itself uses
 
 
@@ -237,6 +238,37 @@ class TxnNode(Node):
         """Durable log records of these kinds, oldest first."""
         return (r for r in self.disk["log"] if r[0] in kinds)
 
+    def last_record(self, txn: str, *kinds: str) -> tuple | None:
+        """The newest durable record of these kinds about `txn`, or None."""
+        return next((r for r in reversed(self.disk["log"])
+                     if r[0] in kinds and r[1] == txn), None)
+
+    # -- a client asking how its transaction ended --------------------------------
+    def on_ask(self, msg: Message) -> None:
+        """A client that missed the outcome of `txn` asks its coordinator. The
+        answer comes from the durable log: committed or aborted once decided on
+        disk, "pending" while the transaction runs (the client asks again). A
+        transaction the coordinator has no trace of (never begun, or forgotten:
+        presumed abort) is aborted for good first, so a late `begin` can never
+        commit what the client was told is aborted."""
+        outcome = self.decision(msg.txn)
+        if outcome is not None:
+            self.answer(msg, txn=msg.txn, outcome=outcome)
+        else:
+            self.refuse(msg.txn, then=lambda: self.answer(msg, txn=msg.txn,
+                                                          outcome=ABORTED))
+
+    def decision(self, txn: str) -> str | None:
+        """As `txn`'s coordinator: committed or aborted if durably decided,
+        PENDING while it runs, None if there is no trace of it
+        (protocol-specific)."""
+        raise NotImplementedError
+
+    def refuse(self, txn: str, then: Callable[[], None]) -> None:
+        """Abort `txn` for good as its coordinator, forced, then call `then`
+        (protocol-specific)."""
+        raise NotImplementedError
+
     # -- messages and crash points ----------------------------------------------
     def tell(self, dst: str, kind: str, **body: Any) -> None:
         """Send a message, or, when `dst` is this node, hand it to our own handler
@@ -418,15 +450,24 @@ class Resource(TxnNode):
             self.acknowledge(txn, msg.src)
 
     def on_abort(self, msg: Message) -> None:
-        txn = msg.txn
-        state = self.status.get(txn)
-        if state == PREPARED:
-            del self.doubt[txn]
+        if self.status.get(msg.txn) in (None, PREPARED) \
+                and msg.txn not in self.preparing:
+            self.abort(msg.txn)
+            self.log(ABORTED, msg.txn)      # lazy: presumed abort needs no force
+
+    def abort(self, txn: str) -> None:
+        """Abort `txn` here: out of doubt, rows released, and a late prepare
+        will now be refused."""
+        if self.doubt.pop(txn, None) is not None:
             self.cancel_timer(f"doubt:{txn}")
             self.unlock(txn)
-        if state in (None, PREPARED) and txn not in self.preparing:
-            self.status[txn] = ABORTED      # a late prepare will now be refused
-            self.log(ABORTED, txn)          # lazy: presumed abort needs no force
+        self.status[txn] = ABORTED
+
+    def refuse(self, txn: str, then: Callable[[], None]) -> None:
+        """Abort `txn` at this node (its coordinator's) and force the record:
+        its own participant can then never vote yes, so it never commits."""
+        self.abort(txn)
+        self.force(ABORTED, txn, then=then)
 
     def acknowledge(self, txn: str, coordinator: str) -> None:
         """Tell the coordinator the commit is applied (2PC only)."""
@@ -503,8 +544,9 @@ class TwoPhaseNode(Resource):
 
     def coordinate(self, txn: str, legs: tuple, participants: tuple, client: str,
                    votes: dict[str, bool]) -> None:
-        if txn in self.rounds or self.crash_point("coordinator.before_prepare", txn):
-            return
+        if txn in self.rounds or self.status.get(txn) == ABORTED \
+                or self.crash_point("coordinator.before_prepare", txn):
+            return                  # running, or aborted here (a late begin)
         r = self.rounds[txn] = Round(txn, participants, client, "voting")
         r.votes.update(votes)
         for p in participants:
@@ -575,6 +617,16 @@ class TwoPhaseNode(Resource):
             self.log("end", msg.txn)        # lazy: if lost, commit is resent
             del self.rounds[msg.txn]
 
+    def decision(self, txn: str) -> str | None:
+        """Committed once the commit record is forced; with no round and no
+        record, nothing (presumed abort: `refuse` makes it final)."""
+        r = self.rounds.get(txn)
+        if r is not None:
+            return COMMITTED if r.phase == "committing" else PENDING
+        if self.last_record(txn, "decided") is not None:
+            return COMMITTED
+        return PENDING if txn in self.preparing else None
+
     def on_inquire(self, msg: Message) -> None:
         r = self.rounds.get(msg.txn)
         if r is None:
@@ -634,6 +686,18 @@ class PaxosCommitNode(Resource):
 
     def on_prepare(self, msg: Message) -> None:
         self.prepare(msg.txn, msg.src, msg.legs, msg.participants, msg.client)
+
+    def decision(self, txn: str) -> str | None:
+        """The leader keeps no decision log: its own participant's record says
+        committed (forced); prepared, or leading, means Paxos is still choosing.
+        Aborted, or never prepared here: `refuse` forces the abort."""
+        state = self.status.get(txn)
+        if state == COMMITTED:
+            return COMMITTED
+        if state in (PREPARED, "committing") or txn in self.preparing \
+                or txn in self.leading:
+            return PENDING
+        return None
 
     def vote(self, txn: str, yes: bool, coordinator: str,
              participants: tuple) -> None:
@@ -909,6 +973,19 @@ class SagaNode(TxnNode):
         self.log("saga_undone", s.txn, msg.step)
         self.step(s.txn)
 
+    def decision(self, txn: str) -> str | None:
+        """Ended once its "saga_end" record is forced; running (or finishing)
+        until then."""
+        end = self.last_record(txn, "saga_end")
+        if end is not None:
+            return COMMITTED if end[2] else ABORTED
+        return PENDING if txn in self.sagas or txn in self.ended else None
+
+    def refuse(self, txn: str, then: Callable[[], None]) -> None:
+        """End a saga that never began as aborted: `on_begin` now ignores it."""
+        self.ended[txn] = False
+        self.force("saga_end", txn, False, then=then)
+
     def finish(self, s: Saga, completed: bool) -> None:
         self.cancel_timer(f"saga:{s.txn}")
         del self.sagas[s.txn]
@@ -971,9 +1048,18 @@ class TccNode(TxnNode):
     def respond(self, msg: Message, result: str) -> None:
         self.answer(msg, txn=msg.txn, account=msg.account, result=result)
 
+    def leg_state(self, key: tuple) -> str | None:
+        """A leg's state as a try must see it: the durable one, or "cancelled"
+        from the moment a cancel is accepted, while its record is still being
+        forced. The anti-hanging rule: once a cancel has been seen, every try
+        for that leg is refused, one whose own write is in flight included."""
+        state = self.disk["tcc"].get(key)
+        return "cancelled" if state is None and ("cancel", key) in self.inflight \
+            else state
+
     def on_tcc_try(self, msg: Message) -> None:
-        key, state = (msg.txn, msg.account), self.disk["tcc"].get((msg.txn,
-                                                                  msg.account))
+        key = (msg.txn, msg.account)
+        state = self.leg_state(key)
         if state is not None:       # a duplicate, or a try hanging after its cancel
             self.respond(msg, "ok" if state in ("reserved", "confirmed") else "refused")
             return
@@ -991,6 +1077,9 @@ class TccNode(TxnNode):
 
         def reserved() -> None:
             self.unlock(msg.txn)
+            if self.leg_state(key) is not None:     # its cancel came while forcing
+                self.respond(msg, "refused")
+                return
             self.disk["tcc"][key] = "reserved"
             self.disk["held"][key] = (msg.delta, self.sim.now + self.config.ttl)
             if msg.delta < 0:
@@ -1111,6 +1200,8 @@ class TccNode(TxnNode):
     def decide(self, t: Tcc, confirm: bool) -> None:
         t.phase = "deciding"
         self.cancel_timer(f"tcc:{t.txn}")
+        for account, _ in t.legs:   # a retry of the old phase must not fire in the new
+            self.cancel_timer(f"again:{t.txn}:{account}")
 
         def decided() -> None:
             t.phase, t.done = ("confirming" if confirm else "cancelling"), []
@@ -1146,6 +1237,24 @@ class TccNode(TxnNode):
         if len(t.done) == len(t.legs):
             self.finish(t, False)
 
+    def decision(self, txn: str) -> str | None:
+        """The "tcc_end" record is lazy, but it follows a forced decision, and
+        redoing that decision's confirms or cancels ends the same way."""
+        if txn in self.tccs:
+            return PENDING
+        if txn not in self.ended:
+            return None
+        last = self.last_record(txn, "tcc_decision", "tcc_end")
+        if last is None:                # its refusal is being forced
+            return PENDING
+        return COMMITTED if last[2] else ABORTED
+
+    def refuse(self, txn: str, then: Callable[[], None]) -> None:
+        """End a TCC transaction that never began as cancelled: `on_begin` now
+        ignores it."""
+        self.ended[txn] = False
+        self.force("tcc_end", txn, False, then=then)
+
     def finish(self, t: Tcc, confirmed: bool) -> None:
         self.cancel_timer(f"tcc:{t.txn}")
         del self.tccs[t.txn]
@@ -1168,26 +1277,47 @@ class TxnRecord:
 
 
 class TxnClient(Node):
-    """Submits transactions and hears their outcomes (it never crashes)."""
+    """Submits transactions and learns their outcomes (it never crashes). The
+    coordinator tells it once; that message may be lost, or never sent by a
+    coordinator that crashed, so until it knows, the client asks the
+    coordinator by transaction id every `ask_every` seconds."""
+
+    def __init__(self, name: str, net: Network, ask_every: float):
+        self.ask_every = ask_every      # set first: Node.__init__ calls reset()
+        super().__init__(name, net)
 
     def reset(self) -> None:
         self.records: dict[str, TxnRecord] = {}
 
-    def submit(self, legs: tuple, entry: str) -> str:
+    def submit(self, legs: tuple, entry: str, coordinator: str) -> str:
+        """Send `begin` to `entry`; ask `coordinator` later if not told."""
         txn = f"t{len(self.records) + 1}"
         self.records[txn] = TxnRecord(txn, legs, self.sim.now)
         self.sim.metrics.counter("txn.submitted").inc()
         self.send(entry, "begin", txn=txn, legs=legs)
+        self.set_timer(f"ask:{txn}", self.ask_every, self.ask, txn, coordinator)
         return txn
 
+    def ask(self, txn: str, coordinator: str) -> None:
+        self.sim.metrics.counter("txn.asks").inc()
+        self.send(coordinator, "ask", txn=txn)
+        self.set_timer(f"ask:{txn}", self.ask_every, self.ask, txn, coordinator)
+
     def on_outcome(self, msg: Message) -> None:
-        record = self.records.get(msg.txn)
+        self.learn(msg.txn, COMMITTED if msg.committed else ABORTED)
+
+    def on_ask_ok(self, msg: Message) -> None:
+        if msg.outcome != PENDING:          # still running: the timer asks again
+            self.learn(msg.txn, msg.outcome)
+
+    def learn(self, txn: str, outcome: str) -> None:
+        record = self.records.get(txn)
         if record is None or record.outcome is not None:
             return                                  # told twice: the first wins
-        record.outcome = COMMITTED if msg.committed else ABORTED
-        record.finished = self.sim.now
-        self.sim.metrics.counter(f"txn.{record.outcome}").inc()
-        if msg.committed:
+        self.cancel_timer(f"ask:{txn}")
+        record.outcome, record.finished = outcome, self.sim.now
+        self.sim.metrics.counter(f"txn.{outcome}").inc()
+        if outcome == COMMITTED:
             self.sim.metrics.histogram("txn.latency").add(self.sim.now -
                                                           record.submitted)
 
@@ -1244,8 +1374,10 @@ NODE_TYPES: dict[str, type[TxnNode]] = {"2pc": TwoPhaseNode,
 class TxnCluster(Cluster):
     """Participants n1..nN, each holding `accounts` accounts ("n1.0", "n1.1", ...)
     of `balance` each, running one protocol; plus "tm" when the coordinator is
-    separate, a client that submits transfers and, with `audit_every`, an
-    auditor. Client and auditor stay outside partitions and never crash.
+    separate, a client that submits transfers (and asks the coordinator for
+    an outcome it has not heard every `ask_every` seconds) and, with
+    `audit_every`, an auditor. Client and auditor stay outside partitions and
+    never crash.
 
     Other knobs are TxnConfig's. `crash_at` places a crash at a named point;
     `settle` stops the faults and lets everything finish; `check` runs the
@@ -1258,7 +1390,7 @@ class TxnCluster(Cluster):
                  timeout: float = 0.1, failures: int = 1, ttl: float = 1.0,
                  idempotent: bool = True, fail_step: int | None = None,
                  read_lease: float = 0.05, audit_every: float | None = None,
-                 trace: bool = True):
+                 ask_every: float = 0.5, trace: bool = True):
         config = TxnConfig(protocol, coordinator, accounts, balance, fsync, timeout,
                            failures, ttl, idempotent, fail_step, read_lease)
         size = require_int("participants", participants, minimum=1)
@@ -1274,7 +1406,8 @@ class TxnCluster(Cluster):
                          seed=seed, net=net, trace=trace,
                          node_factory=lambda name, network: kind(name, network,
                                                                  self.world))
-        self.client = TxnClient(CLIENT, self.network)
+        self.client = TxnClient(CLIENT, self.network,
+                                require_number("ask_every", ask_every, positive=True))
         self.network.keep_outside_partitions(CLIENT)
         self.initial_total = balance * len(self.world.owners)
         self.auditor: Auditor | None = None
@@ -1325,10 +1458,10 @@ class TxnCluster(Cluster):
         its id ("t1", "t2", ...). The first leg's node coordinates (co-located),
         or, for 2PC with a separate coordinator, prepares first and hands over."""
         legs = self.check_legs(legs)
-        entry = self.owner(legs[0][0])
-        if self.config.coordinator == "separate" and self.protocol != "2pc":
-            entry = TM
-        return self.client.submit(legs, entry)
+        first = self.owner(legs[0][0])
+        coordinator = TM if self.config.coordinator == "separate" else first
+        entry = first if self.protocol == "2pc" else coordinator
+        return self.client.submit(legs, entry, coordinator)
 
     def transfer(self, src: str, dst: str, amount: int) -> str:
         """Move `amount` from account `src` to account `dst`."""
@@ -1451,6 +1584,14 @@ class TxnCluster(Cluster):
     def outcomes(self) -> dict[str, str]:
         return {txn: self.outcome(txn) for txn in self.client.records}
 
+    def outcome_known(self) -> float:
+        """The share of submitted transactions whose outcome the client knows
+        (told, or answered when it asked); 1.0 if none were submitted."""
+        records = self.client.records.values()
+        if not records:
+            return 1.0
+        return sum(r.outcome is not None for r in records) / len(records)
+
     def views(self, txn: str) -> dict[str, str]:
         """What each participant of `txn` knows of it now, in words, from its
         disk and (while it is up) its memory; "(down)" marks a crashed node."""
@@ -1509,6 +1650,7 @@ class TxnCluster(Cluster):
         return {
             "submitted": submitted, "committed": committed, "aborted": aborted,
             "unanswered": submitted - committed - aborted,
+            "outcome known": self.outcome_known(),
             "abort rate": aborted / max(committed + aborted, 1),
             "mean latency (ms)": latency.mean * 1e3 if latency.count else 0.0,
             "p99 latency (ms)": latency.percentile(99) * 1e3 if latency.count
@@ -1534,9 +1676,11 @@ class TxnCluster(Cluster):
         return self.sim.result(scenario or f"txn:{self.protocol}", params, data)
 
     def check(self) -> None:
-        """Atomicity and no lost commits always; conservation once settled."""
+        """Atomicity, no lost commits and no hanging tries always; conservation
+        once settled."""
         check_atomicity(self)
         check_no_lost_commits(self)
+        check_no_hanging_tries(self)
         if not self.unsettled():
             check_conservation(self)
 
@@ -1616,6 +1760,26 @@ def check_atomicity(cluster: TxnCluster) -> None:
                 and record.outcome != outcome:
             raise InvariantViolation(f"atomicity: the client was told {txn} "
                                      f"{record.outcome}, but it {outcome}")
+
+
+def check_no_hanging_tries(cluster: TxnCluster) -> None:
+    """No leg is left reserved after its transaction has finished (TCC): once
+    the orchestrator has ended a transaction, every leg is confirmed, cancelled
+    or expired. A "hanging" try, one that reserves after its leg's cancel,
+    would hold its funds for nothing, a credit's forever (only debits expire).
+    Holds at any moment; the other protocols reserve nothing."""
+    if cluster.protocol != "tcc":
+        return
+    for txn, record in cluster.client.records.items():
+        outcome = cluster.outcome(txn)
+        if outcome not in (COMMITTED, ABORTED):
+            continue
+        states = _tcc_states(cluster, txn)
+        hanging = [a for (a, _), s in zip(record.legs, states, strict=True)
+                   if s == "reserved"]
+        if hanging:
+            raise InvariantViolation(f"hanging try: TCC {txn} ended {outcome}, but "
+                                     f"{hanging} still reserved")
 
 
 def check_conservation(cluster: TxnCluster) -> None:

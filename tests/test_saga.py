@@ -1,15 +1,18 @@
 """labkit.txn's flexible transactions (柔性事务): sagas with compensation and TCC
 with expiring reservations. Compensation order, idempotence under duplicated
-messages, the intermediate state other readers see, and conservation once
-everything settles, over many seeds of random faults."""
+messages, the intermediate state other readers see, TCC's empty rollback and
+hanging try, and conservation once everything settles, over many seeds of
+random faults."""
 
 from __future__ import annotations
 
 import pytest
 from faults import random_faults
+from test_txn import clients_know_every_outcome
 
 from labkit import NetConfig, dist
 from labkit.errors import InvariantViolation
+from labkit.net import Message
 from labkit.txn import (
     ABORTED,
     COMMITTED,
@@ -17,6 +20,7 @@ from labkit.txn import (
     TxnCluster,
     check_atomicity,
     check_conservation,
+    check_no_hanging_tries,
     check_no_lost_commits,
 )
 
@@ -82,6 +86,9 @@ def test_forward_recovery_waits_for_a_crashed_participant_instead_of_aborting():
     assert c.balances()["n1.0"] == 70 and c.balances()["n2.0"] == 110
     c.run(1.0)
     assert c.outcome(txn) == COMMITTED       # the step was retried until n3 came back
+    # The client asked at 0.5 s and 1 s, while n3 was down: "pending" both times.
+    assert c.network.delivered["ask_ok"] == 2
+    assert c.client.records[txn].outcome == COMMITTED
     assert c.sim.metrics["txn.latency"].values[0] > 1.0
     check_conservation(c)
 
@@ -220,6 +227,70 @@ def test_empty_rollback_and_hanging_try():
     check_conservation(c)
 
 
+FSYNC = 0.010
+#: How long to hold up the try to n2 of transfer n1.0 -> n2.0 (n1 orchestrates)
+#: so that it lands mid-way through its cancel's forced write, or the cancel
+#: mid-way through the try's. Every hop takes 2 LATENCY (the network is not
+#: FIFO): begin at n1 at 2L, "tcc" record forced and the tries sent at 2L + F;
+#: the try deadline (0.1 s) and the forced decision put the cancel at n2 at
+#: 0.1 + 4L + 2F, forced until 0.1 + 4L + 3F.
+RACES = {"cancel first": 0.1 + 1.5 * FSYNC, "try first": 0.1 + 0.5 * FSYNC}
+
+
+@pytest.mark.parametrize("race", RACES)
+def test_a_try_that_meets_its_cancel_on_the_way_to_disk_is_refused(race):
+    c = cluster("tcc", fsync=FSYNC, net=NetConfig(latency=LATENCY, reorder=1.0))
+    answers = []
+
+    def adversary(msg: Message) -> float:
+        if msg.kind == "tcc_try_ok" and msg.src == "n2":
+            answers.append(msg.result)
+        return RACES[race] if msg.kind == "tcc_try" and msg.dst == "n2" else 0.0
+    c.network.adversary = adversary
+    txn = c.transfer("n1.0", "n2.0", 10)
+    c.run(1.0)
+    at_n2 = {(r.event, r.kind): r.time for r in reversed(c.sim.trace) if r.dst == "n2"}
+    cancel, try_ = at_n2["deliver", "tcc_cancel"], at_n2["deliver", "tcc_try"]
+    first, second = (cancel, try_) if race == "cancel first" else (try_, cancel)
+    assert first < second < first + FSYNC        # the race really was constructed
+    # Anti-hanging: the cancel was seen, so the try is refused and reserves nothing.
+    assert answers == ["refused"]
+    assert c.views(txn) == {"n1": "cancelled", "n2": "cancelled"}
+    assert c.nodes["n2"].disk["held"] == {} and c.outcome(txn) == ABORTED
+    c.check()
+    assert c.settle(1.0) == []
+
+
+def test_check_no_hanging_tries_catches_a_leg_reserved_after_its_end():
+    c = cluster("tcc")
+    txn = c.transfer("n1.0", "n2.0", 150)          # n1.0 holds 100: cancelled
+    c.run(1.0)
+    assert c.outcome(txn) == ABORTED
+    check_no_hanging_tries(c)
+    c.nodes["n2"].disk["tcc"][(txn, "n2.0")] = "reserved"     # as a hanging try would
+    with pytest.raises(InvariantViolation, match="hanging try"):
+        c.check()
+
+
+def test_a_retry_from_the_try_phase_does_not_confirm_a_credit_before_its_debit():
+    c = cluster("tcc", 3, coordinator="separate")
+    txn = c.transfer("n1.0", "n2.0", 10)
+    c.run(2.1 * LATENCY)                  # both tries are in, answers on the way
+    c.network.block("tm", "n1")           # the debit's confirm will not get through
+    c.run(0.4 * LATENCY)
+    # A late "busy" from n2 (to an earlier copy of its try) arms a retry...
+    c.nodes["tm"].deliver(Message("n2", "tm", "tcc_try_ok",
+                                  {"txn": txn, "account": "n2.0", "result": "busy"},
+                                  -1))
+    c.run(1.5)                            # ...the tries succeed, tm decides confirm
+    c.heal()                              # and the debit's reservation expires
+    c.run(1.0)
+    # The credit was never confirmed ahead of the debit: both legs end undone.
+    assert c.views(txn) == {"n1": "expired", "n2": "cancelled"}
+    assert c.outcome(txn) == ABORTED and c.total() == c.initial_total
+    c.check()
+
+
 def test_tcc_does_not_hold_a_hot_row_and_aborts_less_than_2pc_under_contention():
     rates = {}
     for protocol in ("2pc", "tcc"):
@@ -250,6 +321,27 @@ def test_flexible_transactions_settle_conserving_under_random_faults(protocol, s
         check_atomicity(c)
         check_conservation(c)
         check_no_lost_commits(c)
+        check_no_hanging_tries(c)
     except InvariantViolation as exc:
         exc.add_note(f"replay: protocol={protocol!r}, seed={seed}")
+        raise
+    clients_know_every_outcome(c, seed)
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_no_tcc_leg_is_left_reserved_after_its_transaction_under_random_faults(seed):
+    # A slow disk, a network that reorders, and balances so small that many
+    # tries are refused: cancels often overtake the other leg's try.
+    net = NetConfig(latency=dist.uniform(0.002, 0.02), duplicate=0.1, reorder=0.3)
+    c = TxnCluster("tcc", 4, seed=seed, net=net, trace=False, fsync=0.01, ttl=0.3,
+                   balance=10)
+    c.workload(rate=40, duration=3.0, contention=0.3)
+    random_faults(c, 3.0, seed, mean_gap=0.3)
+    try:
+        check_no_hanging_tries(c)               # it holds at any moment
+        assert c.settle(5.0) == [], f"seed {seed}"
+        c.check()
+        check_conservation(c)
+    except InvariantViolation as exc:
+        exc.add_note(f"replay: seed={seed}")
         raise

@@ -1,6 +1,7 @@
 """labkit.txn: two-phase commit and Paxos Commit. Normal-case costs against
-Gray & Lamport, every named crash point as a story, and atomicity,
-conservation and no lost commit over many seeds of random faults."""
+Gray & Lamport, every named crash point as a story, a client asking for an
+outcome it missed (every protocol), and atomicity, conservation, no lost
+commit and no client left in doubt over many seeds of random faults."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from labkit.txn import (
     BLOCKED,
     COMMITTED,
     CRASH_POINTS,
+    PROTOCOLS,
     TxnCluster,
     check_atomicity,
     check_conservation,
@@ -29,6 +31,7 @@ from labkit.txn import (
 
 LATENCY = 0.010
 TIMEOUT = 0.1           # the clusters' default: vote timeout and retry interval
+ASK = 0.5               # the clusters' default: how often a client asks again
 
 
 def cluster(protocol: str = "2pc", participants: int = 3, **knobs) -> TxnCluster:
@@ -268,6 +271,73 @@ def test_blocking_window_collapses_hot_row_throughput_only_under_2pc():
     assert hot["2pc"] == 0 and hot["paxos_commit"] >= 10
 
 
+# -- a client asking for the outcome it missed ------------------------------------
+
+def test_a_client_that_missed_the_outcome_asks_and_hears_it_from_the_log():
+    c = cluster("2pc")
+    c.network.set_link("n1", "client", loss=1.0)      # the outcome message is lost
+    txn = c.transfer("n1.0", "n2.0", 10)
+    c.run(ASK / 2)
+    assert c.outcome(txn) == COMMITTED and c.outcome_known() == 0.0
+    c.network.clear_link("n1", "client")
+    c.run(ASK)
+    record = c.client.records[txn]
+    assert record.outcome == COMMITTED and c.outcome_known() == 1.0
+    assert record.finished == pytest.approx(ASK + 2 * LATENCY)    # one round trip
+    assert c.network.sent["ask"] == 1 and c.stats()["outcome known"] == 1.0
+
+
+def test_a_coordinator_that_forgot_a_transaction_forces_its_abort_then_answers():
+    c, txn = crashed("2pc", "coordinator.after_votes", "n1", down=0.3, run=0.45)
+    assert c.client.records[txn].outcome is None      # n1 died before telling anyone
+    assert c.outcome(txn) == ABORTED                  # its recovery presumed abort...
+    c.run(ASK)                                        # ...so the client's question
+    assert c.client.records[txn].outcome == ABORTED   # gets "aborted", forced first
+    assert (ABORTED, txn) in c.nodes["n1"].disk["log"]
+    c.check()
+
+
+BEGIN_LATE = [(p, "colocated") for p in PROTOCOLS] + [("2pc", "separate"),
+                                                      ("tcc", "separate")]
+
+
+@pytest.mark.parametrize("protocol, coordinator", BEGIN_LATE)
+def test_a_begin_that_arrives_after_the_client_heard_aborted_is_ignored(protocol,
+                                                                         coordinator):
+    # The begin is held up; the network is not FIFO, so the question overtakes it.
+    c = TxnCluster(protocol, 3, coordinator=coordinator,
+                   net=NetConfig(latency=LATENCY, reorder=1.0))
+    c.network.adversary = lambda msg: 2 * ASK if msg.kind == "begin" else 0.0
+    txn = c.transfer("n1.0", "n2.0", 10)
+    c.run(ASK + 0.1)
+    # The coordinator had no trace of it when asked: aborted, and for good.
+    assert c.client.records[txn].outcome == ABORTED
+    c.run(3 * ASK)                                    # the begin arrives meanwhile
+    assert c.outcome(txn) == ABORTED and not c.unsettled()
+    assert c.balances() == dict.fromkeys(c.accounts, 100)
+    c.check()
+
+
+def test_client_outcomes_scenario_ends_with_every_client_knowing():
+    from labkit import scenarios
+
+    rows = scenarios.client_outcomes(seed=1).data["rows"]
+    assert [r["protocol"] for r in rows] == list(PROTOCOLS)
+    assert all(r["when the faults stop"] < 1.0 for r in rows)
+    assert all(r["after the heal"] == 1.0 and r["told what happened"] for r in rows)
+    with pytest.raises(ConfigError, match="heal must be > 0"):
+        scenarios.client_outcomes(heal=0)
+
+
+def clients_know_every_outcome(c: TxnCluster, seed: int) -> None:
+    """Once settled, the client knows every outcome (it asks until it does),
+    and what it knows is what happened."""
+    told = {t: r.outcome for t, r in c.client.records.items()}
+    assert c.outcome_known() == 1.0, f"seed {seed}: in doubt " \
+        f"{[t for t, o in told.items() if o is None][:5]}"
+    assert told == c.outcomes(), f"seed {seed}"
+
+
 # -- random faults ---------------------------------------------------------------
 
 def faulty(protocol: str, seed: int, **knobs) -> TxnCluster:
@@ -293,6 +363,7 @@ def settles_atomically(c: TxnCluster, seed: int) -> None:
     except InvariantViolation as exc:
         exc.add_note(f"replay: faulty({c.protocol!r}, seed={seed})")
         raise
+    clients_know_every_outcome(c, seed)
 
 
 @pytest.mark.parametrize("seed", range(80))
@@ -381,6 +452,7 @@ def test_same_run_under_other_hash_seeds():
     (lambda: TxnCluster("2pc", fsync=-1), "fsync must be >= 0"),
     (lambda: TxnCluster("2pc", timeout=0), "timeout must be > 0"),
     (lambda: TxnCluster("2pc", accounts=1.5), "accounts must be an int"),
+    (lambda: TxnCluster("2pc", ask_every=0), "ask_every must be > 0"),
     (lambda: TxnCluster("2pc").transfer("n1.0", "n9.0", 1), "unknown account"),
     (lambda: TxnCluster("2pc").transfer("n1.0", "n2.0", 0), "amount must be >= 1"),
     (lambda: TxnCluster("2pc").submit([("n1.0", -1), ("n2.0", 2)]), "sum to 0"),
