@@ -20,7 +20,6 @@ replicas go to the first `replication` servers clockwise of its hash.
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import math
 import random
@@ -38,90 +37,13 @@ from labkit.errors import (
     require_int,
     require_number,
 )
+from labkit.hashring import HashRing, key_hash
 from labkit.metrics import Result
 from labkit.net import Message, NetConfig, Network
 from labkit.node import Cluster, Node
 from labkit.sim import Future, Simulator
 
 # -- placement ---------------------------------------------------------------------
-
-
-def key_hash(key: str) -> int:
-    """A key's position on the ring: the first 8 bytes of its SHA-256 as an int
-    (the same in every process, unlike the built-in hash())."""
-    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
-
-
-class HashRing:
-    """Consistent hashing with virtual nodes (Karger et al. 1997; DeCandia et al.,
-    "Dynamo", SOSP 2007, §4.2).
-
-    Each server owns `vnodes` pseudo-random points on a circle of 2**64
-    positions. A key belongs to the servers met first walking clockwise from its
-    hash, so a joining server takes over only the keys that now fall to it
-    (about 1/N of them) and a leaving one hands over only its own.
-    """
-
-    def __init__(self, servers: Iterable[str] = (), vnodes: int = 64):
-        self.vnodes = require_int("vnodes", vnodes, minimum=1)
-        self.servers: list[str] = []
-        self._points: list[int] = []
-        self._owners: list[str] = []
-        for server in servers:
-            self.add(server)
-
-    def add(self, server: str) -> None:
-        """Put a server's virtual nodes on the ring."""
-        if not isinstance(server, str) or not server:
-            raise ConfigError(f"a server name must be a non-empty str, got {server!r}")
-        if server in self.servers:
-            raise ConfigError(f"server {server!r} is already on the ring")
-        self.servers.append(server)
-        for i in range(self.vnodes):
-            point = key_hash(f"{server}#{i}")
-            at = bisect.bisect_right(self._points, point)
-            self._points.insert(at, point)
-            self._owners.insert(at, server)
-
-    def remove(self, server: str) -> None:
-        """Take a server's virtual nodes off the ring."""
-        if server not in self.servers:
-            raise ConfigError(f"server {server!r} is not on the ring {self.servers}")
-        self.servers.remove(server)
-        keep = [i for i, owner in enumerate(self._owners) if owner != server]
-        self._points = [self._points[i] for i in keep]
-        self._owners = [self._owners[i] for i in keep]
-
-    def walk(self, key: str, alive: Sequence[str] | None = None) -> list[str]:
-        """The preference list: every server (or every one in `alive`) once, in
-        the order met walking clockwise from the key's hash."""
-        wanted = len(self.servers) if alive is None else len(alive)
-        order: list[str] = []
-        start = bisect.bisect_right(self._points, key_hash(key))
-        owners, n = self._owners, len(self._owners)
-        for k in range(n):
-            server = owners[(start + k) % n]
-            if server not in order and (alive is None or server in alive):
-                order.append(server)
-                if len(order) == wanted:
-                    break
-        return order
-
-    def owners(self, key: str, n: int, alive: Sequence[str] | None = None) -> list[str]:
-        """The first `n` servers of the key's preference list."""
-        return self.walk(key, alive)[:n]
-
-    def shares(self) -> dict[str, float]:
-        """The share of the circle for which each server comes first (sums to 1)."""
-        out = dict.fromkeys(self.servers, 0.0)
-        points, owners = self._points, self._owners
-        for i, point in enumerate(points):
-            gap = (point - points[i - 1]) % 2**64 or (2**64 if len(points) == 1 else 0)
-            out[owners[i]] += gap / 2**64
-        return out
-
-    def __repr__(self) -> str:
-        return f"HashRing({len(self.servers)} servers x {self.vnodes} vnodes)"
 
 
 def modulo_owners(key: str, servers: Sequence[str], n: int) -> list[str]:

@@ -28,6 +28,7 @@ LAYERS = {
     "labkit.queueing": 4,
     "labkit.check": 4,
     "labkit.service": 4,
+    "labkit.hashring": 4,
     # Protocols and services: they meet only through narrow interfaces.
     "labkit.balancing": 5,
     "labkit.resilience": 5,

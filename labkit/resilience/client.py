@@ -1,0 +1,314 @@
+"""The client side: `Policy`, everything a client does to defend itself as
+one value (timeouts, retries with backoff, a retry budget, a circuit breaker,
+hedged or tied requests, adaptive throttling), `Percentile` for durations read
+from observed latency, and `Client`, users whose requests run that policy
+against a `Backend`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import deque
+
+import numpy as np
+
+from labkit.errors import ConfigError, require_int, require_number, require_probability
+from labkit.metrics import nearest_rank
+from labkit.sim import Future, Simulator
+
+from .backend import (
+    ERROR,
+    OK,
+    OUTCOMES,
+    REJECTED,
+    RETRYABLE,
+    THROTTLED,
+    TIMEOUT,
+    Backend,
+    _Job,
+)
+from .backoff import Backoff, RetryBudget
+from .breaker import AdaptiveThrottle, BreakerConfig, CircuitBreaker
+
+# -- durations read from observed latency ------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Percentile:
+    """A duration set from recent latencies: `factor` times the `p`-th percentile
+    of the last `window` replies (late ones included), or `initial` until a tenth
+    of the window has been seen. Used for timeouts and hedge delays."""
+
+    p: float = 99.0
+    initial: float = 1.0
+    factor: float = 1.0
+    window: int = 1000
+
+    def __post_init__(self):
+        p = require_number("percentile p", self.p)
+        if not 0.0 < p <= 100.0:
+            raise ConfigError(f"percentile p must be in (0, 100], got {p}")
+        require_number("percentile initial", self.initial, positive=True)
+        require_number("percentile factor", self.factor, positive=True)
+        require_int("percentile window", self.window, minimum=10)
+
+
+class _Tracker:
+    """The live value of a fixed duration or of a `Percentile`."""
+
+    __slots__ = ("value", "_spec", "_recent", "_seen", "_every")
+
+    def __init__(self, spec: float | Percentile):
+        self._spec = spec
+        if isinstance(spec, Percentile):
+            self.value = spec.initial
+            self._recent: deque[float] | None = deque(maxlen=spec.window)
+            self._every = spec.window // 10
+        else:
+            self.value, self._recent, self._every = float(spec), None, 0
+        self._seen = 0
+
+    def observe(self, latency: float) -> None:
+        recent = self._recent
+        if recent is None:
+            return
+        recent.append(latency)
+        self._seen += 1
+        if self._seen % self._every == 0:   # re-sorting every reply would dominate
+            p = nearest_rank(np.sort(np.fromiter(recent, float)), self._spec.p)
+            self.value = p * self._spec.factor
+
+
+def _duration(name: str, value: float | Percentile) -> float | Percentile:
+    if isinstance(value, Percentile):
+        return value
+    return require_number(name, value, positive=True)
+
+
+# -- the client's policy -------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+    """Everything a client does to defend itself, as one value.
+
+    timeout: seconds per attempt, or a `Percentile` of observed latency.
+    attempts: tries per user request (1 = no retries). Only errors, overload
+    rejections and timeouts are retried, after a `backoff` sleep.
+    budget: retry budget ratio (0.1 = retries at most ~10 % of requests, with
+    `budget_burst` tokens to start), or None for no budget.
+    breaker: a `BreakerConfig` (see `resilience4j`, `hystrix`), or None.
+    hedge: send a second copy to another replica if the first has not answered
+    after this delay (seconds or a `Percentile`); None for no hedging.
+    tied: send two copies this many seconds apart, each telling its replica
+    about the other; whichever starts first cancels the other; None for no ties.
+    throttle: k of client-side adaptive throttling over `throttle_window`
+    seconds, or None.
+    """
+
+    timeout: float | Percentile = 1.0
+    attempts: int = 1
+    backoff: Backoff = Backoff("none")
+    budget: float | None = None
+    budget_burst: float = 10.0
+    breaker: BreakerConfig | None = None
+    hedge: float | Percentile | None = None
+    tied: float | None = None
+    throttle: float | None = None
+    throttle_window: float = 120.0
+
+    def __post_init__(self):
+        _duration("timeout", self.timeout)
+        require_int("attempts", self.attempts, minimum=1)
+        if not isinstance(self.backoff, Backoff):
+            raise ConfigError(f"backoff must be a Backoff, got {self.backoff!r}")
+        if self.budget is not None:
+            require_probability("budget", self.budget)
+        require_number("budget_burst", self.budget_burst, minimum=1.0)
+        if self.breaker is not None and not isinstance(self.breaker, BreakerConfig):
+            raise ConfigError("breaker must be a BreakerConfig (e.g. resilience4j() "
+                              f"or hystrix()) or None, got {self.breaker!r}")
+        if self.hedge is not None:
+            _duration("hedge", self.hedge)
+        if self.tied is not None:
+            require_number("tied", self.tied, minimum=0.0)
+            if self.hedge is not None:
+                raise ConfigError("choose hedge or tied requests, not both")
+        if self.throttle is not None:
+            require_number("throttle", self.throttle, minimum=1.0)
+        require_number("throttle_window", self.throttle_window, positive=True)
+
+
+# -- the client ---------------------------------------------------------------------
+
+class _Attempt:
+    """One try of one user request: its copies, timers and the future it settles."""
+
+    __slots__ = ("rid", "done", "permit", "pending", "jobs", "timer", "extra")
+
+    def __init__(self, rid: int, permit: int | None):
+        self.rid, self.permit, self.done = rid, permit, Future()
+        self.pending = 0
+        self.jobs: list[_Job] = []
+        self.timer = self.extra = -1        # pending events: timeout, hedge or tie
+
+
+class Client:
+    """Users sending requests to a `Backend` through one `Policy`.
+
+    `start(rate, until)` begins Poisson arrivals. Each user request runs as a
+    simulated process: attempt, and on a retryable failure sleep a backoff and
+    try again, up to `policy.attempts` times. Random streams: `<name>.arrivals`,
+    `<name>.jitter`, `<name>.throttle`.
+    """
+
+    def __init__(self, sim: Simulator, backend: Backend, policy: Policy = Policy(),
+                 *, name: str = "client"):
+        if not isinstance(policy, Policy):
+            raise ConfigError(f"policy must be a Policy, got {policy!r}")
+        if policy.tied is not None and backend.servers < 2:
+            raise ConfigError("tied requests need a backend of at least 2 servers")
+        self.sim, self.backend, self.policy, self.name = sim, backend, policy, name
+        clock = self._clock
+        self.breaker = (None if policy.breaker is None
+                        else CircuitBreaker(policy.breaker, clock))
+        self.budget = (None if policy.budget is None
+                       else RetryBudget(policy.budget, policy.budget_burst))
+        self.throttle = (None if policy.throttle is None
+                         else AdaptiveThrottle(clock, policy.throttle,
+                                               policy.throttle_window))
+        self.timeout = _Tracker(policy.timeout)
+        self.hedge = None if policy.hedge is None else _Tracker(policy.hedge)
+        self._jitter = sim.rng(f"{name}.jitter")
+        self._throttle_rng = sim.rng(f"{name}.throttle")
+        self.outstanding = sim.metrics.gauge(f"{name}.outstanding")
+        # Per user request (index = request id) and per copy sent, for series.
+        self.starts: list[float] = []
+        self.ends: list[float] = []
+        self.outcomes: list[str] = []
+        self.send_times: list[float] = []
+        self.attempts: list[_Attempt] = []
+        self.counts = dict.fromkeys(OUTCOMES, 0)    # attempts by outcome
+        self.retries = self.hedges = self.budget_denied = 0
+
+    def _clock(self) -> float:
+        return self.sim.now
+
+    def start(self, rate: float, until: float) -> None:
+        """Send Poisson arrivals at `rate` per second until time `until`."""
+        rate = require_number("rate", rate, positive=True)
+        until = require_number("until", until, minimum=0.0)
+        gap = self.sim.rng(f"{self.name}.arrivals").expovariate
+
+        def arrive() -> None:
+            self.sim.spawn(self._request(len(self.starts)))
+            next_time = self.sim.now + gap(rate)
+            if next_time < until:
+                self.sim.at(next_time, arrive)
+
+        first = gap(rate)
+        if first < until:
+            self.sim.at(first, arrive)
+
+    @property
+    def unfinished(self) -> int:
+        return len(self.starts) - len(self.ends)
+
+    # -- one user request ----------------------------------------------------
+    def _request(self, rid: int):
+        """Attempt, back off, retry: the body of one user request's process."""
+        policy, sim = self.policy, self.sim
+        self.starts.append(sim.now)
+        self.outstanding.add(1)
+        if self.budget is not None:
+            self.budget.on_request()
+        outcome, previous = OK, None
+        for attempt in range(policy.attempts):
+            if attempt:
+                if outcome not in RETRYABLE:
+                    break
+                if self.budget is not None and not self.budget.try_spend():
+                    self.budget_denied += 1
+                    break
+                self.retries += 1
+                previous = policy.backoff.delay(attempt, self._jitter, previous)
+                if previous > 0:
+                    yield previous
+            outcome = yield self._attempt(rid)
+            if outcome == OK:
+                break
+        self.ends.append(sim.now)
+        self.outcomes.append(outcome)
+        self.outstanding.add(-1)
+        sim.metrics.histogram("latency").add(sim.now - self.starts[rid])
+
+    def _attempt(self, rid: int) -> Future:
+        """Start one attempt; its future resolves to its outcome."""
+        if self.throttle is not None and not self.throttle.admit(self._throttle_rng):
+            return self._refuse(THROTTLED)
+        permit = None
+        if self.breaker is not None:
+            permit = self.breaker.acquire()
+            if permit is None:
+                return self._refuse(REJECTED)
+        attempt, sim, policy = _Attempt(rid, permit), self.sim, self.policy
+        self.attempts.append(attempt)
+        tie = None if policy.tied is None else [math.inf]
+        self._send(attempt, tie)
+        attempt.timer = sim.schedule(self.timeout.value, self._expire, attempt)
+        if tie is not None:
+            attempt.extra = sim.schedule(policy.tied, self._send_extra, attempt, tie)
+        elif self.hedge is not None:
+            attempt.extra = sim.schedule(self.hedge.value, self._send_extra, attempt)
+        return attempt.done
+
+    def _refuse(self, outcome: str) -> Future:
+        self.counts[outcome] += 1
+        done = Future()
+        done.resolve(outcome)
+        return done
+
+    def _send(self, attempt: _Attempt, tie: list[float] | None = None) -> None:
+        job = _Job(attempt, self.sim.now, self._on_reply, tie)
+        avoid = attempt.jobs[0].replica if attempt.jobs else -1
+        attempt.jobs.append(job)
+        attempt.pending += 1
+        self.send_times.append(self.sim.now)
+        self.backend.send(job, avoid)
+
+    def _send_extra(self, attempt: _Attempt, tie: list[float] | None = None) -> None:
+        """The hedge (or the tied partner) goes out, unless the attempt is over."""
+        attempt.extra = -1
+        if not attempt.done.done:
+            self.hedges += tie is None
+            self._send(attempt, tie)
+
+    def _expire(self, attempt: _Attempt) -> None:
+        attempt.timer = -1
+        self._settle(attempt, TIMEOUT)
+
+    def _on_reply(self, job: _Job, outcome: str) -> None:
+        latency = self.sim.now - job.sent
+        self.timeout.observe(latency)       # late replies count: no censoring
+        if self.hedge is not None:
+            self.hedge.observe(latency)
+        attempt = job.attempt
+        if attempt.done.done:
+            return
+        attempt.pending -= 1
+        # A hedged attempt's error waits for the other copy; a tied partner
+        # that was cancelled never answers, so a tied error settles at once.
+        if outcome == OK or attempt.pending == 0 or job.tie is not None:
+            self._settle(attempt, outcome)
+
+    def _settle(self, attempt: _Attempt, outcome: str) -> None:
+        if attempt.done.done:
+            return
+        for event in (attempt.timer, attempt.extra):
+            if event >= 0:
+                self.sim.cancel(event)
+        self.counts[outcome] += 1
+        if self.breaker is not None:
+            self.breaker.record(attempt.permit, outcome == OK)
+        if self.throttle is not None and outcome in (OK, ERROR):
+            self.throttle.record_accept()
+        attempt.done.resolve(outcome)
