@@ -3,7 +3,9 @@
 This is the one labkit module that starts processes and reads the wall clock
 (DESIGN.md); nothing in the simulated layers imports it. Every process it
 starts is stopped, and its temporary directory removed, when the `EtcdCluster`
-context ends (or, failing that, when the interpreter exits).
+context ends or its start fails or is interrupted (or, failing that, when the
+interpreter exits). etcd members run in sessions of their own, so a Ctrl-C
+meant for Python does not reach them: Python's exit path stops them.
 
 `etcd_failover` kills the leader of a live etcd cluster and measures how long
 until a new leader is elected and until a write succeeds again: the real-world
@@ -119,9 +121,17 @@ class EtcdCluster:
         self.stop()
 
     def start(self, ready_within: float = 30.0) -> None:
-        """Start every member and wait until one leads and accepts writes."""
+        """Start every member and wait until one leads and accepts writes; if
+        that fails or is interrupted, stop what was started and re-raise."""
         self.directory = Path(tempfile.mkdtemp(prefix="labkit-etcd-"))
         atexit.register(self.stop)
+        try:
+            self._start(ready_within)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, ready_within: float) -> None:
         ports = _free_ports(2 * self.size)
         names = [f"m{i}" for i in range(1, self.size + 1)]
         peers = {n: f"http://127.0.0.1:{ports[2 * i + 1]}" for i, n in enumerate(names)}
@@ -161,14 +171,19 @@ class EtcdCluster:
             member.process.wait(timeout=10)
 
     def stop(self) -> None:
-        """Kill every member this cluster started and delete its directory."""
-        for member in self.members.values():
-            if member.process is not None and member.process.poll() is None:
-                member.process.kill()
-                member.process.wait(timeout=10)
+        """Kill every member this cluster started (its whole process group) and
+        delete its directory. Every member is killed before any is waited for,
+        so an interrupt during the waits leaves none running; atexit calls this
+        again should an interrupt have cut it short."""
+        running = [m.process for m in self.members.values() if m.alive]
+        for process in running:
+            os.killpg(process.pid, signal.SIGKILL)
+        for process in running:
+            process.wait(timeout=10)
         if self.directory is not None:
             shutil.rmtree(self.directory, ignore_errors=True)
             self.directory = None
+        atexit.unregister(self.stop)
 
     def _member(self, name: str) -> Member:
         if name not in self.members:
@@ -377,6 +392,8 @@ def main(argv: list[str] | None = None) -> int:
     if etcd_binary() is None:
         print(INSTALL_HINT, file=sys.stderr)
         return 2
+    # SIGTERM exits like Ctrl-C does, through the `with` that stops etcd.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     rows = etcd_failover(args.trials, election_timeout_ms=args.election_timeout,
                          heartbeat_ms=args.heartbeat_interval)
     version = subprocess.run([etcd_binary(), "--version"], capture_output=True,

@@ -6,7 +6,8 @@ figure change, and no cell shows an error.
 Skips when Chromium or Playwright is missing (`.ci/run` installs Chromium).
 One JupyterLab serves a temporary copy of notebooks/ (and data/) for both, so
 the test never writes into the repository; each notebook's kernel is shut down
-when its test ends, and the server when the module does.
+when its test ends, and the server with its kernels when the module does or the
+run is interrupted (tests/test_no_orphans.py checks that nothing is left).
 LABKIT_BROWSER_NOTEBOOK=path/to/x.ipynb runs the same checks on that notebook
 only; LABKIT_KEEP_SCREENSHOT=1 copies each final screenshot to
 tests/artifacts/browser_<notebook>.png.
@@ -14,6 +15,7 @@ tests/artifacts/browser_<notebook>.png.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -28,6 +30,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import psutil
 import pytest
 
 pytestmark = pytest.mark.browser
@@ -51,6 +54,13 @@ ERROR_TEXT = re.compile(r"Traceback|^\w+(Error|Exception)\b|Error displaying wid
                         re.MULTILINE)
 
 
+def require_browser() -> None:
+    """Skip unless Chromium and Playwright are installed."""
+    if not (shutil.which("chromium") or Path(CHROMIUM).exists()):
+        pytest.skip("Chromium not installed (apt-get install -y chromium)")
+    pytest.importorskip("playwright.sync_api", reason="playwright not installed")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -58,7 +68,7 @@ def free_port() -> int:
 
 
 class Lab:
-    """A JupyterLab server on 127.0.0.1 serving `root`, stopped by `stop()`."""
+    """A JupyterLab server on 127.0.0.1 serving `root`: `start()`, then `stop()`."""
 
     def __init__(self, root: Path, home: Path):
         self.token, self.port = secrets.token_hex(16), free_port()
@@ -68,18 +78,28 @@ class Lab:
             path = settings / f"{plugin}.jupyterlab-settings"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(values))
-        env = dict(os.environ, PYTHONHASHSEED="0", **{  # nothing from or to ~/.jupyter
+        self.env = dict(os.environ, PYTHONHASHSEED="0", **{  # no ~/.jupyter
             f"JUPYTER_{kind.upper()}_DIR": str(home / kind)
             for kind in ("config", "data", "runtime")})
-        self.log = home / "lab.log"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
-             "--ip=127.0.0.1", f"--port={self.port}", "--ServerApp.port_retries=0",
-             f"--ServerApp.token={self.token}", f"--ServerApp.root_dir={root}",
-             f"--LabApp.workspaces_dir={home / 'workspaces'}",
-             f"--LabApp.user_settings_dir={settings}"],
-            cwd=root, env=env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT,
-            start_new_session=True)  # its own process group, stopped as a whole
+        self.root, self.log = root, home / "lab.log"
+        self.command = [
+            sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
+            "--ip=127.0.0.1", f"--port={self.port}", "--ServerApp.port_retries=0",
+            f"--ServerApp.token={self.token}", f"--ServerApp.root_dir={root}",
+            f"--LabApp.workspaces_dir={home / 'workspaces'}",
+            f"--LabApp.user_settings_dir={settings}"]
+        self.process: subprocess.Popen | None = None
+        self.kernels: list[psutil.Process] = []
+
+    def start(self) -> None:
+        """Start the server in a session of its own, so that `stop` can signal
+        its whole process group; atexit stops it should no teardown run, or
+        finish."""
+        atexit.register(self.stop)
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                self.command, cwd=self.root, env=self.env, stdin=subprocess.DEVNULL,
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def api(self, method: str, path: str, xsrf: str | None = None):
         headers = {"Authorization": f"token {self.token}"}
@@ -114,16 +134,29 @@ class Lab:
             for kernel in self.api("GET", "/api/kernels"):
                 self.api("DELETE", f"/api/kernels/{kernel['id']}", xsrf)
 
-    def stop(self, xsrf: str | None = None) -> None:
-        """Shut down sessions and kernels, then the server's whole process group."""
-        self.shut_down_kernels(xsrf)
-        with contextlib.suppress(ProcessLookupError):
+    def stop(self) -> None:
+        """Stop the server and every kernel it started. SIGTERM goes to the
+        server's process group at once (no slower REST calls first: an
+        interrupted run may be killed soon); the server then shuts its kernels
+        down and exits. Kernels run in sessions of their own (jupyter_client
+        starts them so), so they and the group get SIGKILL if anything is left
+        after 10 s or a second interrupt cuts the wait short."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:  # not reaped: the pid is still the server's
+            with contextlib.suppress(psutil.NoSuchProcess):
+                self.kernels = psutil.Process(self.process.pid).children(recursive=True)
             os.killpg(self.process.pid, signal.SIGTERM)
         try:
             self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            for kernel in self.kernels:  # psutil checks the pid was not reused
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    kernel.kill()
             self.process.wait()
+            atexit.unregister(self.stop)
 
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
@@ -147,10 +180,9 @@ def error_outputs(panel) -> list[str]:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """One JupyterLab on a throwaway copy of the notebooks (and data/ beside
-    them), stopped with everything it started when the module's tests end."""
-    if not (shutil.which("chromium") or Path(CHROMIUM).exists()):
-        pytest.skip("Chromium not installed (apt-get install -y chromium)")
-    pytest.importorskip("playwright.sync_api", reason="playwright not installed")
+    them), stopped with everything it started when the module's tests end, or
+    the run is interrupted (Ctrl-C, or SIGTERM: see conftest.py)."""
+    require_browser()
     source = NOTEBOOKS[0].parent
     root = tmp_path_factory.mktemp("lab")
     shutil.copytree(source, root / "copy" / "notebooks",
@@ -160,13 +192,14 @@ def lab(tmp_path_factory):
     server = Lab(root / "copy" / "notebooks", root / "home")
     server.xsrf = None
     try:
+        server.start()
         server.wait_ready()
         yield server
     except Exception:
         print(f"--- jupyter lab log ---\n{server.log_tail()}")
         raise
     finally:
-        server.stop(server.xsrf)
+        server.stop()
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.stem for n in NOTEBOOKS])
@@ -195,9 +228,11 @@ def test_notebook_runs_and_its_playground_answers(notebook, lab, tmp_path):
                 browser.close()
     except Exception:
         print(f"--- jupyter lab log ---\n{lab.log_tail()}")
+        lab.shut_down_kernels(lab.xsrf)
         raise
-    finally:
-        lab.shut_down_kernels(lab.xsrf)     # the next notebook gets the CPU
+    # The next notebook gets the CPU. Not on an interrupt: the lab fixture's
+    # teardown then stops the server with its kernels at once.
+    lab.shut_down_kernels(lab.xsrf)
 
 
 def run_all_cells(page, panel, lab: Lab) -> None:

@@ -1,7 +1,8 @@
 """labkit.real against a real etcd: a 3-member cluster on 127.0.0.1 elects a
 new leader after its leader is killed, and every process it started is gone
-afterwards. Skips (saying how to install etcd) where no etcd binary exists;
-CI installs Debian's etcd-server so this path runs there."""
+afterwards, also after an interrupted start. Skips (saying how to install
+etcd) where no etcd binary exists; CI installs Debian's etcd-server so this
+path runs there."""
 
 from __future__ import annotations
 
@@ -34,6 +35,21 @@ def test_every_process_and_file_is_cleaned_up():
         assert directory.exists()
     assert all(p.poll() is not None for p in processes)
     assert not directory.exists()
+
+
+@needs_etcd
+def test_an_interrupted_start_stops_what_it_started(monkeypatch):
+    cluster, started = EtcdCluster(3), []
+
+    def ctrl_c(within, via=None):  # while waiting for the first leader
+        started.extend(m.process for m in cluster.members.values())
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cluster, "wait_for_writes", ctrl_c)
+    with pytest.raises(KeyboardInterrupt), cluster:
+        pass
+    assert len(started) == 3 and all(p.poll() is not None for p in started)
+    assert cluster.directory is None
 
 
 @needs_etcd
