@@ -52,6 +52,16 @@ def test_dask_counts_equal_plain_python_and_labkit(expected, kill_one):
     assert not [pid for pid in run.worker_pids if _alive(pid)]
 
 
+def test_the_kill_costs_a_recomputation_even_when_maps_finish_at_once(expected):
+    # With no pause every map can finish before a polling client gets to the
+    # kill, as on a loaded machine: the kill must still fall while the reduce
+    # needs the lost results, and the nanny's new worker must be counted.
+    run = dask_wordcount(DOCS, workers=2, pause=0.0, kill_one=True)
+    assert run.output == expected
+    assert run.recomputed >= 1
+    assert len(run.worker_pids) == 3
+
+
 def test_bad_arguments_are_refused_before_starting_anything():
     with pytest.raises(ConfigError, match="workers"):
         dask_wordcount(DOCS, workers=1, kill_one=True)
