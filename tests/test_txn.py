@@ -20,6 +20,7 @@ from labkit.txn import (
     BLOCKED,
     COMMITTED,
     CRASH_POINTS,
+    PENDING,
     PROTOCOLS,
     TxnCluster,
     check_atomicity,
@@ -184,6 +185,25 @@ def test_participant_crash_after_vote_recovers_from_its_log():
     c.check()
 
 
+def test_a_commit_made_durable_by_another_write_is_redone_after_a_crash():
+    # A forced write saves the whole log. n2 starts forcing t1's commit record
+    # at 0.06; t2's prepared record, forced from 0.055, lands first and carries
+    # t1's commit with it; n2 dies before its own write completes and applies t1.
+    c = cluster("2pc", 2, fsync=0.010)
+    t1 = c.transfer("n1.0", "n2.0", 5)
+    c.run(0.035)
+    c.transfer("n1.1", "n2.1", 5)
+    c.run(0.032)
+    n2 = c.nodes["n2"]
+    assert (COMMITTED, t1) in n2.disk["log"] and n2.balances["n2.0"] == 100
+    c.kill("n2")
+    c.run(0.1)
+    c.restart("n2")                  # recovery redoes the durable commit of t1
+    assert c.balances()["n2.0"] == 105 and c.outcome(t1) == COMMITTED
+    assert c.settle(1.0) == []
+    c.check()
+
+
 def test_separate_coordinator_crash_after_votes_blocks_every_participant():
     c = cluster("2pc", 3, coordinator="separate")
     c.crash_at("coordinator.after_votes", node="tm")
@@ -245,6 +265,34 @@ def test_paxos_commit_blocks_when_more_than_f_acceptors_are_down():
     c.restart("n3")
     c.run(1.0)
     assert c.outcome(txn) == COMMITTED
+
+
+def ballots_led(c: TxnCluster, name: str, txn: str, seconds: float) -> list:
+    """The ballots `name` leads `txn` at during the next `seconds`, in order."""
+    seen: list = []
+    for _ in range(round(seconds / 0.01)):       # a ballot lives >= one timeout
+        c.run(0.01)
+        leader = c.nodes[name].leading.get(txn) if c.is_up(name) else None
+        if leader is not None and leader.ballot not in seen:
+            seen.append(leader.ballot)
+    return seen
+
+
+def test_a_restarted_recovery_leader_starts_above_every_ballot_it_used():
+    c = cluster("paxos_commit", 3)               # F = 1: acceptors n1, n2, n3
+    c.crash_at("coordinator.after_votes", node="n1")
+    txn = c.transfer("n1.0", "n2.0", 10)
+    c.run(0.05)
+    c.disconnect("n2")                          # in doubt and alone: no quorum
+    before = ballots_led(c, "n2", txn, 1.0)
+    assert len(before) >= 3                     # it climbed, ballot after ballot
+    c.kill("n2")
+    c.restart("n2")
+    c.connect("n2")
+    after = ballots_led(c, "n2", txn, 1.0)
+    assert after and after[0] > max(before)     # no ballot below its old ones
+    assert c.outcome(txn) == COMMITTED          # n2 and n3 accept it at once
+    c.check()
 
 
 def test_blocking_window_collapses_hot_row_throughput_only_under_2pc():
@@ -329,6 +377,68 @@ def test_client_outcomes_scenario_ends_with_every_client_knowing():
         scenarios.client_outcomes(heal=0)
 
 
+# -- check() at any moment, during faults too ----------------------------------------
+
+def told(c: TxnCluster, txn: str) -> None:
+    """Run until the client has been told how `txn` ended."""
+    while c.client.records[txn].outcome is None:
+        c.run(0.001)
+
+
+def test_a_commit_told_by_a_coordinator_that_died_is_blocked_not_lost():
+    # tm logs the commit and tells the client; its commit messages are held up
+    # (reorder: no FIFO, so the resent ones can overtake them) and tm dies.
+    c = cluster("2pc", 3, coordinator="separate")
+    c.network.update(reorder=1.0)
+    c.network.adversary = lambda msg: 10.0 if msg.kind == "commit" else 0.0
+    txn = c.transfer("n1.0", "n2.0", 10)
+    told(c, txn)
+    c.kill("tm")
+    assert c.client.records[txn].outcome == COMMITTED and c.outcome(txn) == BLOCKED
+    c.check()                                   # not settled: blocked is no loss
+    c.network.adversary = None
+    c.restart("tm")                             # recovery resends the commit
+    c.run(1.0)
+    assert c.outcome(txn) == COMMITTED and not c.unsettled()
+    c.check()
+
+
+def test_a_tcc_commit_whose_lazy_end_record_died_is_pending_not_lost():
+    c = cluster("tcc", 3, fsync=0.010)
+    txn = c.transfer("n1.0", "n2.0", 10)
+    told(c, txn)
+    c.kill("n1")                    # its "tcc_end" was still in the volatile tail
+    assert c.nodes["n1"].last_record(txn, "tcc_end") is None
+    assert c.client.records[txn].outcome == COMMITTED and c.outcome(txn) == PENDING
+    c.check()
+    c.restart("n1")                 # the durable decision is redone: confirmed
+    c.run(1.0)
+    assert c.outcome(txn) == COMMITTED and not c.unsettled()
+    c.check()
+
+
+class CheckedEveryStep(TxnCluster):
+    """A TxnCluster that runs its invariants every `STEP` seconds of its time."""
+
+    STEP = 0.02
+
+    def run(self, seconds: float) -> None:
+        end = self.now + seconds
+        while self.now < end - 1e-9:
+            super().run(min(self.STEP, end - self.now))
+            self.check()
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_check_holds_at_every_moment_of_random_faults(protocol):
+    # Seed 3 once failed under TCC: a told commit was pending mid-run.
+    net = NetConfig(latency=dist.uniform(0.002, 0.02), duplicate=0.05, reorder=0.05)
+    c = CheckedEveryStep(protocol, 4, seed=3, net=net, trace=False, fsync=0.002)
+    c.workload(rate=40, duration=3.0, contention=0.3)
+    random_faults(c, 3.0, 3, mean_gap=0.3)
+    assert c.settle(2.0) == []
+
+
 def clients_know_every_outcome(c: TxnCluster, seed: int) -> None:
     """Once settled, the client knows every outcome (it asks until it does),
     and what it knows is what happened."""
@@ -380,6 +490,20 @@ def test_2pc_with_separate_coordinator_and_slow_disk_under_random_faults(seed):
 @pytest.mark.parametrize("seed", range(50))
 def test_paxos_commit_atomic_and_conserving_under_random_faults(seed):
     settles_atomically(faulty("paxos_commit", seed, fsync=0.002), seed)
+
+
+@pytest.mark.parametrize("seed", [*range(40), 85, 191])
+@pytest.mark.parametrize("protocol", ["2pc", "paxos_commit"])
+def test_slow_disk_duplicates_and_reordering_lose_no_commit(protocol, seed):
+    # A forced write takes 10 ms here, long enough for one transaction's write
+    # to make another's commit record durable before a crash (seeds 27 and 191
+    # under 2PC, 85 under Paxos Commit once lost that commit's money).
+    net = NetConfig(latency=dist.uniform(0.002, 0.02), duplicate=0.1, reorder=0.3)
+    c = TxnCluster(protocol, 4, seed=seed, balance=10, fsync=0.01, net=net,
+                   trace=False)
+    c.workload(rate=40, duration=3.0, contention=0.3)
+    random_faults(c, 3.0, seed, mean_gap=0.3)
+    settles_atomically(c, seed)
 
 
 @pytest.mark.parametrize("seed", range(25))
