@@ -7,8 +7,10 @@ can check conservation: sent + duplicated = delivered + dropped + in flight.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields, replace
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from labkit.dist import Distribution, as_distribution
@@ -20,19 +22,22 @@ class Message:
     """An immutable note from `src` to `dst`: a `kind` and a body of fields.
 
     Body fields read as attributes (`msg.term`). Replies use the kind
-    `<kind>_ok`. Bodies should hold immutable values (numbers, strings,
-    tuples) so that nodes never share objects through the network.
+    `<kind>_ok`. The body is a read-only view (`msg.body["x"] = 1` raises
+    TypeError): a handler cannot change what it received, nor, through a
+    duplicate, what another delivery of the same message will see. Its values
+    should be immutable too (numbers, strings, tuples) so that nodes never share
+    objects through the network.
     """
 
     __slots__ = ("src", "dst", "kind", "body", "id")
 
     def __init__(self, src: str, dst: str, kind: str, body: Mapping[str, Any], id: int):
         # One statement per field: a 5-tuple swap would build and unpack a tuple,
-        # and this runs once per message.
+        # and this runs once per message. The view costs no copy (see Network.send).
         self.src = src
         self.dst = dst
         self.kind = kind
-        self.body = body
+        self.body = MappingProxyType(body)
         self.id = id
 
     def __getattr__(self, field: str) -> Any:
@@ -126,7 +131,7 @@ class Network:
         self._outside: list[str] = []      # endpoints partitions never cut
         self._blocked_pairs: list[tuple[str, str]] = []
         self._cut: set[tuple[str, str]] = set()
-        self._next_id = 0
+        self._ids = itertools.count()    # message ids: 0, 1, 2, ...
         self.sent: dict[str, int] = {}
         self.delivered: dict[str, int] = {}
         self.dropped: dict[str, int] = {}
@@ -276,13 +281,14 @@ class Network:
 
     # -- carrying messages ------------------------------------------------------
     def send(self, src: str, dst: str, kind: str, body: Mapping[str, Any]) -> Message:
-        """Put a message on the wire; it arrives later, or is dropped."""
+        """Put a message on the wire; it arrives later, or is dropped. The message
+        reads `body` through a read-only view, without copying it: the sender must
+        not change the dict afterwards (Node.send passes a fresh one)."""
         if dst not in self._endpoints:
             raise ConfigError(f"{src} sent {kind!r} to unknown node {dst!r}; "
                               f"nodes are {self.names}")
         sim = self.sim
-        msg = Message(src, dst, kind, body, self._next_id)
-        self._next_id += 1
+        msg = Message(src, dst, kind, body, next(self._ids))
         sent = self.sent
         sent[kind] = sent.get(kind, 0) + 1
         if sim.tracing:

@@ -1,4 +1,6 @@
-"""The simulated clock: an agenda of callbacks, seeded random streams, a trace.
+"""The simulated clock: an agenda of callbacks, seeded random streams, a trace;
+futures, generator processes, and the helpers that wait for several futures
+(`gather`, `settled`, `first`) or run the clock until one is done (`finish`).
 
 Time only moves when `run` pops the next event, so a run is a pure function of
 its seed: no wall clock, no threads, ties broken first-scheduled-first-run.
@@ -8,11 +10,11 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Mapping, Sequence
 from heapq import heappop, heappush
 from typing import Any
 
-from labkit.errors import ConfigError, require_int, require_number
+from labkit.errors import ConfigError, Unavailable, require_int, require_number
 from labkit.metrics import Metrics, Result, TraceRecord
 
 _PENDING = object()
@@ -134,6 +136,86 @@ class Process(Future):
 
     def _resume(self, done: Future) -> None:
         self._step(None if done.failed else done._value, done.error)
+
+
+# -- waiting for several futures ----------------------------------------------------
+# A process yields one Future; these combine several into one, so a client can
+# fan a request out to replicas and wait for all, or for a quorum, of the answers.
+# Each registers its callbacks in the order of `futures`, and a callback runs the
+# moment its future is done: the combined future resolves at a well-defined event,
+# which keeps runs deterministic.
+
+def gather(futures: Sequence[Future]) -> Future:
+    """A Future of all the values, in the order of `futures`; it fails with the
+    first error to arrive (the others are then ignored). No futures: resolves at
+    once to []."""
+    done = Future()
+    values: list[Any] = [None] * len(futures)
+    left = [len(futures)]
+
+    def settle(i: int, f: Future) -> None:
+        if f.failed:
+            done.fail(f.error)
+            return
+        values[i] = f.value
+        left[0] -= 1
+        if left[0] == 0:
+            done.resolve(values)
+
+    for i, future in enumerate(futures):
+        future.add_done_callback(lambda f, i=i: settle(i, f))
+    if not futures:
+        done.resolve(values)
+    return done
+
+
+def settled(futures: Sequence[Future]) -> Future:
+    """A Future that resolves to `futures` themselves (as a list) once every one
+    is done, whether it resolved or failed; it never fails. Use it to act after
+    the last answer or timeout, e.g. read repair."""
+    return gather([_always(f) for f in futures])
+
+
+def _always(future: Future) -> Future:
+    """A Future that resolves to `future` when it is done, even if it failed."""
+    out = Future()
+    future.add_done_callback(lambda f: out.resolve(f))
+    return out
+
+
+def first(futures: Sequence[Future], needed: int, what: str) -> Future:
+    """A Future of the first `needed` successful values, in arrival order (a
+    quorum of k out of n answers). It fails with Unavailable, naming `what`, as
+    soon as so many have failed that `needed` successes cannot happen."""
+    done = Future()
+    values: list[Any] = []
+    failed = [0]
+
+    def settle(f: Future) -> None:
+        if f.failed:
+            failed[0] += 1
+            if len(futures) - failed[0] < needed:
+                done.fail(Unavailable(f"{what} got {len(values)} of the {needed} "
+                                      "answers it needs"))
+            return
+        values.append(f.value)
+        if len(values) == needed:
+            done.resolve(list(values))
+
+    for future in futures:
+        future.add_done_callback(settle)
+    return done
+
+
+def finish(sim: Simulator, process: Future, step: float) -> Future:
+    """Run `sim` until `process` is done and return it: the clock stops at the
+    event that finished it, not at the end of a step, so a blocking call (e.g.
+    `fs.upload`) takes exactly the simulated time it needed. `step` is how far
+    one `run` may go before looking again."""
+    process.add_done_callback(lambda _f: sim.stop())
+    while not process.done:
+        sim.run(step)
+    return process
 
 
 class Simulator:

@@ -41,7 +41,7 @@ from labkit.hashring import HashRing, key_hash
 from labkit.metrics import Result
 from labkit.net import Message, NetConfig, Network
 from labkit.node import Cluster, Node
-from labkit.sim import Future, Simulator
+from labkit.sim import Future, Simulator, finish, first, gather, settled
 
 # -- placement ---------------------------------------------------------------------
 
@@ -296,48 +296,6 @@ class ChunkServer(Node):
         for name in [n for n, (_, tag) in chunks.items()
                      if tag < msg.below and n not in msg.live]:
             del chunks[name]
-
-
-def gather(futures: Sequence[Future]) -> Future:
-    """A Future of all the values, in order; it fails with the first error."""
-    done = Future()
-    values: list[Any] = [None] * len(futures)
-    left = [len(futures)]
-
-    def settle(i: int, f: Future) -> None:
-        if f.failed:
-            done.fail(f.error)
-            return
-        values[i] = f.value
-        left[0] -= 1
-        if left[0] == 0:
-            done.resolve(values)
-
-    for i, future in enumerate(futures):
-        future.add_done_callback(lambda f, i=i: settle(i, f))
-    if not futures:
-        done.resolve(values)
-    return done
-
-
-def settled(futures: Sequence[Future]) -> Future:
-    """A Future that resolves (to the futures) once every one is done."""
-    return gather([_always(f) for f in futures])
-
-
-def _always(future: Future) -> Future:
-    out = Future()
-    future.add_done_callback(lambda f: out.resolve(f))
-    return out
-
-
-def finish(sim: Simulator, process: Future, step: float) -> Future:
-    """Run the simulation until `process` is done (time stops right there);
-    `step` is how far one run may go before looking again."""
-    process.add_done_callback(lambda _f: sim.stop())
-    while not process.done:
-        sim.run(step)
-    return process
 
 
 # -- the gateway and the janitor ---------------------------------------------------
@@ -1011,29 +969,6 @@ class Coordinator(Node):
 
     def on_put_ok(self, msg: Message) -> None:
         """An ack of a read repair (sent without waiting for it)."""
-
-
-def first(futures: Sequence[Future], needed: int, what: str) -> Future:
-    """A Future of the first `needed` successful values (in arrival order); it
-    fails with Unavailable once too many have failed for that to happen."""
-    done = Future()
-    values: list[Any] = []
-    failed = [0]
-
-    def settle(f: Future) -> None:
-        if f.failed:
-            failed[0] += 1
-            if len(futures) - failed[0] < needed:
-                done.fail(Unavailable(f"{what} got {len(values)} of the {needed} "
-                                      "answers it needs"))
-            return
-        values.append(f.value)
-        if len(values) == needed:
-            done.resolve(list(values))
-
-    for future in futures:
-        future.add_done_callback(settle)
-    return done
 
 
 FANOUTS = ("all", "quorum")

@@ -282,6 +282,21 @@ def test_message_body_reads_as_attributes_and_names_missing_fields():
         _ = msg.index
 
 
+def test_a_delivered_body_cannot_be_changed_so_a_duplicate_arrives_intact():
+    sim, net, sinks = network(duplicate=1.0)    # every message arrives twice
+    net.send("a", "b", "vote", {"term": 3})
+    sim.run()
+    first, second = (msg for _, msg in sinks["b"].got)
+    assert first is second                       # one Message, delivered twice
+    with pytest.raises(TypeError):
+        first.body["term"] = 4
+    with pytest.raises(TypeError):
+        del first.body["term"]
+    with pytest.raises(AttributeError):
+        first.body.update(term=4)
+    assert second.term == 3 and dict(second.body) == {"term": 3}
+
+
 # -- bad input --------------------------------------------------------------------
 
 def test_unknown_names_are_rejected_with_the_valid_names():

@@ -1,11 +1,14 @@
-"""The simulator: agenda order, run boundaries, random streams, processes."""
+"""The simulator: agenda order, run boundaries, random streams, processes,
+and the helpers that wait for several futures."""
 
+import itertools
 import math
 import random
 
 import pytest
 
-from labkit import ConfigError, Future, Simulator
+from labkit import ConfigError, Future, Simulator, Unavailable
+from labkit.sim import finish, first, gather, settled
 
 
 def recorder(sim):
@@ -295,6 +298,154 @@ def test_first_resolve_or_fail_wins_and_later_ones_are_ignored():
 def test_pending_future_value_raises():
     with pytest.raises(RuntimeError, match="no value yet"):
         _ = Future().value
+
+
+# -- waiting for several futures: gather, settled, first, finish --------------------
+
+def arrivals(sim, futures, outcomes):
+    """Settle futures[i] at time i + 1 (in the order given by `outcomes`, a list
+    of (index, value-or-exception)); returns a list that records (now, tag)."""
+    for t, (i, outcome) in enumerate(outcomes, start=1):
+        if isinstance(outcome, BaseException):
+            sim.schedule(float(t), futures[i].fail, outcome)
+        else:
+            sim.schedule(float(t), futures[i].resolve, outcome)
+
+
+def when_done(sim, future):
+    """A list that gets the simulated time at which `future` is done."""
+    seen = []
+    future.add_done_callback(lambda f: seen.append(sim.now))
+    return seen
+
+
+def test_gather_keeps_the_order_of_the_futures_not_of_the_answers():
+    sim = Simulator()
+    futures = [Future() for _ in range(3)]
+    both = gather(futures)
+    at = when_done(sim, both)
+    arrivals(sim, futures, [(2, "c"), (0, "a"), (1, "b")])
+    sim.run(2.5)
+    assert not both.done                       # one answer still missing
+    sim.run()
+    assert both.value == ["a", "b", "c"] and at == [3.0]
+
+
+def test_gather_fails_with_the_first_error_and_ignores_the_rest():
+    sim = Simulator()
+    futures = [Future() for _ in range(4)]
+    both = gather(futures)
+    at = when_done(sim, both)
+    first_error, second_error = KeyError("first"), ValueError("second")
+    arrivals(sim, futures, [(3, "d"), (1, first_error), (0, second_error), (2, "c")])
+    sim.run()
+    assert both.error is first_error and at == [2.0]
+
+
+def test_gather_of_nothing_or_of_done_futures_resolves_at_once():
+    assert gather([]).value == []
+    ready = [Future(), Future()]
+    ready[1].resolve("y")
+    ready[0].resolve("x")
+    assert gather(ready).value == ["x", "y"]
+
+
+def test_settled_waits_for_every_future_and_never_fails():
+    sim = Simulator()
+    futures = [Future() for _ in range(3)]
+    every = settled(futures)
+    at = when_done(sim, every)
+    error = RuntimeError("timed out")
+    arrivals(sim, futures, [(1, error), (0, "a"), (2, "c")])
+    sim.run(2.5)
+    assert not every.done                      # a failure does not end the wait
+    sim.run()
+    assert at == [3.0] and every.value == futures     # the futures themselves
+    assert [f.failed for f in every.value] == [False, True, False]
+
+
+def expected_first(outcomes, n, needed):
+    """first() by its definition, not by counting: the answer is decided by the
+    shortest prefix of the arrivals that holds `needed` successes (resolve with
+    them) or more than n - needed failures (fail); returns (time, values|None)."""
+    for t in range(1, len(outcomes) + 1):
+        prefix = [value for _, value in outcomes[:t]]
+        ok = [v for v in prefix if not isinstance(v, Exception)]
+        if len(ok) == needed:
+            return float(t), ok
+        if len(prefix) - len(ok) > n - needed:
+            return float(t), None
+    return None, None
+
+
+def test_first_by_hand_two_of_three():
+    sim = Simulator()
+    futures = [Future() for _ in range(3)]
+    quorum = first(futures, 2, "a write of 'k'")
+    at = when_done(sim, quorum)
+    arrivals(sim, futures, [(1, "b"), (0, RuntimeError("lost")), (2, "c")])
+    sim.run()
+    assert at == [3.0] and quorum.value == ["b", "c"]   # arrival order
+
+    sim = Simulator()
+    futures = [Future() for _ in range(3)]
+    quorum = first(futures, 2, "a write of 'k'")
+    at = when_done(sim, quorum)
+    arrivals(sim, futures, [(2, RuntimeError("x")), (0, "a"), (1, RuntimeError("y"))])
+    sim.run()
+    assert at == [3.0] and quorum.failed               # at the second failure
+    assert isinstance(quorum.error, Unavailable)
+    assert str(quorum.error) == "a write of 'k' got 1 of the 2 answers it needs"
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+def test_first_resolves_at_the_kth_success_or_fails_when_too_many_fail(n):
+    # Every k, every success/failure pattern and every arrival order of n futures.
+    for needed in range(1, n + 1):
+        for pattern in itertools.product([True, False], repeat=n):
+            for order in itertools.permutations(range(n)):
+                sim = Simulator()
+                futures = [Future() for _ in range(n)]
+                quorum = first(futures, needed, "a read")
+                at = when_done(sim, quorum)
+                outcomes = [(i, f"v{i}" if pattern[i] else RuntimeError(f"e{i}"))
+                            for i in order]
+                arrivals(sim, futures, outcomes)
+                sim.run()
+                time, values = expected_first(outcomes, n, needed)
+                case = f"n={n} needed={needed} pattern={pattern} order={order}"
+                assert at == [time], case
+                if values is None:
+                    assert isinstance(quorum.error, Unavailable), case
+                    assert f"of the {needed} answers it needs" in str(quorum.error)
+                else:
+                    assert quorum.value == values, case
+
+
+def test_finish_stops_the_clock_at_the_event_that_ends_the_process():
+    sim = Simulator()
+    late = []
+    sim.schedule(0.5, late.append, "after")
+
+    def work():
+        yield 0.3
+        return "uploaded"
+
+    proc = finish(sim, sim.spawn(work()), 1.0)
+    assert proc.value == "uploaded" and sim.now == 0.3 and late == []
+    sim.run()
+    assert late == ["after"]
+
+
+def test_finish_takes_as_many_steps_as_needed_and_hands_back_a_failure():
+    sim = Simulator()
+
+    def work():
+        yield 2.5
+        raise KeyError("gone")
+
+    proc = finish(sim, sim.spawn(work()), 1.0)
+    assert proc.failed and isinstance(proc.error, KeyError) and sim.now == 2.5
 
 
 # -- trace and result ------------------------------------------------------------
