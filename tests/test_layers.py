@@ -38,10 +38,16 @@ LAYERS = {
     "labkit.storage": 5,
     "labkit.mapreduce": 5,
     "labkit.scenarios": 6,
+    "labkit.labs": 6.5,    # skeletons, worked answers, graders: above the scenarios
     "labkit.plot": 7,
     "labkit.widgets": 7,
 }
 SIBLINGS_MAY_IMPORT_EACH_OTHER = {0, 7}  # errors/dist/metrics; plot/widgets
+# Packages with one module (or sub-package) per topic, i.e. per notebook: inside
+# its package a topic module `labkit.P.T` may import only the shared modules
+# listed here and its own parts (`labkit.P.T.*`), never another topic; the
+# package's __init__ may import them all.
+TOPIC_PACKAGES = {"labkit.scenarios": {"common"}, "labkit.plot": {"common"}}
 
 INIT = "labkit"  # labkit/__init__.py: curates exports, may import any layer
 REAL = "labkit.real"  # real engines: exempt from every rule here; nothing imports it
@@ -154,6 +160,7 @@ def violations(module: str, source: str, is_package: bool = False) -> list[str]:
     for line, name in imported:
         target = component(name)
         if target == mine:
+            problems += topic_problems(line, module, name)
             continue
         if target == REAL:
             problems.append(f"line {line}: imports {name}; nothing may import "
@@ -187,6 +194,23 @@ def layer_problems(line: int, mine: str, target: str) -> list[str]:
         return [f"line {line}: {mine} imports its sibling {target} (both layer "
                 f"{here}); siblings meet through a narrow interface passed in"]
     return []
+
+
+def topic_problems(line: int, module: str, name: str) -> list[str]:
+    """Why topic module `module` may not import `name` from its own package (a
+    zero- or one-message list): only the shared modules and its own parts."""
+    package = component(module)
+    shared = TOPIC_PACKAGES.get(package)
+    topic = module.split(".")[2:3]          # [] for the package's __init__
+    if shared is None or not topic:
+        return []
+    there = name.split(".")[2:3]            # [] for the package itself
+    if there and (there[0] in shared or there == topic):
+        return []
+    return [f"line {line}: {module} imports {name}: inside {package} a topic "
+            f"module imports only {', '.join(sorted(shared))} and its own parts, "
+            f"never another topic or the package (move what topics share to "
+            f"{' or '.join(sorted(shared))})"]
 
 
 def unseeded_numpy(tree: ast.AST) -> list[str]:
@@ -249,6 +273,16 @@ def test_module_obeys_the_layers(module, path):
     ("labkit.raft", "from random import random", "global random"),
     ("labkit.raft", "import numpy as np\nnp.random.rand(3)", "global random"),
     ("labkit.raft", "import numpy as np\nnp.random.default_rng()", "without a seed"),
+    ("labkit.scenarios.raft", "from .paxos import leader_failover", "another topic"),
+    ("labkit.scenarios.raft", "from labkit.scenarios.tour import halves",
+     "another topic"),
+    ("labkit.scenarios.raft", "from labkit.scenarios import ping", "another topic"),
+    ("labkit.scenarios.raft", "from .. import scenarios", "another topic"),
+    ("labkit.scenarios.common", "from .storage import FileSystem", "another topic"),
+    ("labkit.scenarios.capstone.faults", "from ..raft import raft_cluster",
+     "another topic"),
+    ("labkit.plot.raft", "from .paxos import quorums", "another topic"),
+    ("labkit.plot.capstone", "import labkit.plot.storage", "another topic"),
 ])
 def test_checker_catches(module, source, expected):
     problems = violations(module, source)
@@ -267,9 +301,27 @@ def test_checker_catches(module, source, expected):
     ("labkit", "from labkit.raft import RaftCluster\nfrom labkit import plot"),
     ("labkit.real", "import subprocess, time\nimport plotly\nfrom labkit import raft\n"
                     "t = time.monotonic()"),
+    ("labkit.scenarios.raft", "from .common import _window\nfrom labkit import raft"),
+    ("labkit.scenarios.paxos", "from labkit.scenarios.common import cluster_result"),
+    ("labkit.scenarios.capstone.scenario", "from .faults import CapstoneFault\n"
+                                           "from ..common import _window"),
+    ("labkit.plot.raft", "from .common import PALETTE\nfrom labkit.raft import ROLES"),
+    ("labkit.scenarios", "from labkit.scenarios.raft import raft_kv\n"
+                         "from labkit.scenarios.capstone import capstone"),
 ])
 def test_checker_accepts(module, source):
     assert violations(module, source) == []
+
+
+def test_a_topic_package_init_may_import_every_topic():
+    source = "from .paxos import paxos_story\nfrom .capstone import SLO"
+    assert violations("labkit.scenarios", source, is_package=True) == []
+    # ... and a topic sub-package's __init__ its own parts only.
+    assert violations("labkit.scenarios.capstone", "from .faults import CapstoneFault",
+                      is_package=True) == []
+    problems = violations("labkit.scenarios.capstone", "from ..raft import raft_kv",
+                          is_package=True)
+    assert any("another topic" in p for p in problems), problems
 
 
 def test_relative_imports_resolve_inside_subpackages():

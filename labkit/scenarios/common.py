@@ -1,0 +1,66 @@
+"""What the scenarios of several notebooks share, and nothing else: the
+service-time shapes and the load grid of the queueing-theory curves
+(notebooks 01 and 02), the check of a (start, end) window of time (00, 03,
+05), and a cluster's Result with its node names and a network headline (00,
+05). Everything used by one notebook only lives in that notebook's module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from labkit import dist
+from labkit.dist import Distribution
+from labkit.errors import ConfigError, require_number
+from labkit.metrics import Result
+from labkit.node import Cluster
+
+#: Service-time shapes `service_time` builds, each scaled to a requested mean.
+SERVICE_SHAPES = ("exponential", "deterministic", "lognormal", "bimodal")
+#: Utilisations at which theory curves are evaluated: 0.02, 0.04, ..., 0.96.
+THEORY_LOADS = tuple(round(0.02 * k, 2) for k in range(1, 49))
+
+
+def service_time(shape: str, mean: float) -> Distribution:
+    """A service-time distribution of the named shape with the given mean.
+
+    lognormal: the p99 is 10x the median (so the mean is 1.64x the median);
+    bimodal: 95 % of requests take `fast`, 5 % take 10x as long (think cache
+    misses), so the mean is 1.45x `fast`.
+    """
+    mean = require_number("mean_service", mean, positive=True)
+    if shape == "exponential":
+        return dist.exponential(mean)
+    if shape == "deterministic":
+        return dist.constant(mean)
+    if shape == "lognormal":
+        median = mean / math.exp(dist.lognormal(1.0, 10.0).sigma ** 2 / 2)
+        return dist.lognormal(median, 10 * median)
+    if shape == "bimodal":
+        fast = mean / (0.95 + 0.05 * 10)
+        return dist.bimodal(fast, 10 * fast, 0.05)
+    raise ConfigError(f"service must be one of {list(SERVICE_SHAPES)}, got {shape!r}")
+
+
+def _window(name: str, value: Any) -> tuple[float, float]:
+    """`value` checked as a window of time named `name`: (start, end) with
+    0 <= start <= end."""
+    if not isinstance(value, tuple | list) or len(value) != 2:
+        raise ConfigError(f"{name} must be a (start, end) pair of times, got {value!r}")
+    start = require_number(f"{name} start", value[0], minimum=0.0)
+    end = require_number(f"{name} end", value[1], minimum=start)
+    return start, end
+
+
+def cluster_result(cluster: Cluster, scenario: str, **params: Any) -> Result:
+    """The cluster's Result, with node names, drop reasons and a one-line headline
+    ("delivered N · dropped M") added to its data."""
+    result = cluster.result(scenario, **params)
+    net = cluster.network
+    data = {**result.data, "names": cluster.names,
+            "drop_reasons": dict(sorted(net.drop_reasons.items())),
+            "headline": f"delivered {net.messages_delivered} · "
+                        f"dropped {net.messages_dropped}"}
+    return dataclasses.replace(result, data=data)

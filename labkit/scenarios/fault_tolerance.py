@@ -1,0 +1,217 @@
+"""Scenarios of notebook 03, fault tolerance: a retry storm and the client
+policies that tame it (`STORM`, `STORM_POLICIES`), the fault playground,
+timeouts against the healthy p99, Brooker's backoff race, circuit-breaker
+settings, hedged and tied requests against the tail, and client-side
+throttling. The client and backend are `labkit.resilience`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import Any
+
+from labkit import dist, resilience
+from labkit.errors import ConfigError, require_number
+from labkit.metrics import Metrics, Result
+
+from .common import _window
+
+#: The retry-storm setup: 6 replicas (600 req/s) at half load; for 2 s the
+#: backend slows down tenfold (a GC storm, a bad deploy), then is healthy again.
+STORM: Mapping[str, Any] = MappingProxyType({
+    "rate": 300.0, "servers": 6, "duration": 20.0,
+    "faults": (resilience.Fault("slow", 5.0, 7.0, 10.0),)})
+
+_JITTERED = resilience.Backoff("full", base=0.010, cap=1.0)
+
+#: The same client made more careful one technique at a time.
+STORM_POLICIES: Mapping[str, resilience.Policy] = MappingProxyType({
+    "3 attempts": resilience.Policy(timeout=0.25, attempts=3),
+    "+ jittered backoff": resilience.Policy(timeout=0.25, attempts=3,
+                                            backoff=_JITTERED),
+    "+ retry budget 10 %": resilience.Policy(timeout=0.25, attempts=3,
+                                             backoff=_JITTERED, budget=0.1),
+    "+ breaker (no budget)": resilience.Policy(
+        timeout=0.25, attempts=3, backoff=_JITTERED,
+        breaker=resilience.resilience4j(open_duration=2.0)),
+})
+
+PLAYGROUND_MODES = ("slow", "crash", "errors", "brownout")
+
+
+def fault_severity(mode: str, severity: float) -> float:
+    """A 0..1 slider position as a fault's severity: the share of replicas
+    (crash, brownout) or of requests (errors); slow: service × (1 + 19·s)."""
+    severity = require_number("severity", severity, minimum=0.0)
+    if severity > 1.0:
+        raise ConfigError(f"severity must be in [0, 1], got {severity}")
+    return 1.0 + 19.0 * severity if mode == "slow" else severity
+
+
+def fault_playground(seed: int = 1, *, mode: str = "slow", severity: float = 0.5,
+                     timeout: float = 0.25, attempts: int = 3, jitter: str = "full",
+                     budget: bool = False, breaker: str = "none",
+                     hedging: bool = False, rate: float = 300.0, servers: int = 6,
+                     duration: float = 20.0,
+                     window: tuple[float, float] = (5.0, 8.0)) -> Result:
+    """One client against a backend that fails in `mode` during `window`: the
+    notebook 03 playground. jitter: a backoff strategy (base 10 ms, cap 1 s);
+    budget: a 10 % retry budget; breaker: "none", "resilience4j" or "hystrix"
+    (their default settings); hedging: a second copy after the observed p95."""
+    if mode not in PLAYGROUND_MODES:
+        raise ConfigError(f"mode must be one of {PLAYGROUND_MODES}, got {mode!r}")
+    if breaker not in ("none", *resilience.BREAKER_PRESETS):
+        raise ConfigError(f"breaker must be 'none' or one of "
+                          f"{list(resilience.BREAKER_PRESETS)}, got {breaker!r}")
+    start, end = _window("window", window)
+    policy = resilience.Policy(
+        timeout=timeout, attempts=attempts,
+        backoff=resilience.Backoff(jitter, base=0.010, cap=1.0),
+        budget=0.1 if budget else None,
+        breaker=None if breaker == "none" else resilience.BREAKER_PRESETS[breaker](),
+        hedge=resilience.Percentile(95, initial=timeout / 2) if hedging else None)
+    fault = resilience.Fault(mode, start, end, fault_severity(mode, severity))
+    return resilience.simulate(seed, policy=policy, rate=rate, servers=servers,
+                               duration=duration, faults=[fault])
+
+
+def timeout_sweep(seed: int = 1, *, factors: Sequence[float] = (0.25, 0.5, 1, 2, 4,
+                                                                 8, 16),
+                  dead: float = 0.1, rate: float = 1000.0,
+                  duration: float = 5.0) -> Result:
+    """Timeouts set to multiples of the healthy p99, three attempts each, while a
+    `dead` share of replicas silently swallows requests. A fault-free run with no
+    timeout pressure measures the p99 first. data["rows"]: one dict per factor."""
+    common = {"rate": rate, "duration": duration, "servers": 10, "workers": 4,
+              "service": dist.lognormal(0.010, 0.050)}
+    healthy = resilience.simulate(seed, policy=resilience.Policy(timeout=10.0),
+                                  **common)
+    p99 = healthy.metrics["latency"].percentile(99)
+    rows = []
+    for factor in factors:
+        policy = resilience.Policy(timeout=factor * p99, attempts=3,
+                                   backoff=_JITTERED)
+        run = resilience.simulate(seed, policy=policy, **common,
+                                  faults=[("crash", 0.0, math.inf, dead)])
+        s, m = run.data["summary"], run.metrics
+        rows.append({"timeout / p99": factor, "timeout (ms)": 1e3 * factor * p99,
+                     "success rate": s["success_rate"],
+                     "copies per request": s["amplification"],
+                     "wasted work per request": m["timeouts.executed"].value
+                     / s["requests"],
+                     "requests in flight": m["client.outstanding"].time_average(),
+                     "p99 (ms)": 1e3 * s["p99"]})
+    return Result("timeout_sweep", {"factors": tuple(factors), "dead": dead,
+                                    "rate": rate, "duration": duration}, seed,
+                  Metrics(), data={"p99": p99, "rows": rows,
+                                   "headline": f"healthy p99 {1e3 * p99:.1f} ms"})
+
+
+def backoff_race(seed: int = 1, *, clients: Sequence[int] = (10, 25, 50, 100),
+                 trials: int = 5) -> Result:
+    """Brooker's optimistic-concurrency race for every backoff strategy and
+    number of clients, averaged over `trials`. data: "calls" and "completion"
+    (seconds), each {strategy: {clients: mean}}."""
+    calls = {s: {} for s in resilience.BACKOFF_STRATEGIES}
+    completion = {s: {} for s in resilience.BACKOFF_STRATEGIES}
+    for strategy in resilience.BACKOFF_STRATEGIES:
+        for n in clients:
+            run = resilience.contention(seed, clients=n, strategy=strategy,
+                                        trials=trials)
+            calls[strategy][n] = run.metrics["calls"].mean
+            completion[strategy][n] = run.metrics["completion"].mean
+    return Result("backoff_race", {"clients": tuple(clients), "trials": trials},
+                  seed, Metrics(), data={"calls": calls, "completion": completion,
+                                         "headline": f"{trials} trials per point"})
+
+
+def breaker_tradeoffs(seed: int = 1, *,
+                      configs: Mapping[str, resilience.BreakerConfig],
+                      failure: tuple[float, float] = (5.0, 17.0), rate: float = 200.0,
+                      duration: float = 30.0) -> Result:
+    """Each breaker config while every request fails during `failure`: how fast
+    it opens, how long it stays shut after the backend is back, how much load it
+    kept off the failing backend. data["rows"] one per config, data["runs"]."""
+    start, end = _window("failure", failure)
+    rows, runs = [], {}
+    for name, config in configs.items():
+        run = runs[name] = resilience.simulate(
+            seed, policy=resilience.Policy(timeout=0.5, breaker=config), rate=rate,
+            duration=duration, faults=[("errors", start, end, 1.0)])
+        history = run.data["breaker_history"]
+        load = run.metrics["backend.load"]
+        during = [v for t, v in zip(load.times, load.values, strict=True)
+                  if start <= t < end]
+        rows.append({"breaker": name,
+                     "opens after (s)": resilience.first_entry(history, "open", start)
+                     - start,
+                     "closes after recovery (s)": resilience.first_entry(
+                         history, "closed", end) - end,
+                     "backend load while failing": sum(during) / len(during) / rate,
+                     "success rate": run.data["summary"]["success_rate"]})
+    return Result("breaker_tradeoffs", {"configs": dict(configs), "failure": failure,
+                                        "rate": rate, "duration": duration}, seed,
+                  Metrics(), data={"rows": rows, "runs": runs,
+                                   "headline": f"errors during {failure} s"})
+
+
+#: Two ways a tail forms: rare slow services (hiccups) and queues (load).
+TAIL_SETTINGS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
+    "hiccups": {"rate": 800.0, "servers": 10, "workers": 4, "duration": 8.0,
+                "service": dist.bimodal(dist.lognormal(0.004, 0.012),
+                                        dist.uniform(0.5, 1.0), 0.002)},
+    "queueing": {"rate": 700.0, "servers": 10, "workers": 1, "duration": 8.0,
+                 "service": dist.exponential(0.010)},
+})
+
+
+def tail_tolerance(seed: int = 1, *, setting: str = "hiccups") -> Result:
+    """No defence, a hedge after the measured p95, and tied requests (second
+    copy after 1 ms) in one of `TAIL_SETTINGS`. data["rows"] one per technique:
+    percentiles (ms), extra copies sent and extra work started per request;
+    data["runs"] the runs by technique."""
+    if setting not in TAIL_SETTINGS:
+        raise ConfigError(f"setting must be one of {list(TAIL_SETTINGS)}, got "
+                          f"{setting!r}")
+    common = TAIL_SETTINGS[setting]
+    plain = resilience.simulate(seed, policy=resilience.Policy(timeout=5.0), **common)
+    p95 = plain.metrics["latency"].percentile(95)
+    runs = {"none": plain}
+    for name, policy in (("hedge after p95", resilience.Policy(timeout=5.0, hedge=p95)),
+                         ("tied, 1 ms apart", resilience.Policy(timeout=5.0,
+                                                                tied=0.001))):
+        runs[name] = resilience.simulate(seed, policy=policy, **common)
+    rows = []
+    for name, run in runs.items():
+        s, m = run.data["summary"], run.metrics
+        rows.append({"technique": name, "p50 (ms)": 1e3 * s["p50"],
+                     "p99 (ms)": 1e3 * s["p99"], "p99.9 (ms)": 1e3 * s["p99.9"],
+                     "extra copies": s["amplification"] - 1,
+                     "extra work": m["backend.started"].value / s["requests"] - 1})
+    return Result("tail_tolerance", {"setting": setting}, seed, Metrics(),
+                  data={"rows": rows, "p95": p95, "runs": runs,
+                        "headline": f"{setting}: p95 {1e3 * p95:.1f} ms"})
+
+
+def throttling(seed: int = 1, *, ks: Sequence[float] = (1.5, 2.0, 3.0),
+               overload: float = 5.0, duration: float = 10.0) -> Result:
+    """Clients offering `overload` times what a 2-replica backend (200 req/s,
+    short queues that shed the rest) can serve, throttling themselves with each
+    k. data["rows"]: the backend's arrivals per accepted request against k."""
+    rows = []
+    for k in ks:
+        run = resilience.simulate(seed, policy=resilience.Policy(timeout=1.0,
+                                                                 throttle=k),
+                                  rate=200.0 * overload, duration=duration,
+                                  servers=2, queue_limit=10)
+        m = run.metrics
+        accepted = m["attempts.ok"].value + m["attempts.error"].value
+        rows.append({"k": k, "predicted (k)": k,
+                     "backend sees / accepts": m["backend.arrivals"].value / accepted,
+                     "refused by the client": m["attempts.throttled"].value
+                     / m["requests"].value})
+    return Result("throttling", {"ks": tuple(ks), "overload": overload,
+                                 "duration": duration}, seed, Metrics(),
+                  data={"rows": rows, "headline": f"offered {overload:g}× capacity"})

@@ -1,0 +1,100 @@
+"""Scenarios of notebook 02, load balancing: one balancer in front of a fleet
+(`load_balancer`, the playground's scenario), the power of d choices against
+its fixed point and a pooled queue (`balancing_vs_theory`), and policies fed
+stale load reports (`stale_reports`). The simulator itself is
+`labkit.balancing`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from labkit import balancing, queueing
+from labkit.errors import require_int, require_number
+from labkit.metrics import Metrics, Result
+
+from .common import THEORY_LOADS, service_time
+
+#: The policies the load-balancing playground offers, default first.
+BALANCING_POLICIES = ("p2c", "round_robin", "random", "weighted_round_robin",
+                      "weighted_random", "least_outstanding", "consistent_hash")
+
+
+def load_balancer(seed: int = 1, *, policy: str = "p2c", load: float = 0.9,
+                  servers: int = 8, d: int = 2, slow: float = 3.0,
+                  service: str = "exponential", down: Iterable[int] = (),
+                  requests: int = 20_000) -> balancing.BalancingResult:
+    """One balancer in front of `servers` servers, server 0 `slow` times slower
+    than the rest (weights = speeds), service times of the `service` shape with
+    mean 1 s on a speed-1 server. The servers listed in `down` are killed a
+    third of the way through the arrivals (what they hold fails). d is used by
+    "p2c" only, capped at the number of servers."""
+    servers = require_int("servers", servers, minimum=1)
+    speeds = [1 / require_number("slow", slow, minimum=1.0)] + [1.0] * (servers - 1)
+    arrivals_end = require_int("requests", requests, minimum=1) / (
+        require_number("load", load, positive=True) * sum(speeds))
+    faults = [(arrivals_end / 3, "kill", s) for s in sorted(set(down)) if s < servers]
+    return balancing.simulate(
+        policy, servers=servers, load=load, requests=requests, seed=seed,
+        speeds=speeds, service=service_time(service, 1.0), faults=faults,
+        d=min(require_int("d", d, minimum=1), servers) if policy == "p2c" else None)
+
+
+def balancing_vs_theory(seed: int = 1, *, servers: int = 100,
+                        loads: Sequence[float] = (0.5, 0.7, 0.8, 0.9),
+                        requests: int = 40_000) -> Result:
+    """Mean time in system against load on `servers` Exp(1) servers, simulated
+    for random assignment, power of 2 and 3 choices and least outstanding,
+    beside theory: M/M/1 per server, the supermarket fixed point for d = 2, 3,
+    and one pooled M/M/`servers` queue (a single shared line: the ideal).
+
+    Random assignment's queues settle on a time scale of 1/(1 - sqrt(load))^2
+    service times (380 at 90 %), so its runs are 6x longer; every run leaves
+    its first quarter out as warm-up. data: "simulated" and "theory", each
+    {label: {load: mean time}}, "headline".
+    """
+    servers = require_int("servers", servers, minimum=3)
+    runs = {"random (d = 1)": ("random", None, 6), "p2c, d = 2": ("p2c", 2, 1),
+            "p2c, d = 3": ("p2c", 3, 1), "least outstanding": (
+                "least_outstanding", None, 1)}
+    simulated = {label: {} for label in runs}
+    for label, (policy, d, longer) in runs.items():
+        for rho in loads:
+            res = balancing.simulate(policy, servers=servers, load=rho, d=d,
+                                     requests=requests * longer, seed=seed,
+                                     warmup=requests * longer // 4)
+            simulated[label][rho] = res.latency.mean
+    grid = [rho for rho in THEORY_LOADS if rho <= max(loads)]
+    theory = {"random (d = 1)": {r: queueing.mm1(r, 1.0).mean_response for r in grid},
+              "p2c, d = 2": {r: queueing.power_of_d(r, 2) for r in grid},
+              "p2c, d = 3": {r: queueing.power_of_d(r, 3) for r in grid},
+              f"pooled M/M/{servers}": {
+                  r: queueing.mmc(r * servers, 1.0, servers).mean_response
+                  for r in grid}}
+    params = dict(servers=servers, loads=tuple(loads), requests=requests)
+    said = f"{servers} servers, {len(loads)} loads × {len(runs)} policies"
+    return Result("balancing_vs_theory", params, seed, Metrics(),
+                  data={"simulated": simulated, "theory": theory, "headline": said})
+
+
+def stale_reports(seed: int = 1, *, intervals: Sequence[float] = (0, 1, 2, 5, 10),
+                  policies: Sequence[str] = ("least_loaded_stale", "random", "p2c",
+                                             "least_outstanding"),
+                  servers: int = 20, load: float = 0.9,
+                  requests: int = 20_000) -> Result:
+    """Mean time in system against the load-report interval (in mean service
+    times) for each policy: least_loaded_stale and p2c read the reports,
+    random reads nothing, least_outstanding counts its own requests. data:
+    "simulated" {policy: {interval: mean}}, "headline"."""
+    simulated = {p: {} for p in policies}
+    for policy in policies:
+        for interval in intervals:
+            res = balancing.simulate(policy, servers=servers, load=load,
+                                     requests=requests, seed=seed,
+                                     report_interval=interval, warmup=requests // 10)
+            simulated[policy][interval] = res.latency.mean
+    params = dict(intervals=tuple(intervals), policies=tuple(policies),
+                  servers=servers, load=load, requests=requests)
+    said = f"{servers} servers at load {load:g}, reports every {intervals} s"
+    return Result("stale_reports", params, seed, Metrics(),
+                  data={"simulated": simulated, "headline": said})

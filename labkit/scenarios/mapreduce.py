@@ -1,0 +1,195 @@
+"""Scenarios of notebook 08, MapReduce: the corpus (data/corpus.txt) and the
+example jobs on it (word count, inverted index, sort: `MAPREDUCE_JOBS`),
+Figure 3 of Dean & Ghemawat scaled down, skew against hash and sampled
+partitioning, and the playground. The engine is `labkit.mapreduce`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from labkit import mapreduce
+from labkit.errors import ConfigError, require_int
+from labkit.metrics import Metrics, Result
+
+CORPUS = Path(__file__).resolve().parents[2] / "data" / "corpus.txt"
+
+
+def corpus(documents: int | None = None) -> tuple[tuple[str, str], ...]:
+    """The documents of data/corpus.txt (the first `documents`, or all) as
+    (doc id, text) records: made-up words with Zipf frequencies (data/README.md)."""
+    records = tuple(tuple(line.split("\t", 1))
+                    for line in CORPUS.read_text().splitlines())
+    if documents is None:
+        return records
+    documents = require_int("documents", documents, minimum=1)
+    return records[:documents]
+
+
+def words(record: tuple[str, str]) -> Iterable[tuple[str, int]]:
+    """Word count's map: (word, 1) for every word of a document."""
+    for word in record[1].split():
+        yield word, 1
+
+
+def total(key: str, counts: list[int]) -> int:
+    """Word count's reduce, and its combiner: the sum of the counts."""
+    return sum(counts)
+
+
+def postings(record: tuple[str, str]) -> Iterable[tuple[str, str]]:
+    """Inverted index's map: (word, doc id) once per distinct word of a document."""
+    doc, text = record
+    for word in dict.fromkeys(text.split()):
+        yield word, doc
+
+
+def doc_list(key: str, docs: list[str]) -> tuple[str, ...]:
+    """Inverted index's reduce: the ids of the documents holding the word, sorted."""
+    return tuple(sorted(docs))
+
+
+def positions(record: tuple[str, str]) -> Iterable[tuple[tuple[str, str, int], str]]:
+    """Sort's map, standing in for the paper's 1 TB sort: every word occurrence
+    keyed by (word, doc id, position), so the map output is as big as the
+    input, every key is distinct and partitions come out even."""
+    doc, text = record
+    for i, word in enumerate(text.split()):
+        yield (word, doc, i), ""
+
+
+def first(key: Any, values: list) -> Any:
+    """Sort's reduce: the identity (every key occurs once)."""
+    return values[0]
+
+
+#: Example jobs by name: (mapper, reducer, combiner or None).
+MAPREDUCE_JOBS: Mapping[str, tuple] = MappingProxyType({
+    "word count": (words, total, total),
+    "inverted index": (postings, doc_list, None),
+    "sort": (positions, first, None),
+})
+
+#: Figure 3's setup scaled down: 20 workers, M = 100 map and R = 80 reduce
+#: tasks (the paper: 1746 workers, M = 15000, R = 4000), one straggler with
+#: disk and CPU ten times slower. "Killed": 2 of the 20 workers (the paper's
+#: 200 of 1746) crash 60 s in and restart at once, as new processes.
+FIGURE3: Mapping[str, Any] = MappingProxyType({
+    "workers": 20, "splits": 100, "partitions": 80, "stragglers": {"w20": 10.0}})
+FIGURE3_KILLED: Mapping[str, float] = MappingProxyType({"w1": 60.0, "w2": 60.0})
+#: Dean & Ghemawat, Figure 3: seconds to sort 1 TB (anchors/FACTS.md).
+FIGURE3_PAPER: Mapping[str, float] = MappingProxyType({
+    "normal": 891.0, "no backup tasks": 1283.0, "200 of 1746 workers killed": 933.0})
+
+
+def figure3(seed: int = 1) -> Result:
+    """The sort three ways, as in the paper's Figure 3: normal (backup tasks
+    on), without backup tasks, and with a tenth of the workers killed early.
+    data: "runs" (name -> MapReduceResult) and "rows" (seconds and the change
+    against normal, simulated beside the paper)."""
+    mapper, reducer, _ = MAPREDUCE_JOBS["sort"]
+    records = corpus()
+    runs = {
+        "normal": mapreduce.run(mapper, reducer, records, seed=seed, **FIGURE3),
+        "no backup tasks": mapreduce.run(mapper, reducer, records, seed=seed,
+                                         backup_tasks=False, **FIGURE3),
+        "2 of 20 workers killed": mapreduce.run(
+            mapper, reducer, records, seed=seed, crash=dict(FIGURE3_KILLED),
+            restart=0.0, **FIGURE3)}
+    normal, paper_normal = runs["normal"].duration, FIGURE3_PAPER["normal"]
+    rows = [{"execution": name, "paper (s)": paper,
+             "paper vs normal": paper / paper_normal - 1,
+             "simulated (s)": run.duration,
+             "simulated vs normal": run.duration / normal - 1,
+             "re-executed tasks": run.reexecutions, "backup tasks": run.backups,
+             "extra work": run.extra_work}
+            for (name, run), paper in zip(runs.items(), FIGURE3_PAPER.values(),
+                                          strict=True)]
+    return Result("figure3", {**FIGURE3, "killed": dict(FIGURE3_KILLED)}, seed,
+                  Metrics(), data={"runs": runs, "rows": rows})
+
+
+def sampled_partitioner(records: Sequence, mapper: Callable, partitions: int, *,
+                        share: float = 0.1) -> Callable[[Any, int], int]:
+    """A partitioner built from a sample (TeraSort's trick against skew): run
+    the mapper over the first `share` of the records, then hand out the keys
+    seen, heaviest first (in bytes of map output), each to the partition with
+    the least sampled load so far; keys missing from the sample are hashed."""
+    partitions = require_int("partitions", partitions, minimum=1)
+    counts: dict[Any, int] = {}
+    for record in records[:max(1, round(share * len(records)))]:
+        for pair in mapper(record):
+            counts[pair[0]] = counts.get(pair[0], 0) + mapreduce.pairs_size([pair])
+    load, table = [0] * partitions, {}
+    for key in sorted(counts, key=lambda k: (-counts[k], repr(k))):
+        lightest = load.index(min(load))
+        table[key] = lightest
+        load[lightest] += counts[key]
+
+    def partition(key: Any, r: int) -> int:
+        return table.get(key, mapreduce.hash_partition(key, r))
+
+    return partition
+
+
+def skew(seed: int = 1, *, workers: int = 8, splits: int = 32,
+         partitions: int = 16) -> Result:
+    """Word count four ways on the Zipf corpus: hash or sampled partitioning,
+    with or without the combiner. data: "runs", and "rows" with the job time,
+    bytes shuffled, and the largest reduce input over the mean one."""
+    records = corpus()
+    sampled = sampled_partitioner(records, words, partitions)
+    ways = {"hash": (mapreduce.hash_partition, None),
+            "hash + combiner": (mapreduce.hash_partition, total),
+            "sampled": (sampled, None),
+            "sampled + combiner": (sampled, total)}
+    runs, rows = {}, []
+    for name, (partitioner, combiner) in ways.items():
+        run = runs[name] = mapreduce.run(
+            words, total, records, workers=workers, splits=splits,
+            partitions=partitions, seed=seed, partitioner=partitioner,
+            combiner=combiner)
+        inputs = list(run.reduce_inputs().values())
+        rows.append({"partitioning": name, "job time (s)": run.duration,
+                     "KB shuffled": run.bytes_shuffled / 1e3,
+                     "largest / mean reduce input": max(inputs) * len(inputs)
+                     / sum(inputs)})
+    return Result("skew", {"workers": workers, "splits": splits,
+                           "partitions": partitions}, seed, Metrics(),
+                  data={"runs": runs, "rows": rows})
+
+
+#: The playground's backup policies, by name (None: backup tasks off).
+MAPREDUCE_BACKUPS: Mapping[str, mapreduce.Backups | None] = MappingProxyType({
+    "oldest": mapreduce.Backups(), "time_left": mapreduce.Backups(pick="time_left"),
+    "off": None})
+
+
+def mapreduce_playground(seed: int = 1, *, job: str = "word count",
+                         workers: int = 8, splits: int = 32, partitions: int = 8,
+                         combiner: bool = False, straggler: float = 1.0,
+                         backups: str = "oldest", down: Sequence[int] = (),
+                         kill_at: float = 60.0) -> mapreduce.MapReduceResult:
+    """One job of MAPREDUCE_JOBS on the corpus: the last worker is `straggler`
+    times slower, the workers numbered in `down` (0-based) crash at `kill_at`
+    seconds and stay down, `backups` names a MAPREDUCE_BACKUPS policy."""
+    if job not in MAPREDUCE_JOBS:
+        raise ConfigError(f"job must be one of {list(MAPREDUCE_JOBS)}, got {job!r}")
+    if backups not in MAPREDUCE_BACKUPS:
+        raise ConfigError(f"backups must be one of {list(MAPREDUCE_BACKUPS)}, "
+                          f"got {backups!r}")
+    mapper, reducer, combine = MAPREDUCE_JOBS[job]
+    if combiner and combine is None:
+        raise ConfigError(f"{job} has no combiner: its reduce does not take its "
+                          f"own output as input")
+    workers = require_int("workers", workers, minimum=1)
+    slow = {f"w{workers}": straggler} if straggler > 1 else None
+    policy = MAPREDUCE_BACKUPS[backups]
+    return mapreduce.run(
+        mapper, reducer, corpus(), workers=workers, seed=seed, splits=splits,
+        partitions=partitions, combiner=combine if combiner else None,
+        stragglers=slow, crash={f"w{i + 1}": kill_at for i in down},
+        backup_tasks=policy or False)

@@ -1,0 +1,264 @@
+"""Scenarios of notebook 05, Raft: elections from scratch and after a leader
+crash (`raft_election`, `raft_failover`), Figure 16 of the Raft paper,
+etcd's measured failovers (data/etcd_failover_*.csv) beside the simulation,
+the timing rule broadcastTime << electionTimeout, and the key-value store
+checked for linearizability while its leader is cut off (`raft_kv`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from labkit import dist, raft
+from labkit.dist import Distribution
+from labkit.errors import ConfigError, require_int, require_number
+from labkit.metrics import Histogram, Metrics, Result
+from labkit.net import NetConfig
+
+from .common import _window, cluster_result
+
+#: Figure 16's network: 2-3 ms one way, plus a 10 ms disk write before every
+#: answer (Raft persists term, vote and entries first), so a broadcast round trip
+#: takes about 15 ms as in the paper. The one-way part is the window in which a
+#: second node can time out before the first candidate's request reaches it.
+FIG16_LATENCY = dist.uniform(0.002, 0.003)
+FIG16_DISK = 0.010
+#: The same median one-way delay with a tail (p99 15 ms), for the timing rule.
+JITTERY_LATENCY = dist.lognormal(median=0.0025, p99=0.015)
+#: Figure 16 of the Raft paper (FACTS.md): timeout range in ms -> (statistic,
+#: milliseconds) as the paper reports them.
+FIG16_PAPER: Mapping[tuple[int, int], tuple[tuple[str, float], ...]] = \
+    MappingProxyType({
+        (150, 150): (("min", 10_000.0),),          # "consistently over 10 s"
+        (150, 155): (("median", 287.0),),
+        (150, 200): (("max", 513.0),),             # worst of 1000 trials
+        (12, 24): (("mean", 35.0), ("max", 152.0)),
+    })
+
+
+def raft_cluster(seed: int = 0, *, nodes: int = 5,
+                 election_timeout: tuple[float, float] = (0.150, 0.300),
+                 heartbeat: float = 0.050, latency: float | Distribution = 0.010,
+                 loss: float = 0.0, **options: Any) -> raft.RaftCluster:
+    """A RaftCluster n1..nN on a network of the given latency and loss (other
+    keywords go to RaftCluster: pre_vote, disk_delay, snapshot_every, ...)."""
+    return raft.RaftCluster(nodes, seed=seed, election_timeout=election_timeout,
+                            heartbeat=heartbeat,
+                            net=NetConfig(latency=latency, loss=loss), **options)
+
+
+def raft_result(cluster: raft.RaftCluster, scenario: str, **params: Any) -> Result:
+    """`cluster_result` plus a headline: leader and term, elections, leaderless
+    time, messages."""
+    result = cluster_result(cluster, scenario, **params)
+    leader = cluster.leader()
+    who = f"leader {leader} (term {cluster.term(leader)})" if leader else "no leader"
+    headline = (f"t = {cluster.now:.2f} s · {who} · {len(cluster.elections())} "
+                f"election{'s' if len(cluster.elections()) != 1 else ''} · "
+                f"leaderless {result.data['leaderless']:.3f} s · "
+                f"{cluster.messages_sent} messages")
+    return dataclasses.replace(result, data={**result.data, "headline": headline})
+
+
+def raft_election(seed: int = 1, *, nodes: int = 5,
+                  election_timeout: tuple[float, float] = (0.150, 0.300),
+                  heartbeat: float = 0.050, latency: float | Distribution = 0.010,
+                  loss: float = 0.0, duration: float = 1.0,
+                  crash_leader_at: float | None = None) -> Result:
+    """A cluster starting from scratch for `duration` s: the first election, then
+    heartbeats; with crash_leader_at the leader of that moment crashes then."""
+    c = raft_cluster(seed, nodes=nodes, election_timeout=election_timeout,
+                     heartbeat=heartbeat, latency=latency, loss=loss)
+    duration = require_number("duration", duration, positive=True)
+    if crash_leader_at is not None:
+        at = require_number("crash_leader_at", crash_leader_at, minimum=0.0)
+        c.sim.at(at, lambda: c.leader() and c.kill(c.leader()))
+    c.run(duration)
+    return raft_result(c, "raft_election", nodes=nodes, heartbeat=heartbeat,
+                       election_timeout=election_timeout, latency=latency,
+                       loss=loss, duration=duration, crash_leader_at=crash_leader_at)
+
+
+def _await_leader(c: raft.RaftCluster, timeout: tuple[float, float]) -> str:
+    """Elect a leader with timeouts (lo, 2 lo) (identical timeouts may never
+    elect one), let it settle, then switch to `timeout`; its name."""
+    c.configure(election_timeout=(timeout[0], 2 * timeout[0]))
+    while c.leader() is None:
+        c.run(0.05)
+    c.run(0.5)
+    c.configure(election_timeout=timeout)
+    return c.leader()
+
+
+def raft_failover(seed: int = 1, *,
+                  election_timeout: tuple[float, float] = (0.150, 0.300),
+                  trials: int = 100, latency: float | Distribution = FIG16_LATENCY,
+                  disk_delay: float = FIG16_DISK, cap: float = 10.0,
+                  unequal_logs: bool = True, nodes: int = 5,
+                  heartbeat: float | None = None) -> Result:
+    """Figure 16's experiment: five servers, heartbeat = half the minimum election
+    timeout (unless given); `trials` times, the leader crashes at a uniformly
+    random point of its heartbeat interval, just after a heartbeat round reset
+    every follower's timer. With unequal_logs, two random followers miss the last
+    entry, so they cannot win. Metric "downtime": crash to new leader (at most
+    `cap` s)."""
+    trials = require_int("trials", trials, minimum=1)
+    cap = require_number("cap", cap, positive=True)
+    lo, hi = election_timeout
+    beat = lo / 2 if heartbeat is None else heartbeat
+    c = raft_cluster(seed, nodes=nodes, election_timeout=election_timeout,
+                     heartbeat=beat, latency=latency, disk_delay=disk_delay,
+                     trace=False)
+    rng, downtime = c.sim.rng("failover"), c.sim.metrics.histogram("downtime")
+    for _ in range(trials):
+        leader = c.leader() or _await_leader(c, (lo, hi))
+        c.run(c.node(leader).last_broadcast + beat - c.now + 1e-9)
+        if unequal_logs:            # the next entry reaches two followers only
+            for name in rng.sample([n for n in c.names if n != leader], 2):
+                c.network.block(leader, name)
+            c.submit("x")
+            c.network.heal()
+        c.run(rng.uniform(0.0, beat))
+        c.kill(leader)
+        crashed, before = c.now, len(c.audit.elections)
+        while len(c.audit.elections) == before and c.now - crashed < cap:
+            c.run(min(0.01, lo))
+        elected = c.audit.elections[before:]
+        downtime.add(elected[0][0] - crashed if elected else cap)
+        c.restart(leader)
+        c.run(max(0.1, 2 * hi))        # it catches up; the new leader settles
+    h = downtime
+    return Result("raft_failover", {"election_timeout": tuple(election_timeout),
+                                    "trials": trials, "latency": latency,
+                                    "disk_delay": disk_delay, "cap": cap,
+                                    "unequal_logs": unequal_logs, "nodes": nodes,
+                                    "heartbeat": beat}, seed, c.sim.metrics,
+                  data={"headline": f"{1e3 * lo:g}-{1e3 * hi:g} ms: median "
+                                    f"{1e3 * h.percentile(50):.0f} ms, max "
+                                    f"{1e3 * h.max:.0f} ms over {trials} crashes"})
+
+
+def figure_16(seed: int = 1, *, trials: int = 100,
+              ranges: Sequence[tuple[int, int]] = ((150, 150), (150, 155),
+                                                   (150, 175), (150, 200),
+                                                   (150, 300), (12, 24), (25, 50),
+                                                   (50, 100), (100, 200)),
+              capped_trials: int = 3) -> Result:
+    """`raft_failover` for each timeout range (ms), as in the paper's Figure 16;
+    ranges without randomness run only `capped_trials` trials (each lasts the
+    10 s cap). data["runs"]: {"150-155 ms": Result}; data["rows"]: the paper's
+    numbers beside the simulated ones."""
+    runs, rows = {}, []
+    for lo, hi in ranges:
+        n = capped_trials if lo == hi else trials
+        run = runs[f"{lo}-{hi} ms"] = raft_failover(
+            seed, election_timeout=(lo / 1e3, hi / 1e3), trials=n)
+        h = run.metrics["downtime"]
+        stats = {"min": h.percentile(0.001), "median": h.percentile(50),
+                 "mean": h.mean, "max": h.max}
+        for stat, paper in FIG16_PAPER.get((lo, hi), ()):
+            rows.append({"timeout (ms)": f"{lo}-{hi}", "statistic": stat,
+                         "paper (ms)": paper, "simulated (ms)": 1e3 * stats[stat],
+                         "trials": n})
+    return Result("figure_16", {"trials": trials, "ranges": tuple(ranges),
+                                "capped_trials": capped_trials}, seed, Metrics(),
+                  data={"runs": runs, "rows": rows})
+
+
+#: etcd settings compared with the simulation: name -> (election timeout T,
+#: heartbeat) in seconds, and the file `labkit.real` measurements are kept in.
+ETCD_SETTINGS: Mapping[str, tuple[float, float]] = MappingProxyType({
+    "default": (1.0, 0.1), "300ms": (0.3, 0.03)})
+ETCD_DATA = Path(__file__).resolve().parents[2] / "data"
+
+
+def etcd_measured(setting: str = "default") -> Histogram:
+    """Seconds from SIGKILL of the etcd leader to a new leader, as `labkit.real`
+    measured them on a 3-member cluster (data/etcd_failover_<setting>.csv)."""
+    if setting not in ETCD_SETTINGS:
+        raise ConfigError(f"setting must be one of {list(ETCD_SETTINGS)}, got "
+                          f"{setting!r}")
+    lines = (ETCD_DATA / f"etcd_failover_{setting}.csv").read_text().splitlines()
+    rows = [line.split(",") for line in lines if not line.startswith("#")]
+    column = rows[0].index("to leader (s)")
+    return Histogram(f"etcd {setting}", (float(r[column]) for r in rows[1:]))
+
+
+def etcd_comparison(seed: int = 1, *, setting: str = "default",
+                    trials: int = 300) -> Result:
+    """etcd's measured failovers (`etcd_measured`) beside `raft_failover` with
+    etcd's setup: 3 servers, election timeout drawn from [T, 2T), etcd's
+    heartbeat, a loopback network (0.1-0.3 ms) and a 1 ms disk write, the leader
+    killed at a random moment with equal logs. data["runs"]: two Histograms."""
+    measured = etcd_measured(setting)
+    timeout, heartbeat = ETCD_SETTINGS[setting]
+    simulated = raft_failover(seed, election_timeout=(timeout, 2 * timeout),
+                              trials=trials, nodes=3, heartbeat=heartbeat,
+                              latency=dist.uniform(0.0001, 0.0003), disk_delay=0.001,
+                              unequal_logs=False).metrics["downtime"]
+    runs = {f"etcd {setting} (measured, n={measured.count})": measured,
+            f"simulated (n={simulated.count})": simulated}
+    return Result("etcd_comparison", {"setting": setting, "trials": trials}, seed,
+                  Metrics(), data={"runs": runs})
+
+
+def timing_rule(seed: int = 1, *,
+                minimums: Sequence[float] = (0.300, 0.150, 0.075, 0.040, 0.020,
+                                             0.015, 0.010),
+                duration: float = 20.0,
+                latency: float | Distribution = JITTERY_LATENCY,
+                disk_delay: float = FIG16_DISK) -> Result:
+    """broadcastTime << electionTimeout: a healthy cluster (no faults) for
+    `duration` s with election timeout (T, 2T) and heartbeat T/2 for each T in
+    `minimums`. data["rows"]: elections beyond the first and leaderless share."""
+    duration = require_number("duration", duration, positive=True)
+    rows = []
+    for low in minimums:
+        c = raft_cluster(seed, election_timeout=(low, 2 * low), heartbeat=low / 2,
+                         latency=latency, disk_delay=disk_delay, trace=False)
+        c.run(duration)
+        rows.append({"election timeout (ms)": f"{1e3 * low:g}-{2e3 * low:g}",
+                     "minimum (ms)": 1e3 * low,
+                     "spurious elections": max(0, len(c.elections()) - 1),
+                     "leaderless share": raft.leaderless(c.audit.roles, c.now)
+                     / duration})
+    return Result("timing_rule", {"minimums": tuple(minimums), "duration": duration,
+                                  "latency": latency, "disk_delay": disk_delay},
+                  seed, Metrics(), data={"rows": rows})
+
+
+def raft_kv(seed: int = 1, *, read: str = "log", clients: int = 4,
+            reads: float = 0.9, think: float = 0.05, loss: float = 0.0,
+            isolate_leader: tuple[float, float] | None = (1.0, 3.0),
+            duration: float = 4.0, client_timeout: float = 0.2) -> Result:
+    """Clients on a 5-node KVCluster (5 ms network) for `duration` s; during
+    `isolate_leader` (start, end) the leader of that moment is cut off from the
+    other servers (clients still reach it). data: "history", "verdict" (the
+    linearizability CheckResult), "reads" and "writes" completed."""
+    kv = raft.KVCluster(5, seed=seed, read=read, client_timeout=client_timeout,
+                        net=NetConfig(latency=0.005, loss=loss))
+    kv.workload(clients, think=think, reads=reads)
+    duration = require_number("duration", duration, positive=True)
+    if isolate_leader is not None:
+        start, end = _window("isolate_leader", isolate_leader)
+        kv.sim.at(start, lambda: kv.partition([kv.leader()], [
+            n for n in kv.names if n != kv.leader()]))
+        kv.sim.at(end, kv.heal)
+    kv.run(duration)
+    kv.check()
+    verdict = kv.linearizable()
+    done = [op for op in kv.history if op.ret is not None]
+    result = raft_result(kv, "raft_kv", read=read, clients=clients, reads=reads,
+                         think=think, loss=loss, isolate_leader=isolate_leader,
+                         duration=duration, client_timeout=client_timeout)
+    word = "linearizable" if verdict.ok else \
+        f"NOT linearizable (window of {len(verdict.window)} ops)"
+    return dataclasses.replace(result, data={
+        **result.data, "history": tuple(kv.history), "verdict": verdict,
+        "reads": sum(op.kind == "get" for op in done),
+        "writes": sum(op.kind != "get" for op in done),
+        "headline": f"read={read}: {len(done)} operations, {word}"})
