@@ -5,7 +5,7 @@ PYTHON    ?= $(shell command -v python3.11 || command -v python3)
 VENV      := .venv
 BIN       := $(VENV)/bin
 STAMP     := $(VENV)/.installed
-NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
+NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb notebooks/labs/*.ipynb))
 
 .PHONY: install venv lab test notebooks lint bench html student
 
@@ -42,7 +42,8 @@ html: install
 	PYTHONPATH=tools $(BIN)/jupyter nbconvert --to html --output-dir build/html \
 	    --HTMLExporter.preprocessors='["html_figures.html_figures"]' $(NOTEBOOKS)
 
-# Student copies in build/student: worked answers blanked, outputs cleared.
+# Student copies in build/student: worked answers blanked, outputs cleared, lab
+# answers replaced by their skeletons (build/student/labs/).
 student: install
 	$(BIN)/python tools/student_notebooks.py build/student $(NOTEBOOKS)
 
@@ -53,3 +54,4 @@ bench: install
 	$(BIN)/python bench/simcore.py
 	$(BIN)/python bench/balancing.py
 	$(BIN)/python bench/raft.py
+	$(BIN)/python bench/labs.py

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+_FOLDER = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS = sorted([*_FOLDER.glob("*.ipynb"), *_FOLDER.glob("labs/*.ipynb")])
 MAX_BYTES = 2_000_000
 MACHINE_PATHS = ("/work/", "/tmp/", "/root/", "/home/")
 IGNORE_MARKERS = ("NBVAL_IGNORE_OUTPUT", "NBVAL_SKIP")

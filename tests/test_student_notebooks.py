@@ -14,7 +14,8 @@ _spec = importlib.util.spec_from_file_location(
 student = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(student)
 
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+NOTEBOOKS = sorted([*(ROOT / "notebooks").glob("*.ipynb"),
+                    *(ROOT / "notebooks").glob("labs/*.ipynb")])
 
 
 def test_assignment_and_function_answers_are_blanked():
@@ -31,6 +32,23 @@ def test_a_marked_line_of_another_kind_is_refused():
         student.blank_answers("print(42)   # your answer here\n")
 
 
+def test_a_lab_answer_cell_becomes_the_skeleton_under_its_name():
+    source = ('# your lab answer: raft\nMyRaft = lk.labs.reference("raft")\n'
+              'print(lk.labs.source("raft"))\n')
+    copy = student.lab_skeleton(source)
+    first, body = copy.split("\n", 1)
+    assert first == "# your lab answer: raft"
+    assert body.startswith('class MyRaft(lk.labs.skeleton("raft")):\n')
+    assert "raise NotImplementedError(" in body and "reference" not in body
+    ast.parse(copy)
+    assert student.lab_skeleton("x = 1  # your answer here\n") is None
+
+
+def test_a_lab_answer_cell_must_name_its_class():
+    with pytest.raises(ValueError, match="defines no class"):
+        student.lab_skeleton("# your lab answer: balancing\nprint(1)\n")
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_student_copy_hides_every_answer_and_output(path):
     original = nbformat.read(path, as_version=4)
@@ -41,6 +59,9 @@ def test_student_copy_hides_every_answer_and_output(path):
             continue
         assert after.outputs == [] and after.execution_count is None
         ast.parse(after.source)
+        if student.lab_skeleton(before.source) is not None:
+            assert "NotImplementedError" in after.source
+            continue
         for line in after.source.splitlines():
             if student.MARK.search(line) and not line.lstrip().startswith("def "):
                 assert re.search(r"= \.\.\.  #", line), line

@@ -4,8 +4,12 @@ The stored notebooks carry a worked answer in every self-check (CI re-executes
 them), on the line marked `# your formula here` (or answer, estimate, choice,
 code). A student copy replaces each marked assignment's value, and each marked
 function's body, with `...`, keeps the marker, and drops every output, so the
-exercise can be tried cold. Run: `python tools/student_notebooks.py OUT_DIR
-[NOTEBOOK ...]` (`make student` writes build/student/).
+exercise can be tried cold. A lab notebook's answer cell starts with the line
+`# your lab answer: <lab>` and defines one class (e.g. `MyRaft = ...`); the
+student copy replaces the whole cell by that line and the lab's skeleton
+under the same class name (`labkit.labs.skeleton_source`). Run:
+`python tools/student_notebooks.py OUT_DIR [NOTEBOOK ...]` (`make student`
+writes build/student/, lab notebooks in build/student/labs/).
 """
 
 from __future__ import annotations
@@ -18,6 +22,30 @@ from pathlib import Path
 import nbformat
 
 MARK = re.compile(r"#\s*your [\w ()]+")
+LAB_ANSWER = re.compile(r"#\s*your lab answer:\s*(\w+)\s*$")
+
+
+def lab_skeleton(source: str) -> str | None:
+    """The student's version of a lab answer cell (the marker line, then the
+    lab's skeleton under the cell's class name), or None for any other cell.
+
+    Raises ValueError if a marked cell defines no class name to keep."""
+    first, _, rest = source.partition("\n")
+    marked = LAB_ANSWER.fullmatch(first.strip())
+    if marked is None:
+        return None
+    names = [node.name if isinstance(node, ast.ClassDef) else node.targets[0].id
+             for node in ast.parse(rest).body
+             if isinstance(node, ast.ClassDef) or (isinstance(node, ast.Assign)
+                                                   and isinstance(node.targets[0],
+                                                                  ast.Name))]
+    if not names:
+        raise ValueError(f"the lab answer cell for {marked.group(1)!r} defines no "
+                         "class: start it with `class MyAnswer(...)` or "
+                         "`MyAnswer = ...`")
+    from labkit import labs  # only lab notebooks need labkit here
+
+    return f"{first}\n{labs.skeleton_source(marked.group(1), names[0])}"
 
 
 def blank_answers(source: str) -> str:
@@ -57,7 +85,8 @@ def student_copy(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     copy = nbformat.from_dict(notebook)
     for cell in copy.cells:
         if cell.cell_type == "code":
-            cell.source = blank_answers(cell.source)
+            skeleton = lab_skeleton(cell.source)
+            cell.source = blank_answers(cell.source) if skeleton is None else skeleton
             cell.outputs, cell.execution_count = [], None
     return copy
 
@@ -67,11 +96,14 @@ def main(argv: list[str]) -> int:
         print(__doc__.strip().splitlines()[-3:][0], file=sys.stderr)
         return 2
     out = Path(argv[0])
-    notebooks = [Path(p) for p in argv[1:]] or sorted(Path("notebooks").glob("*.ipynb"))
-    out.mkdir(parents=True, exist_ok=True)
+    notebooks = [Path(p) for p in argv[1:]] or sorted(
+        [*Path("notebooks").glob("*.ipynb"), *Path("notebooks").glob("labs/*.ipynb")])
     for path in notebooks:
-        nbformat.write(student_copy(nbformat.read(path, as_version=4)), out / path.name)
-        print(f"wrote {out / path.name}")
+        target = out / (path.relative_to("notebooks") if path.is_relative_to(
+            "notebooks") else path.name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(student_copy(nbformat.read(path, as_version=4)), target)
+        print(f"wrote {target}")
     return 0
 
 

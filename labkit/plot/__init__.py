@@ -10,7 +10,8 @@ topics share (latency histograms and CDFs, time series, bars, curves, small
 multiples, the topology, the space-time diagram); each other module holds the
 views of one notebook, named after its topic (`performance` for 01,
 `load_balancing` 02, `fault_tolerance` 03, `paxos` 04, `raft` 05,
-`transactions` 06, `storage` 07, `mapreduce` 08, `capstone` 09). A topic's
+`transactions` 06, `storage` 07, `mapreduce` 08, `capstone` 09; `labs` for
+notebooks/labs/). A topic's
 module imports only `common`. Every public name is re-exported here, so
 `plot.latency_cdf(...)` and `plot.gantt(...)` work without knowing the module.
 """
@@ -35,6 +36,7 @@ from .common import (
     topology,
 )
 from .fault_tolerance import resilience_timeline
+from .labs import lab_failure
 from .load_balancing import fleet, server_queues
 from .mapreduce import ATTEMPT_COLOURS, data_rates, gantt
 from .mapreduce import _data_rates as _data_rates  # tests/test_mapreduce.py uses it
@@ -47,8 +49,8 @@ from .transactions import audit_totals, commit_rates, txn_playground, txn_timeli
 __all__ = [
     "ATTEMPT_COLOURS", "CUT", "DOWN", "FAINT", "LINK", "PALETTE", "ROLE_COLOURS",
     "UNITS", "UP", "audit_totals", "bars", "capstone_dashboard", "commit_rates",
-    "curves", "data_rates", "fan_out_tail", "fleet", "gantt", "latency_cdf",
-    "latency_hist", "log_grid", "omission", "panels", "paxos_timeline",
+    "curves", "data_rates", "fan_out_tail", "fleet", "gantt", "lab_failure",
+    "latency_cdf", "latency_hist", "log_grid", "omission", "panels", "paxos_timeline",
     "percentile_merge", "percentiles_vs_load", "quorums", "resilience_timeline",
     "roles", "sequence_diagram", "server_queues", "storage_dashboard", "timeseries",
     "topology", "txn_playground", "txn_timeline",

@@ -55,6 +55,10 @@ class RaftCluster(Cluster):
     a node's log once it has applied that many entries past its last snapshot.
     pre_vote: turn on Pre-Vote and leader stickiness. disk_delay: seconds a
     server takes to persist before it answers an RPC (0: instant disks).
+    node: the class of the servers, called as node(name, network, names,
+    config, audit, machine); default `RaftNode`. A lab's answer plugs in here
+    (`RaftCluster(5, seed=1, node=MyRaft)`, see `labkit.labs.raft`) and gets
+    the same fault verbs, `check()`, playground and diagrams.
     """
 
     def __init__(self, size: int = 5, *, seed: int = 0,
@@ -63,18 +67,20 @@ class RaftCluster(Cluster):
                  pre_vote: bool = False, snapshot_every: int | None = None,
                  max_entries: int = 64, disk_delay: float = 0.0,
                  machine: Callable[[], Any] = Digest, read: str = "log",
-                 trace: bool = True):
+                 trace: bool = True, node: Callable[..., RaftNode] = RaftNode):
         size = require_int("size", size, minimum=1)
         if not callable(machine):
             raise ConfigError(f"machine must be a factory of state machines, got "
                               f"{machine!r}")
+        if not callable(node):
+            raise ConfigError(f"node must be a class of Raft servers, got {node!r}")
         self.config = RaftConfig(election_timeout, heartbeat, pre_vote,
                                  snapshot_every, max_entries, read,
                                  disk_delay).validate()
         names = [f"n{i}" for i in range(1, size + 1)]
         self.audit = Audit(self)
         super().__init__(names=names, seed=seed, net=net, trace=trace,
-                         node_factory=lambda name, network: RaftNode(
+                         node_factory=lambda name, network: node(
                              name, network, names, self.config, self.audit, machine))
 
     # -- the contract -------------------------------------------------------------

@@ -1,0 +1,250 @@
+"""The load-balancing lab: write a load-aware policy, run it in
+`balancing.simulate`, let the grader measure it against theory.
+
+A student derives `MyPolicy` from `PolicySkeleton` and writes two methods:
+`candidates(view)` (every live server, or d of them drawn at random) and
+`least_loaded(view, candidates)`. `MyPolicy()` is least outstanding (join
+the shortest queue); `MyPolicy(d=2)` is the power of two choices. Either
+plugs into `lk.balancing.simulate(policy=MyPolicy(d=2), ...)` and the plots
+of notebook 02. Grading:
+
+  least_outstanding  joins_shortest_queue, skips_dead_servers, latency_at_load,
+                     servers_come_back
+  power_of_d         supermarket, three_choices, one_choice_is_random,
+                     every_server_used, samples_live_servers
+
+Every decision is checked as it is made (a live server, a plain int, the
+least loaded when the part asks for it); latencies are compared with
+labkit's own least-outstanding policy on the same seed and with the
+power-of-d fixed point of Mitzenmacher's supermarket model
+(`labkit.queueing.power_of_d`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from labkit import queueing
+from labkit.balancing import BalancingResult, LeastOutstanding, Policy, View, simulate
+from labkit.errors import require_int
+
+from .lab import Budget, Failed, Lab, Scenario, Trial
+
+
+class LabPolicy(Policy):
+    """What a balancing answer is given: `d` and the decision `choose`, which
+    asks `candidates` for the servers to compare and `least_loaded` to pick.
+
+    d: None to compare every live server (least outstanding); an int to
+    sample d live servers (power of d choices). The View (see
+    labkit.balancing.View) gives `live` (indices of the servers that are up,
+    in order), `outstanding[i]` (requests server i holds) and `rng` (your
+    seeded random stream; never use the global random module)."""
+
+    name = "lab"
+
+    def __init__(self, d: int | None = None):
+        self.d = None if d is None else require_int("d", d, minimum=1)
+
+    def choose(self, view: View) -> int:
+        return self.least_loaded(view, self.candidates(view))
+
+
+class PolicySkeleton(LabPolicy):
+    """Your load-aware policy: fill in the two methods."""
+
+    def candidates(self, view) -> list:
+        """The servers this request may go to."""
+        raise NotImplementedError(
+            "not yet implemented: candidates: every live server (view.live) when "
+            "self.d is None; else self.d live servers drawn independently with "
+            "view.rng (with replacement, as in the supermarket model)")
+
+    def least_loaded(self, view, candidates) -> int:
+        """The server to send the request to."""
+        raise NotImplementedError(
+            "not yet implemented: least_loaded: the candidate with the fewest "
+            "outstanding requests (view.outstanding[i]); on a tie, the first of "
+            "them in `candidates`")
+
+
+class PolicyReference(PolicySkeleton):
+    """The worked answer: join the shortest of all, or of d sampled, queues."""
+
+    def candidates(self, view) -> list:
+        if self.d is None:
+            return list(view.live)
+        return [view.rng.choice(view.live) for _ in range(self.d)]
+
+    def least_loaded(self, view, candidates) -> int:
+        return min(candidates, key=lambda i: view.outstanding[i])   # first on ties
+
+
+# -- the referee --------------------------------------------------------------------
+
+class Watched(Policy):
+    """The student's policy with every decision checked as it is made: a plain
+    int naming a live server (and `rule(view, choice)` if given)."""
+
+    name = "watched"
+
+    def __init__(self, inner: Policy, rule: Callable[[View, int], None] | None,
+                 trial: Trial):
+        self.inner, self.rule, self.trial, self.requests = inner, rule, trial, 0
+
+    def start(self, view: View) -> None:
+        self.requests = 0
+        self.inner.start(view)
+
+    def choose(self, view: View) -> int:
+        self.trial.time = now = view.now
+        choice = self.inner.choose(view)
+        self.requests += 1
+        k = self.requests
+        if choice is None:
+            raise Failed(f"request {k} (t = {now:.3f} s) was refused (choose returned "
+                         f"None) while servers {list(view.live)} were up")
+        if type(choice) is not int:
+            raise Failed(f"request {k}: choose returned {choice!r} of type "
+                         f"{type(choice).__name__}; return a plain int index")
+        if not (0 <= choice < view.servers and view.alive[choice]):
+            raise Failed(f"request {k} (t = {now:.3f} s) went to server {choice}, "
+                         f"which is down or does not exist; live servers are "
+                         f"{list(view.live)}")
+        if self.rule is not None:
+            self.rule(view, choice)
+        return choice
+
+    def __repr__(self) -> str:
+        return f"{type(self.inner).__name__}(d={getattr(self.inner, 'd', None)})"
+
+
+def shortest_first(view: View, choice: int) -> None:
+    """Least outstanding: a server with the fewest requests, the first of them."""
+    loads = view.outstanding
+    best = min(view.live, key=lambda i: loads[i])
+    if loads[choice] > loads[best]:
+        raise Failed(f"at t = {view.now:.3f} s the request went to server {choice} "
+                     f"with {loads[choice]} outstanding, but server {best} had "
+                     f"{loads[best]}: least outstanding picks a server with the fewest")
+    if choice != best:
+        raise Failed(f"at t = {view.now:.3f} s servers {best} and {choice} tied with "
+                     f"{loads[best]} outstanding and the request went to {choice}: "
+                     "on a tie take the first candidate, so every run repeats exactly")
+
+
+def run(t: Trial, d: int | None, rule=None, **params) -> BalancingResult:
+    """One simulate() of the student's policy, every decision watched."""
+    policy = Watched(t.impl(d=d), rule, t)
+    return t.record(simulate(policy=policy, seed=t.seed, **params))
+
+
+def within(what: str, got: float, expected: float, low: float, high: float,
+           hint: str) -> None:
+    if not low * expected <= got <= high * expected:
+        raise Failed(f"{what} is {got:.3f} s, {got / expected:.2f} times "
+                     f"{expected:.3f} s (allowed {low:g}-{high:g} times): {hint}")
+
+
+# -- least outstanding --------------------------------------------------------------
+
+def joins_shortest_queue(t: Trial) -> None:
+    """Every request goes to a live server with the fewest outstanding requests, the
+    first such on a tie."""
+    run(t, None, shortest_first, servers=10, load=0.8, requests=3000)
+
+
+def skips_dead_servers(t: Trial) -> None:
+    """Servers crash and come back: requests go to live servers only, none is
+    refused."""
+    faults = [(50.0, "kill", 0), (60.0, "kill", 3), (80.0, "kill", 7),
+              (150.0, "restart", 3), (200.0, "restart", 0)]
+    run(t, None, shortest_first, servers=8, load=0.6, requests=3000, faults=faults)
+
+
+def latency_at_load(t: Trial) -> None:
+    """Twenty servers at load 0.9: mean and p99 latency as labkit's least-outstanding
+    policy gets on the same seed."""
+    params = {"servers": 20, "load": 0.9, "requests": 20_000, "warmup": 2_000}
+    mine = run(t, None, **params).latency
+    theirs = simulate(policy=LeastOutstanding(), seed=t.seed, **params).latency
+    hint = "least outstanding should match labkit's LeastOutstanding"
+    within("the mean latency", mine.mean, theirs.mean, 0.85, 1.15, hint)
+    within("the p99 latency", mine.percentile(99), theirs.percentile(99), 0.7, 1.3,
+           hint)
+
+
+def servers_come_back(t: Trial) -> None:
+    """Five of six servers start down and return after 40 s to a long queue on the
+    survivor: every one of them gets requests."""
+    faults = [(0.0, "kill", i) for i in range(1, 6)] + [
+        (40.0, "restart", i) for i in range(1, 6)]
+    served = run(t, None, shortest_first, servers=6, load=0.5, requests=3000,
+                 faults=faults).served.tolist()
+    if min(served) == 0:
+        raise Failed(f"the servers served {served} requests: servers that come back "
+                     "must get requests again (read view.live afresh for every "
+                     "request)")
+
+
+# -- power of d ---------------------------------------------------------------------
+
+def supermarket(t: Trial) -> None:
+    """d = 2, 100 servers at load 0.9: mean latency near the power-of-two-choices fixed
+    point."""
+    mean = run(t, 2, servers=100, load=0.9, requests=30_000, warmup=5_000).latency.mean
+    within("the mean latency", mean, queueing.power_of_d(0.9, 2), 0.85, 1.15,
+           "two random live servers, the less loaded of them, should land near "
+           "Mitzenmacher's fixed point (lk.queueing.power_of_d)")
+
+
+def three_choices(t: Trial) -> None:
+    """d = 3, 100 servers at load 0.9: mean latency near the power-of-three-choices
+    fixed point."""
+    mean = run(t, 3, servers=100, load=0.9, requests=30_000, warmup=5_000).latency.mean
+    within("the mean latency", mean, queueing.power_of_d(0.9, 3), 0.85, 1.15,
+           "sample self.d servers, not a fixed number")
+
+
+def one_choice_is_random(t: Trial) -> None:
+    """d = 1 is uniform random: ten servers at load 0.5 behave like M/M/1 queues."""
+    mean = run(t, 1, servers=10, load=0.5, requests=20_000, warmup=2_000).latency.mean
+    within("the mean latency", mean, queueing.power_of_d(0.5, 1), 0.9, 1.1,
+           "with d = 1 each request should go to a live server drawn uniformly "
+           "with view.rng")
+
+
+def every_server_used(t: Trial) -> None:
+    """d = 2, 20 servers at load 0.9: every server gets a fair share of the requests."""
+    served = run(t, 2, servers=20, load=0.9, requests=10_000).served.tolist()
+    mean = sum(served) / len(served)
+    share = [x / mean for x in served]
+    if min(share) < 0.5 or max(share) > 1.5:
+        low, high = share.index(min(share)), share.index(max(share))
+        raise Failed(f"server {low} served {served[low]} requests and server {high} "
+                     f"{served[high]} (the mean is {mean:.0f}): draw every live "
+                     "server with equal chance")
+
+
+def samples_live_servers(t: Trial) -> None:
+    """d = 2 while servers crash and come back: samples only live servers."""
+    faults = [(30.0, "kill", 1), (40.0, "kill", 4), (90.0, "restart", 1)]
+    run(t, 2, servers=6, load=0.5, requests=3000, faults=faults)
+
+
+LAB = Lab(
+    name="balancing",
+    title="Load balancing: least outstanding and the power of d choices",
+    parts=("least_outstanding", "power_of_d"),
+    scenarios=tuple(Scenario(fn.__name__, part, fn) for part, fns in {
+        "least_outstanding": [joins_shortest_queue, skips_dead_servers,
+                              latency_at_load, servers_come_back],
+        "power_of_d": [supermarket, three_choices, one_choice_is_random,
+                       every_server_used, samples_live_servers],
+    }.items() for fn in fns),
+    skeleton=PolicySkeleton,
+    reference=PolicyReference,
+    seeds=(1, 2, 3, 4, 5),
+    budget=Budget(cpu=10.0),
+    window=0.0,
+)

@@ -1,0 +1,619 @@
+"""The Raft lab's graded scenarios, told as stories in the manner of MIT
+6.5840's Raft tests (a handful of verbs: `one_leader`, `agree`, `no_leader`,
+disconnect, kill, restart), on a network with 5-15 ms of jitter.
+
+Every scenario runs the student's servers in a `RaftCluster`, whose audit
+checks election safety, log matching, leader completeness and state machine
+safety after every event (see `base.RaftBase`); a scenario adds what the
+audit cannot see (a leader is elected, a command commits, nothing is elected
+without a majority) and raises `Failed` with the reason. Randomness in a
+scenario (whom to disconnect, when to crash) comes from the cluster's own
+seeded streams, so `lk.labs.replay` replays a run exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from labkit import dist
+from labkit.net import NetConfig
+from labkit.raft import KVCluster, RaftCluster
+
+from ..lab import Failed, Trial
+
+LATENCY = dist.uniform(0.005, 0.015)
+UNRELIABLE = {"loss": 0.1, "duplicate": 0.1, "reorder": 0.1}
+
+
+# -- the verbs ------------------------------------------------------------------
+
+def start(t: Trial, size: int, *, kv: bool = False, **net) -> RaftCluster:
+    """`size` of the student's servers (n1, n2, ...) on a jittery network."""
+    kind = KVCluster if kv else RaftCluster
+    return t.watch(kind(size, seed=t.seed, node=t.impl,
+                        net=NetConfig(latency=LATENCY, **net)))
+
+
+def leader_among(c: RaftCluster, names: Sequence[str]) -> str | None:
+    """The live server of `names` that leads the newest term, if any."""
+    leaders = [n for n in names if c.is_up(n) and c.role(n) == "leader"]
+    return max(leaders, key=c.term, default=None)
+
+
+def one_leader(c: RaftCluster, among: Sequence[str] | None = None,
+               within: float = 2.5, context: str = "") -> str:
+    """Run until a live server of `among` leads a term no live server of
+    `among` has passed; its name."""
+    among = list(c.names if among is None else among)
+    end = c.now + within
+    while True:
+        leader = leader_among(c, among)
+        if leader is not None and all(c.term(n) <= c.term(leader)
+                                      for n in among if c.is_up(n)):
+            return leader
+        if c.now >= end:
+            raise Failed(f"no leader among {', '.join(among)} within {within:g} s"
+                         f"{context}: a majority of them can talk, so one of them "
+                         "should time out, win the election and send heartbeats")
+        c.run(0.05)
+
+
+def no_leader(c: RaftCluster, among: Sequence[str], seconds: float, above: int,
+              context: str) -> None:
+    """Run `seconds`; fail if a server of `among` leads a term newer than
+    `above`."""
+    end = c.now + seconds
+    while c.now < end:
+        c.run(0.05)
+        for n in among:
+            if c.is_up(n) and c.role(n) == "leader" and c.term(n) > above:
+                raise Failed(f"{n} became leader of term {c.term(n)} {context}: a "
+                             "leader needs the votes of a majority of all servers")
+
+
+def applied_by(c: RaftCluster, command) -> int:
+    return sum(command in c.applied(n) for n in c.names)
+
+
+def agree(c: RaftCluster, command, expected: int, within: float = 5.0) -> None:
+    """Submit `command` to the leader (again if leadership was lost) until
+    `expected` servers applied it (MIT's `one`)."""
+    end = c.now + within
+    while c.now < end:
+        if c.submit(command) is None:
+            c.run(0.05)
+            continue
+        wait = min(end, c.now + 1.5)
+        while c.now < wait:
+            c.run(0.02)
+            if applied_by(c, command) >= expected:
+                return
+    raise Failed(f"{command!r} was applied by {applied_by(c, command)} servers, not "
+                 f"{expected}, within {within:g} s of submitting it to the leader: "
+                 "it must be replicated to a majority, committed, and the commit "
+                 "index passed on to followers")
+
+
+def others(c: RaftCluster, *names: str) -> list[str]:
+    return [n for n in c.names if n not in names]
+
+
+def heal_all(c: RaftCluster) -> None:
+    """Undo every fault: heal the network, no loss, every server up."""
+    c.heal()
+    c.network.update(loss=0.0, duplicate=0.0, reorder=0.0)
+    for n in c.names:
+        c.node(n).disarm()
+        c.restart(n)
+
+
+def finish(c: RaftCluster, command="last") -> None:
+    """Heal everything; every server must apply one more command; and the logs
+    must satisfy Raft's invariants."""
+    heal_all(c)
+    agree(c, command, len(c.names), within=8.0)
+    c.check()
+
+
+# -- election -------------------------------------------------------------------
+
+def initial_election(t: Trial) -> None:
+    """Three servers elect one leader, and keep it and its term while nothing fails."""
+    c = start(t, 3)
+    leader = one_leader(c, context=" of the start")
+    term = c.term(leader)
+    c.run(0.2)
+    terms = {n: c.term(n) for n in c.names}
+    if set(terms.values()) != {term}:
+        raise Failed(f"0.2 s after {leader} won term {term} the servers' terms are "
+                     f"{terms}: heartbeats should bring everyone to the leader's term")
+    c.run(2.0)
+    stable(c, since=0.0)
+
+
+def stable(c: RaftCluster, since: float) -> None:
+    """Fail if more than one election was won since `since` on a healthy
+    network: the first winner was deposed though it could talk to everyone."""
+    won = [(time, name, term) for time, name, term in c.elections() if time >= since]
+    if len(won) > 1:
+        (_, first, term), (_, second, later) = won[:2]
+        raise Failed(f"{first} won term {term}, then {second} won term {later} "
+                     "although no server failed and no message was lost: an "
+                     "election timer fired under a healthy leader (re-arm it on "
+                     "every append_entries of the current leader, and whenever "
+                     "you grant a vote)")
+
+
+def leader_failure(t: Trial) -> None:
+    """The leader crashes, three times: each time one new leader, who then keeps its
+    term."""
+    c = start(t, 7)
+    one_leader(c)
+    for _ in range(3):
+        old = c.leader()
+        c.kill(old)
+        since = c.now
+        one_leader(c, others(c, old), context=f" after the leader {old} crashed")
+        c.run(1.0)
+        stable(c, since)
+    c.check()
+
+
+def reelection(t: Trial) -> None:
+    """A new leader after the leader is cut off; none without a majority; one again
+    after healing."""
+    c = start(t, 3)
+    first = one_leader(c)
+    c.disconnect(first)
+    one_leader(c, others(c, first), context=f" after {first} was cut off")
+    c.connect(first)
+    third = one_leader(c, context=f" after {first} came back")
+    c.disconnect(third)
+    alone, last = others(c, third)
+    c.disconnect(alone)
+    no_leader(c, [last], 2.0, above=c.term(third),
+              context=f"alone, with {third} and {alone} cut off")
+    c.connect(alone)
+    one_leader(c, [last, alone], context=f" after {alone} came back")
+    c.connect(third)
+    one_leader(c, context=" after healing")
+    c.check()
+
+
+def no_quorum(t: Trial) -> None:
+    """With the leader on the minority side of a partition, only the majority elects."""
+    c = start(t, 5)
+    old = one_leader(c)
+    term = c.term(old)
+    rng = c.sim.rng("lab.no_quorum")
+    buddy = rng.choice(others(c, old))
+    minority, majority = [old, buddy], others(c, old, buddy)
+    c.partition(minority, majority)
+    one_leader(c, majority, context=f" after the partition {minority} | {majority}")
+    no_leader(c, minority, 1.5, above=term, context="in the minority of a partition")
+    c.heal()
+    leader = one_leader(c, context=" after healing")
+    c.run(0.2)                              # a heartbeat round
+    if c.role(old) == "leader" and old != leader:
+        raise Failed(f"{old} still believes it leads term {c.term(old)} after "
+                     f"healing, though {leader} leads term {c.term(leader)}: a "
+                     "leader steps down when it sees a newer term")
+    c.check()
+
+
+def many_elections(t: Trial) -> None:
+    """Seven servers, three cut off at a time, five times over: always a leader among
+    the other four."""
+    c = start(t, 7)
+    one_leader(c)
+    rng = c.sim.rng("lab.many_elections")
+    for _ in range(5):
+        cut = rng.sample(c.names, 3)
+        for n in cut:
+            c.disconnect(n)
+        one_leader(c, others(c, *cut), context=f" with {', '.join(cut)} cut off")
+        for n in cut:
+            c.connect(n)
+    one_leader(c, context=" after healing")
+    c.check()
+
+
+def split_votes(t: Trial) -> None:
+    """Election timeouts of 150-165 ms and duplicated messages: many split votes, still
+    one leader per term."""
+    c = start(t, 5, duplicate=0.2)
+    c.configure(election_timeout=(0.150, 0.165))
+    one_leader(c, within=10.0, context=" with election timeouts of 150-165 ms")
+    c.run(1.0)
+    c.check()
+
+
+def unreliable_elections(t: Trial) -> None:
+    """Loss, duplication, reordering and a new partition every half second: never two
+    leaders in a term."""
+    c = start(t, 5, **UNRELIABLE)
+    rng = c.sim.rng("lab.unreliable_elections")
+    for _ in range(12):
+        names = c.names
+        rng.shuffle(names)
+        cut = rng.randint(1, 4)
+        c.partition(names[:cut], names[cut:])
+        c.run(0.5)
+    c.heal()
+    one_leader(c, context=" after healing")
+    c.check()
+
+
+# -- replication ------------------------------------------------------------------
+
+def basic_agreement(t: Trial) -> None:
+    """Three commands, each applied by all three servers, in order."""
+    c = start(t, 3)
+    one_leader(c)
+    for command in (101, 102, 103):
+        for n in c.names:
+            if c.role(n) != "leader" and c.submit(command, node=n) is not None:
+                raise Failed(f"{n}, a {c.role(n)}, accepted a command: only the "
+                             "leader appends to the log")
+        agree(c, command, 3)
+    applied = {n: c.applied(n) for n in c.names}
+    if any(a != [101, 102, 103] for a in applied.values()):
+        raise Failed(f"the servers applied {applied}; each should apply [101, 102, "
+                     "103], in that order")
+    c.check()
+
+
+def follower_failure(t: Trial) -> None:
+    """A cut-off follower does not stop the other two, and catches up when it comes
+    back."""
+    c = start(t, 3)
+    leader = one_leader(c)
+    agree(c, 101, 3)
+    cut = others(c, leader)[0]
+    c.disconnect(cut)
+    for command in (102, 103, 104):
+        agree(c, command, 2)
+    c.connect(cut)
+    agree(c, 105, 3)
+    if c.applied(cut) != c.applied(leader):
+        raise Failed(f"{cut} applied {c.applied(cut)} after rejoining, the leader "
+                     f"{c.applied(leader)}: a follower that was cut off must catch up")
+    c.check()
+
+
+def no_majority(t: Trial) -> None:
+    """A leader with only one follower commits nothing; after healing, agreement
+    resumes."""
+    c = start(t, 5)
+    leader = one_leader(c)
+    agree(c, 10, 5)
+    cut = others(c, leader)[1:]
+    for n in cut:
+        c.disconnect(n)
+    index = c.submit(20)
+    if index is None:
+        raise Failed(f"{leader} refused a command while it still led")
+    c.run(2.0)
+    if applied_by(c, 20):
+        raise Failed("a command was applied while only 2 of 5 servers could talk: a "
+                     "leader commits an entry only once a majority stores it")
+    for n in cut:
+        c.connect(n)
+    agree(c, 30, 5)
+    c.check()
+
+
+def leader_rejoin(t: Trial) -> None:
+    """A cut-off leader's uncommitted entries are replaced once it rejoins (MIT's
+    TestRejoin)."""
+    c = start(t, 3)
+    first = one_leader(c)
+    agree(c, 101, 3)
+    c.disconnect(first)
+    for command in (102, 103, 104):
+        c.submit(command, node=first)        # accepted, never committed
+    second = one_leader(c, others(c, first), context=f" after {first} was cut off")
+    agree(c, 103, 2)
+    c.disconnect(second)
+    c.connect(first)
+    agree(c, 104, 2)
+    c.connect(second)
+    agree(c, 105, 3)
+    if any(102 in c.applied(n) for n in c.names):
+        raise Failed(f"102, accepted by {first} while it was cut off and never "
+                     "committed, was applied")
+    c.check()
+
+
+def backup(t: Trial) -> None:
+    """A leader brings a follower with a long wrong log back in line quickly (MIT's
+    TestBackup)."""
+    c = start(t, 5)
+    leader = one_leader(c)
+    agree(c, "start", 5)
+    kept = others(c, leader)[0]
+    c.partition([leader, kept], others(c, leader, kept))
+    for i in range(50):
+        c.submit(f"lost{i}", node=leader)
+    c.run(0.5)
+    rest = others(c, leader, kept)
+    one_leader(c, rest, context=" on the majority side")
+    for i in range(20):
+        agree(c, f"kept{i}", 3)
+    c.heal()
+    finish(c)
+    if any(str(x).startswith("lost") for n in c.names for x in c.applied(n)):
+        raise Failed("an entry of the minority's leader, never committed, was applied")
+
+
+def figure8(t: Trial) -> None:
+    """Figure 8 of the paper: an old term's entry on a majority must not be committed by
+    counting replicas."""
+    c = start(t, 5)
+    rng = c.sim.rng("lab.figure8")
+    names = c.names
+    rng.shuffle(names)
+    a, b, x, y, z = names                   # a, b hold "b"; x, y lack it; z has "c"
+    logs = {a: [(1, "a"), (2, "b")], b: [(1, "a"), (2, "b")], x: [(1, "a")],
+            y: [(1, "a")], z: [(1, "a"), (3, "c")]}
+    for n, log in logs.items():
+        c.kill(n)
+        c.node(n).install(current_term=3, voted_for=None, log=[(0, None), *log])
+    # The term-4 leader's own entries (a no-op, if the answer appends one) never
+    # reach x and y, so only counting replicas could commit "b".
+    c.network.adversary = lambda m: 60.0 if m.dst in (x, y) and any(
+        e[0] > 3 for e in m.body.get("entries", ())) else 0.0
+    for n in (a, b, x, y):
+        c.restart(n)
+    leader = one_leader(c, [a, b, x, y], context=" of four servers")
+    c.run(0.5)
+    c.kill(a)
+    c.kill(b)
+    c.network.adversary = None
+    c.restart(z)
+    one_leader(c, [x, y, z], context=f" after {leader} and its twin crashed")
+    finish(c)
+
+
+def unreliable_agreement(t: Trial) -> None:
+    """Thirty commands over a network that loses, duplicates and reorders messages:
+    applied in one order everywhere."""
+    c = start(t, 5, **UNRELIABLE)
+    one_leader(c, within=5.0)
+    for i in range(30):
+        c.sim.at(c.now + 0.03 * i, c.submit, i)
+    c.run(1.5)
+    finish(c)
+
+
+def kv_partitions(t: Trial) -> None:
+    """A key-value store on your Raft, three clients, a partition every second: the
+    history is linearizable."""
+    c = start(t, 5, kv=True, loss=0.05)
+    one_leader(c)
+    c.workload(3, until=c.now + 4.0)
+    rng = c.sim.rng("lab.kv_partitions")
+    for _ in range(4):
+        names = c.names
+        rng.shuffle(names)
+        c.partition(names[:2], names[2:])
+        c.run(1.0)
+    heal_all(c)
+    c.run(3.0)
+    linearizable(c)
+
+
+def linearizable(c: KVCluster) -> None:
+    """Fail unless the clients' history is linearizable and most of it returned."""
+    done = sum(op.ret is not None for op in c.history)
+    if done < len(c.history) // 2 or done < 5:
+        raise Failed(f"only {done} of {len(c.history)} client operations completed: "
+                     "the clients need a leader that commits their commands")
+    verdict = c.linearizable()
+    if not verdict.ok:
+        raise Failed("the key-value history is not linearizable: "
+                     + "; ".join(verdict.explain().splitlines()))
+    c.check()
+
+
+# -- persistence --------------------------------------------------------------------
+
+def persist_basic(t: Trial) -> None:
+    """Crash and restart every server, the leader, a follower: nothing committed is lost
+    (MIT's TestPersist1)."""
+    c = start(t, 3)
+    one_leader(c)
+    agree(c, 11, 3)
+    for n in c.names:
+        c.kill(n)
+    for n in c.names:
+        c.restart(n)
+    agree(c, 12, 3)
+    leader = one_leader(c)
+    c.kill(leader)
+    c.restart(leader)
+    agree(c, 13, 3)
+    leader = one_leader(c)
+    c.kill(leader)
+    agree(c, 14, 2)
+    c.restart(leader)
+    follower = others(c, one_leader(c))[0]
+    c.kill(follower)
+    agree(c, 15, 2)
+    c.restart(follower)
+    agree(c, 16, 3)
+    if c.applied(c.names[0])[:1] != [11]:
+        raise Failed("after restarts the servers applied "
+                     f"{c.applied(c.names[0])}: the log (and what it commits) must "
+                     "survive crashes")
+    c.check()
+
+
+def persist_more(t: Trial) -> None:
+    """Rounds of crashes that leave a bare majority up (MIT's TestPersist2)."""
+    c = start(t, 5)
+    rng = c.sim.rng("lab.persist_more")
+    command = 10
+    for _ in range(4):
+        agree(c, command, 5)
+        command += 1
+        leader = one_leader(c)
+        down = [leader, rng.choice(others(c, leader))]
+        for n in down:
+            c.kill(n)
+        agree(c, command, 3)
+        command += 1
+        rest = others(c, *down)
+        more = rng.sample(rest, 2)
+        for n in more:
+            c.kill(n)
+        for n in down:
+            c.restart(n)
+        agree(c, command, 3)
+        command += 1
+        for n in more:
+            c.restart(n)
+    finish(c)
+
+
+def crash_all(t: Trial) -> None:
+    """Every server crashes after ten commits and comes back: all ten are applied again,
+    in order."""
+    c = start(t, 5)
+    one_leader(c)
+    for command in range(10):
+        agree(c, command, 5)
+    for n in c.names:
+        c.kill(n)
+    for n in c.names:
+        c.restart(n)
+    agree(c, "after", 5)
+    for n in c.names:
+        if c.applied(n)[:10] != list(range(10)):
+            raise Failed(f"after everyone restarted, {n} applied {c.applied(n)}: "
+                         "the ten committed commands must come back from the logs")
+    c.check()
+
+
+def vote_persisted(t: Trial) -> None:
+    """A voter that crashes right after voting, and restarts, must not vote again in
+    that term."""
+    c = start(t, 3)
+    rng = c.sim.rng("lab.vote_persisted")
+    v, a, b = rng.sample(c.names, 3)
+    for n in c.names:
+        c.kill(n)
+    c.node(v).tune(election_timeout=(2.0, 2.5))      # v votes, never campaigns
+    c.network.block(a, b)
+    c.network.block(b, a)
+    c.network.set_link(b, v, latency=0.06)            # b's requests reach v late
+
+    def crash_and_return() -> None:
+        c.kill(v)
+        c.sim.schedule(0.002, c.restart, v)
+
+    c.node(v).crash_after_sending(["request_vote_ok"], crash_and_return,
+                                  when=lambda m: m.body.get("vote_granted") is True)
+    for n in c.names:
+        c.restart(n)
+    c.run(1.0)
+    c.heal()
+    c.network.clear_link(b, v)
+    one_leader(c, context=" after healing")
+    c.check()
+
+
+def log_persisted(t: Trial) -> None:
+    """A follower that acknowledges an entry and crashes still has it: the leader's
+    commit stays true."""
+    c = start(t, 3)
+    leader = one_leader(c)
+    agree(c, "first", 3)
+    f1, f2 = others(c, leader)
+    c.network.block(leader, f2)              # only f1 will get the next entry
+
+    def crash_and_return() -> None:
+        c.kill(f1)
+        c.sim.schedule(0.005, c.restart, f1)
+
+    index = c.node(leader).last_index() + 1
+    c.node(f1).crash_after_sending(
+        ["append_entries_ok"], crash_and_return,
+        when=lambda m: m.body.get("success") is True
+        and m.body.get("match_index", 0) >= index)
+    c.submit("second")
+    c.run(0.3)
+    c.kill(leader)
+    c.heal()
+    one_leader(c, [f1, f2], context=f" after {leader} crashed")
+    c.restart(leader)
+    finish(c)
+
+
+def figure8_unreliable(t: Trial) -> None:
+    """Leaders crash soon after taking commands, on a network that loses and reorders
+    (MIT's TestFigure8Unreliable)."""
+    c = start(t, 5, **UNRELIABLE)
+    rng = c.sim.rng("lab.figure8_unreliable")
+    up = 5
+    for i in range(150):
+        for n in c.names:
+            if c.is_up(n) and c.role(n) == "leader":
+                c.submit(i, node=n)
+        c.run(rng.uniform(0.0, 0.1) if rng.random() < 0.1 else rng.uniform(0, 0.013))
+        leader = c.leader()
+        if leader is not None and rng.random() < 0.5:
+            c.kill(leader)
+            up -= 1
+        if up < 3:
+            down = [n for n in c.names if not c.is_up(n)]
+            c.restart(rng.choice(down))
+            up += 1
+    finish(c)
+
+
+def churn(t: Trial) -> None:
+    """Random crashes (some right after a message leaves), restarts and cut-offs while
+    commands flow."""
+    c = start(t, 5, loss=0.05)
+    rng = c.sim.rng("lab.churn")
+    for i in range(30):
+        leader = c.leader()
+        if leader is not None:
+            c.submit(i)
+        victim = rng.choice(c.names)
+        verb = rng.choice(["kill", "crash_after_send", "restart", "disconnect",
+                           "connect"])
+        down = sum(not c.is_up(n) for n in c.names)
+        if verb == "kill" and down < 2:
+            c.kill(victim)
+        elif verb == "crash_after_send" and down < 2 and c.is_up(victim):
+            c.node(victim).crash_after_sending(
+                ["request_vote_ok", "append_entries_ok", "request_vote",
+                 "append_entries"], lambda n=victim: c.kill(n))
+        elif verb == "restart":
+            c.restart(victim)
+        elif verb == "disconnect":
+            c.disconnect(victim)
+        else:
+            c.connect(victim)
+        c.run(rng.uniform(0.05, 0.3))
+    finish(c)
+
+
+def kv_crashes(t: Trial) -> None:
+    """The key-value store while servers crash and restart: the history is
+    linearizable."""
+    c = start(t, 5, kv=True)
+    one_leader(c)
+    c.workload(3, until=c.now + 4.0)
+    rng = c.sim.rng("lab.kv_crashes")
+    for _ in range(8):
+        victim = rng.choice(c.names)
+        c.kill(victim)
+        c.run(0.25)
+        c.restart(victim)
+        c.run(0.25)
+    heal_all(c)
+    c.run(3.0)
+    linearizable(c)

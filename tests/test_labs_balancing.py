@@ -1,0 +1,112 @@
+"""The load-balancing lab's grader, tested by the bugs it must catch: eight
+classic mistakes, each a mutant of the worked answer, must fail grading at
+the default seeds for their own reasons; and the worked answer passes every
+scenario on 100 seeds (its latency tolerances are statistical)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from test_labs import assert_caught, assert_reference_passes
+
+import labkit.labs as labs
+from labkit.labs.balancing import PolicyReference
+
+
+class AlwaysFirst(PolicyReference):
+    """Sends every request to the first candidate, whatever its load."""
+
+    def least_loaded(self, view, candidates):
+        return candidates[0]
+
+
+class IgnoresLoad(PolicyReference):
+    """Picks a candidate at random (seeded), ignoring the outstanding counts."""
+
+    def least_loaded(self, view, candidates):
+        return view.rng.choice(candidates)
+
+
+class PicksDeadServers(PolicyReference):
+    """Considers every server, up or down."""
+
+    def candidates(self, view):
+        if self.d is None:
+            return list(range(view.servers))
+        return [view.rng.randrange(view.servers) for _ in range(self.d)]
+
+
+class GlobalRandomTies(PolicyReference):
+    """Breaks ties with the global random generator."""
+
+    def least_loaded(self, view, candidates):
+        least = min(view.outstanding[i] for i in candidates)
+        return random.choice([i for i in candidates if view.outstanding[i] == least])
+
+
+class MostLoaded(PolicyReference):
+    """max instead of min."""
+
+    def least_loaded(self, view, candidates):
+        return max(candidates, key=lambda i: view.outstanding[i])
+
+
+class OneSample(PolicyReference):
+    """Samples one server, whatever d is."""
+
+    def candidates(self, view):
+        return list(view.live) if self.d is None else [view.rng.choice(view.live)]
+
+
+class NeverLast(PolicyReference):
+    """Off by one: never samples the last live server."""
+
+    def candidates(self, view):
+        if self.d is None:
+            return list(view.live)
+        top = max(1, len(view.live) - 1)
+        return [view.live[view.rng.randrange(top)] for _ in range(self.d)]
+
+
+class RemembersLiveSet(PolicyReference):
+    """Reads the live servers once, when the run starts."""
+
+    def start(self, view):
+        self.live = list(view.live)
+
+    def candidates(self, view):
+        if self.d is None:
+            return list(self.live)
+        return [view.rng.choice(self.live) for _ in range(self.d)]
+
+
+NOT_LEAST = "least outstanding picks a server with the fewest"
+TIE = "on a tie take the first candidate"
+DOWN = "which is down or does not exist"
+NONDETERMINISTIC = "your code reads the wall clock or global random"
+LATENCY = "the mean latency is"
+UNFAIR = "draw every live server with equal chance"
+# mutant, a scenario that must catch it, the reasons its failures may give
+MUTANTS = [
+    (AlwaysFirst, "joins_shortest_queue", [NOT_LEAST, LATENCY]),
+    (IgnoresLoad, "supermarket", [NOT_LEAST, TIE, LATENCY]),
+    (PicksDeadServers, "samples_live_servers", [DOWN]),
+    (GlobalRandomTies, "supermarket", [NONDETERMINISTIC, TIE]),
+    (MostLoaded, "three_choices", [NOT_LEAST, LATENCY, UNFAIR]),
+    (OneSample, "supermarket", [LATENCY]),
+    (NeverLast, "every_server_used", [UNFAIR, "drawn uniformly"]),
+    (RemembersLiveSet, "skips_dead_servers", [DOWN]),
+]
+
+
+@pytest.mark.parametrize("mutant,scenario,reasons", MUTANTS,
+                         ids=[m[0].__name__ for m in MUTANTS])
+def test_mutant_fails_for_the_right_reason(mutant, scenario, reasons):
+    assert_caught("balancing", mutant, scenario, reasons)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("part", labs.parts("balancing"))
+def test_the_reference_passes_on_100_seeds(part):
+    assert_reference_passes("balancing", part)

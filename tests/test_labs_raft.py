@@ -1,0 +1,82 @@
+"""The Raft lab's grader, tested by the bugs it must catch: six classic
+student bugs, each a mutant of the worked answer overriding one method, must
+fail grading at the default seeds, each for its own reason; and the worked
+answer passes every scenario on 100 seeds."""
+
+from __future__ import annotations
+
+import pytest
+from test_labs import assert_caught, assert_reference_passes
+
+import labkit.labs as labs
+from labkit.labs.raft import RaftReference
+
+
+class VotesWithoutLogCheck(RaftReference):
+    """Grants votes without the up-to-date log check (§5.4.1)."""
+
+    def is_up_to_date(self, last_log_index, last_log_term):
+        return True
+
+
+class VotesTwicePerTerm(RaftReference):
+    """Forgets whom it voted for, so it votes again in the same term."""
+
+    def may_grant(self, msg):
+        self.disk["voted_for"] = None
+        return super().may_grant(msg)
+
+
+class CommitsByCounting(RaftReference):
+    """Commits an older term's entry once a majority stores it (no Figure 8 rule)."""
+
+    def advance_commit_index(self):
+        stored = sorted([self.last_index(), *self.match_index.values()], reverse=True)
+        self.commit_index = max(self.commit_index, stored[self.majority - 1])
+
+
+class AnswersBeforePersisting(RaftReference):
+    """Sends its vote before its term and vote are on disk."""
+
+    def on_request_vote(self, msg):
+        granted = self.decide_vote(msg)
+        self.send(msg.src, "request_vote_ok", term=self.disk["current_term"],
+                  vote_granted=granted)
+        self.persist()                  # too late: the answer has left
+
+
+class KeepsTimerWhenVoting(RaftReference):
+    """Does not re-arm its election timer when it grants a vote."""
+
+    def grant_vote(self, candidate):
+        self.disk["voted_for"] = candidate
+
+
+class TruncatesOnStaleAppend(RaftReference):
+    """Cuts its log after every AppendEntries, even a delayed duplicate."""
+
+    def store_entries(self, prev, entries):
+        del self.disk["log"][prev + 1:]
+        self.disk["log"].extend(entries)
+
+
+# mutant, a scenario that must catch it, the reasons its failures may give
+MUTANTS = [
+    (VotesWithoutLogCheck, "kv_partitions", ["leader completeness"]),
+    (VotesTwicePerTerm, "vote_persisted", ["election safety"]),
+    (CommitsByCounting, "figure8", ["leader completeness"]),
+    (AnswersBeforePersisting, "vote_persisted", ["election safety"]),
+    (KeepsTimerWhenVoting, "leader_failure", ["whenever you grant a vote"]),
+    (TruncatesOnStaleAppend, "unreliable_agreement", ["must not cut the log"]),
+]
+
+
+@pytest.mark.parametrize("mutant,scenario,reasons", MUTANTS,
+                         ids=[m[0].__name__ for m in MUTANTS])
+def test_mutant_fails_for_the_right_reason(mutant, scenario, reasons):
+    assert_caught("raft", mutant, scenario, reasons)
+
+
+@pytest.mark.parametrize("part", labs.parts("raft"))
+def test_the_reference_passes_on_100_seeds(part):
+    assert_reference_passes("raft", part)
