@@ -14,8 +14,8 @@ from labkit.net import Message, NetConfig, Network
 from labkit.node import Cluster, Node
 from labkit.sim import Future, Simulator
 
-_LAZY = ("plot", "widgets", "scenarios", "service", "check", "balancing",
-         "resilience", "paxos", "raft", "txn", "storage", "mapreduce")
+_LAZY = ("plot", "widgets", "scenarios", "labs", "service", "check", "balancing",
+         "resilience", "paxos", "raft", "txn", "storage", "mapreduce", "hashring")
 _LAZY_NAMES = {"FileSystem": "labkit.scenarios",    # name -> module defining it
                "RaftCluster": "labkit.raft"}
 
@@ -29,8 +29,8 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "Cluster", "ConfigError", "Future", "Histogram", "InvariantViolation", "Message",
-    "Metrics", "NetConfig", "Network", "Node", "RequestTimeout", "Result",
-    "Simulator", "TraceRecord", "Unavailable", "dist", "errors", "metrics",
-    "queueing",
+    "Cluster", "ConfigError", "FileSystem", "Future", "Histogram",
+    "InvariantViolation", "Message", "Metrics", "NetConfig", "Network", "Node",
+    "RaftCluster", "RequestTimeout", "Result", "Simulator", "TraceRecord",
+    "Unavailable", "dist", "errors", "metrics", "queueing",
 ]
