@@ -1,0 +1,55 @@
+"""How stale a partial-quorum read may be, without a simulation: Bailis et al.'s
+closed form for random quorums (`stale_probability`) and a Monte Carlo of their
+WARS delay model (`wars_consistency`), from "Probabilistically Bounded
+Staleness for Practical Partial Quorums" (VLDB 2012).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import NamedTuple
+
+from labkit.dist import Distribution
+from labkit.errors import ConfigError, require_int
+
+
+class WARS(NamedTuple):
+    """Per-replica delays of Bailis et al.'s WARS model ("Probabilistically
+    Bounded Staleness for Practical Partial Quorums", VLDB 2012, §5): the write
+    reaching a replica, its ack returning, the read reaching it, its response
+    returning. Each is a `labkit.dist` distribution, drawn independently."""
+
+    write: Distribution
+    ack: Distribution
+    read: Distribution
+    response: Distribution
+
+
+def stale_probability(n: int, r: int, w: int, versions: int = 1) -> float:
+    """Bailis et al.'s closed form for random partial quorums: the chance that a
+    read of R of N replicas misses all of the last `versions` writes, each of
+    which reached W random replicas: (C(N-W, R) / C(N, R)) ** versions."""
+    n = require_int("n", n, minimum=1)
+    r, w = require_int("r", r, minimum=1), require_int("w", w, minimum=1)
+    if r > n or w > n:
+        raise ConfigError(f"r and w must be at most n = {n}, got r={r}, w={w}")
+    return (math.comb(n - w, r) / math.comb(n, r)) ** require_int(
+        "versions", versions, minimum=1)
+
+
+def wars_consistency(n: int, r: int, w: int, delays: WARS, t: float,
+                     trials: int, seed: int = 0) -> float:
+    """Monte Carlo of the WARS model without any simulation around it: the share
+    of reads started t seconds after a write committed that return it. The write
+    commits when the W-th ack arrives; replica i has it when the read arrives
+    if W_i <= commit + t + R_i; the read returns the R fastest responses."""
+    rng = random.Random(f"wars:{seed}")
+    draw = [d.sampler(rng) for d in delays]
+    fresh = 0
+    for _ in range(require_int("trials", trials, minimum=1)):
+        wi, ai, ri, si = ([sample() for _ in range(n)] for sample in draw)
+        commit = sorted(x + y for x, y in zip(wi, ai, strict=True))[w - 1]
+        first = sorted(range(n), key=lambda j: ri[j] + si[j])[:r]
+        fresh += any(wi[j] <= commit + t + ri[j] for j in first)
+    return fresh / trials
