@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     worst = 0.0
     answers = {"raft": [("reference", labs.reference("raft")), ("floods", Floods),
                         ("spins", Spins)],
-               "balancing": [("reference", labs.reference("balancing"))]}
+               "balancing": [("reference", labs.reference("balancing"))],
+               "paxos": [("reference", labs.reference("paxos"))]}
     for lab, impls in answers.items():
         for part in labs.parts(lab):
             for name, impl in impls:

@@ -50,7 +50,7 @@ def grade_one(impl, scenario="initial_election", seeds=(1,), **budget) -> Report
 # -- bad arguments --------------------------------------------------------------
 
 @pytest.mark.parametrize("args,kwargs,error,words", [
-    (("paxos", Raft), {}, ValueError, "unknown lab 'paxos'; labs are"),
+    (("nosuchlab", Raft), {}, ValueError, "unknown lab 'nosuchlab'; labs are"),
     ((5, Raft), {}, TypeError, "a lab is named by a string"),
     (("raft", object.__new__(Raft)), {}, TypeError,
      "needs your class, derived from lk.labs.skeleton(\"raft\") (RaftSkeleton), "

@@ -272,14 +272,17 @@ class PaxosCluster(Cluster):
     a proposer's random wait before it retries, `timeout` how long a ballot may
     take before it is retried; `leader=True` lets only a distinguished proposer
     (elected by heartbeats every `heartbeat` s, lost after `leader_timeout` s
-    of silence) start ballots.
+    of silence) start ballots. `node`: a class to run as every proposer and
+    acceptor instead of labkit's (a lab answer, see labkit.labs.paxos); it is
+    built as node(name, network, settings).
     """
 
     def __init__(self, acceptors: int = 5, proposers: int = 2, *, learners: int = 1,
                  seed: int = 0, net: NetConfig | None = None,
                  backoff: tuple[float, float] = (0.0, 0.05), timeout: float = 0.2,
                  leader: bool = False, heartbeat: float = 0.05,
-                 leader_timeout: float = 0.15, trace: bool = True):
+                 leader_timeout: float = 0.15, trace: bool = True,
+                 node: type | None = None):
         counts = {"acceptors": require_int("acceptors", acceptors, minimum=1),
                   "proposers": require_int("proposers", proposers, minimum=1),
                   "learners": require_int("learners", learners, minimum=0)}
@@ -297,6 +300,8 @@ class PaxosCluster(Cluster):
         kinds = {"a": Acceptor, "l": Learner}
 
         def build(name: str, network: Network) -> Node:
+            if node is not None and name[0] in "pa":
+                return node(name, network, self.settings)
             if name[0] == "p":
                 return Proposer(name, network, self.settings)
             return kinds[name[0]](name, network)

@@ -1,0 +1,204 @@
+"""The Paxos lab's graded scenarios: stories of dueling proposers, lost,
+duplicated and reordered messages, crashed acceptors and proposers, on a
+network with 5-15 ms of jitter.
+
+Each runs the student's nodes in a `PaxosCluster`, whose referee (see
+`base.Referee`) checks safety at every message; a scenario adds what the
+referee cannot see (a value is learned by everyone once a majority is up and
+connected; nothing is learned without one) and raises `Failed` with the
+reason. Randomness in a scenario comes from the cluster's own seeded streams,
+so `lk.labs.replay` replays a run exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Any
+
+from labkit import dist
+from labkit.net import NetConfig
+from labkit.paxos import PaxosCluster
+
+from ..lab import Failed, Trial
+
+LATENCY = dist.uniform(0.005, 0.015)
+
+
+def start(t: Trial, acceptors: int, proposers: int, **net: Any) -> PaxosCluster:
+    """The student's acceptors and proposers and one labkit learner on a jittery
+    network."""
+    return t.watch(PaxosCluster(acceptors, proposers, seed=t.seed, node=t.impl,
+                                net=NetConfig(latency=LATENCY, **net)))
+
+
+def learned_by_all(c: PaxosCluster, within: float, context: str) -> Hashable:
+    """Run until every learner and live proposer learned a value; check it."""
+    end = c.now + within
+    names = [*c.learners, *c.proposers]
+    while any(c.is_up(n) and c.learned(n) is None for n in names):
+        if c.now >= end:
+            missing = [n for n in names if c.is_up(n) and c.learned(n) is None]
+            raise Failed(f"{', '.join(missing)} learned nothing within {within:g} s "
+                         f"{context}: with a majority of acceptors up and connected "
+                         "a proposer must get a value chosen (retry with a higher "
+                         "ballot after a nack or a timeout) and announce it")
+        c.run(0.02)
+    c.check()
+    return c.chosen()
+
+
+def finish(c: PaxosCluster, within: float = 3.0) -> Hashable:
+    """Heal everything, restart every node; everyone must learn one value."""
+    c.heal()
+    c.network.update(loss=0.0, duplicate=0.0, reorder=0.0)
+    c.delay("accept", 0.0)
+    c.delay("prepare", 0.0)
+    for n in c.names:
+        c.restart(n)
+    return learned_by_all(c, within, "after healing every fault")
+
+
+def until_chosen(c: PaxosCluster, within: float) -> None:
+    end = c.now + within
+    while c.chosen() is None:
+        if c.now >= end:
+            raise Failed(f"nothing was chosen within {within:g} s with one proposer "
+                         "and every acceptor up: phase 1 then phase 2 should take two "
+                         "round trips")
+        c.run(0.002)
+
+
+def one_proposer(t: Trial) -> None:
+    """One proposer, three acceptors: its value is chosen and learned."""
+    c = start(t, 3, 1)
+    c.propose("x", "p1")
+    got = learned_by_all(c, 1.0, "with one proposer and no faults")
+    if got != "x":
+        raise Failed(f"{got!r} was chosen, but only 'x' was proposed")
+
+
+def dueling_proposers(t: Trial) -> None:
+    """Three proposers at once while accepts are slowed (they preempt one another):
+    one value, then learned by all."""
+    c = start(t, 5, 3)
+    c.delay("accept", 0.03)
+    for i, p in enumerate(c.proposers):
+        c.propose(f"v{i + 1}", p)
+    c.run(1.0)
+    c.check()
+    finish(c)
+
+
+def unreliable_network(t: Trial) -> None:
+    """Two proposers on a network that loses, duplicates and reorders 20% of
+    messages."""
+    c = start(t, 5, 2, loss=0.2, duplicate=0.2, reorder=0.2)
+    c.propose("x", "p1")
+    c.run(0.01)
+    c.propose("y", "p2")
+    c.run(2.0)
+    c.check()
+    finish(c)
+
+
+def acceptor_crashes(t: Trial) -> None:
+    """Acceptors crash and restart while two proposers run; two stay down."""
+    c = start(t, 5, 2)
+    rng = c.sim.rng("lab.acceptor_crashes")
+    c.propose("x", "p1")
+    c.propose("y", "p2")
+    for _ in range(6):
+        victim = rng.choice(c.acceptors)
+        c.kill(victim)
+        c.run(rng.uniform(0.0, 0.03))
+        c.restart(victim)
+    c.kill("a1")
+    c.kill("a2")
+    learned_by_all(c, 3.0, "with three of five acceptors up")
+    finish(c)
+
+
+def no_majority(t: Trial) -> None:
+    """Three of five acceptors are down: nothing is decided; once two return, the
+    value is."""
+    c = start(t, 5, 1)
+    for a in ("a3", "a4", "a5"):
+        c.kill(a)
+    c.propose("x", "p1")
+    c.run(1.0)
+    if c.learned("l1") is not None:
+        raise Failed(f"l1 learned {c.learned('l1')!r} with three of five acceptors "
+                     "down: a value needs a majority")
+    c.restart("a3")
+    c.restart("a4")
+    learned_by_all(c, 2.0, "after two acceptors came back")
+
+
+def lone_winner(t: Trial, c: PaxosCluster) -> None:
+    """p1 proposes 'x' unheard by p2 and the learners; once 'x' is chosen p1
+    crashes, and p2 proposes 'y': the promises must show it 'x'."""
+    for other in (*c.proposers[1:], *c.learners):
+        c.network.block("p1", other)
+    c.propose("x", "p1")
+    until_chosen(c, 1.0)
+    c.kill("p1")
+    c.propose("y", "p2")
+    got = learned_by_all(c, 2.0, "after p1 crashed")
+    if got != "x":
+        raise Failed(f"{got!r} was learned, but 'x' was chosen first")
+
+
+def chosen_value_survives(t: Trial) -> None:
+    """'x' is chosen, its proposer crashes before telling anyone, a second proposer
+    proposes 'y': 'x' is learned."""
+    lone_winner(t, start(t, 3, 2))
+
+
+def amnesia(t: Trial) -> None:
+    """As chosen_value_survives, but every acceptor crashes right after answering
+    (and restarts 10 ms later): what it answered must be on its disk."""
+    c = start(t, 3, 2)
+    crash_after(c, "accepted")
+    lone_winner(t, c)
+
+
+def crash_after(c: PaxosCluster, kind: str) -> None:
+    """Every acceptor crashes right after it next sends a `kind`, and restarts
+    10 ms later."""
+    for a in c.acceptors:
+        def crash(a=a):
+            c.kill(a)
+            c.sim.schedule(0.01, c.restart, a)
+        c.node(a).crash_after_sending((kind,), crash)
+
+
+def forgotten_promise(t: Trial) -> None:
+    """p1's accepts are slow; meanwhile p2 prepares a higher ballot and every
+    acceptor crashes right after promising it: p1's accepts must be refused."""
+    c = start(t, 3, 2)
+    c.delay("accept", 0.06)
+    c.propose("x", "p1")
+    c.run(0.035)                            # p1 has its promises; accepts in flight
+    crash_after(c, "promise")
+    c.propose("y", "p2")
+    c.run(0.3)
+    c.check()
+    finish(c)
+
+
+def proposer_restarts(t: Trial) -> None:
+    """Proposers crash and restart mid-ballot and propose again: their ballots
+    only grow."""
+    c = start(t, 3, 2)
+    rng = c.sim.rng("lab.proposer_restarts")
+    for round in range(4):
+        for p in c.proposers:
+            if c.is_up(p):
+                c.propose(f"{p}.{round}", p)
+        c.run(rng.uniform(0.005, 0.03))
+        victim = rng.choice(c.proposers)
+        c.kill(victim)
+        c.run(0.005)
+        c.restart(victim)
+    c.check()
+    finish(c)
