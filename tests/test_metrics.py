@@ -215,7 +215,8 @@ def _leaf_paths(value, path=()):
     elif isinstance(value, list):
         for i, item in enumerate(value):
             yield from _leaf_paths(item, (*path, i))
-    elif isinstance(value, int | float | str | Histogram) and not isinstance(value, bool):
+    elif isinstance(value, int | float | str | Histogram) \
+            and not isinstance(value, bool):
         yield path
 
 
@@ -250,7 +251,8 @@ def test_fingerprint_changes_when_anything_in_data_changes(name):
     step = max(1, len(paths) // 40)
     for path in paths[::step]:
         changed = dataclasses.replace(res, data=_changed_at(res.data, path))
-        assert changed.fingerprint != res.fingerprint, f"{res.scenario}: data{list(path)}"
+        assert changed.fingerprint != res.fingerprint, (
+            f"{res.scenario}: data{list(path)}")
 
 
 def test_fingerprint_covers_arrays_dataclasses_series_and_nested_results():
@@ -267,7 +269,8 @@ def test_fingerprint_covers_arrays_dataclasses_series_and_nested_results():
     m1, m2 = Metrics(), Metrics()
     m1.series("queue").add(1.0, 3.0)
     m2.series("queue").add(1.0, 4.0)        # same number of points, other value
-    assert Result("demo", {}, 1, m1).fingerprint != Result("demo", {}, 1, m2).fingerprint
+    assert (Result("demo", {}, 1, m1).fingerprint
+            != Result("demo", {}, 1, m2).fingerprint)
 
 
 def test_fingerprint_refuses_values_whose_repr_holds_an_address():
