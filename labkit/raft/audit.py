@@ -10,13 +10,12 @@ referee, and the referee can be read as a list of the rules.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from labkit.errors import InvariantViolation
+from labkit.node import Cluster
 from labkit.raft.node import FOLLOWER, RaftNode
 
-if TYPE_CHECKING:
-    from labkit.raft.cluster import RaftCluster
 
 class Audit:
     """Watches every node of a cluster (as a test harness would) and records what
@@ -26,7 +25,7 @@ class Audit:
     committed: (term, command) of every index known committed, in order.
     """
 
-    def __init__(self, cluster: RaftCluster):
+    def __init__(self, cluster: Cluster):   # a RaftCluster
         self.cluster = cluster
         self.roles: list[tuple[float, str, str, int]] = []
         self.leaders: dict[int, str] = {}

@@ -14,14 +14,11 @@ import bisect
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from labkit.errors import ConfigError, require_int, require_number
 from labkit.net import Message, Network
 from labkit.node import Node
-
-if TYPE_CHECKING:
-    from labkit.raft.audit import Audit
 
 LEADER, CANDIDATE, FOLLOWER, DOWN = "leader", "candidate", "follower", "down"
 ROLES = (LEADER, CANDIDATE, FOLLOWER, DOWN)
@@ -85,7 +82,7 @@ class RaftNode(Node):
     """
 
     def __init__(self, name: str, net: Network, members: Sequence[str],
-                 config: RaftConfig, audit: Audit,
+                 config: RaftConfig, audit: Any,   # the cluster's raft.audit.Audit
                  machine: Callable[[], Any]):
         self.members = tuple(members)
         self.others = tuple(m for m in members if m != name)

@@ -6,25 +6,22 @@ a node outside partitions that commits commands through the metadata log.
 from __future__ import annotations
 
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from labkit.errors import RequestTimeout, Unavailable
 from labkit.net import Network
-from labkit.node import Node
+from labkit.node import Cluster, Node
 from labkit.sim import gather
 from labkit.storage.chunks import chunk_id, split
 from labkit.storage.metadata import MISSING, OK, STALE, Lookup, Put, Remove
 from labkit.storage.placement import Placement
-
-if TYPE_CHECKING:
-    from labkit.storage.file_system import FileSystem
 
 
 class Agent(Node):
     """A process that works for the file system (the gateway or the janitor):
     outside partitions, never crashed, commits through the metadata log."""
 
-    def __init__(self, name: str, net: Network, fs: FileSystem):
+    def __init__(self, name: str, net: Network, fs: Cluster):   # a FileSystem
         self.fs = fs
         super().__init__(name, net)
         net.keep_outside_partitions(name)

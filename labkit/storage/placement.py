@@ -11,14 +11,11 @@ fails by the next one on the ring (a sloppy quorum).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING
 
 from labkit.errors import Unavailable
 from labkit.hashring import key_hash
+from labkit.node import Node
 from labkit.sim import Future
-
-if TYPE_CHECKING:
-    from labkit.storage.gateway import Agent
 
 
 def modulo_owners(key: str, servers: Sequence[str], n: int) -> list[str]:
@@ -48,7 +45,7 @@ class Placement:
     servers hold the chunk, or fails if that cannot happen by the deadline; the
     writes go on in the background until `replication` servers hold it."""
 
-    def __init__(self, gateway: Agent, chunk: str, data: bytes, tag: int,
+    def __init__(self, gateway: Node, chunk: str, data: bytes, tag: int,
                  deadline: float):
         fs = gateway.fs
         self.gateway, self.fs, self.chunk, self.data, self.tag = (

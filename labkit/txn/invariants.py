@@ -6,16 +6,12 @@ that moment.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from labkit.errors import InvariantViolation
+from labkit.node import Cluster
 from labkit.txn.base import ABORTED, COMMITTED, nodes_of
 
-if TYPE_CHECKING:
-    from labkit.txn.cluster import TxnCluster
 
-
-def _legs_applied(cluster: TxnCluster, txn: str) -> list[int]:
+def _legs_applied(cluster: Cluster, txn: str) -> list[int]:
     """Saga: per step, how many times its effect is in the database now
     (done minus compensated), from the participants' records."""
     out = []
@@ -26,12 +22,12 @@ def _legs_applied(cluster: TxnCluster, txn: str) -> list[int]:
     return out
 
 
-def _tcc_states(cluster: TxnCluster, txn: str) -> list[str | None]:
+def _tcc_states(cluster: Cluster, txn: str) -> list[str | None]:
     return [cluster.nodes[cluster.owner(a)].disk.get("tcc", {}).get((txn, a))
             for a, _ in cluster.record(txn).legs]
 
 
-def check_atomicity(cluster: TxnCluster) -> None:
+def check_atomicity(cluster: Cluster) -> None:
     """All or nothing: no transaction is committed at one participant and aborted
     at another (saga: every step done, or every step undone; TCC: every leg
     confirmed, or none), and no client was told an outcome that differs."""
@@ -61,7 +57,7 @@ def check_atomicity(cluster: TxnCluster) -> None:
                                      f"{record.outcome}, but it {outcome}")
 
 
-def check_no_hanging_tries(cluster: TxnCluster) -> None:
+def check_no_hanging_tries(cluster: Cluster) -> None:
     """No leg is left reserved after its transaction has finished (TCC): once
     the orchestrator has ended a transaction, every leg is confirmed, cancelled
     or expired. A "hanging" try, one that reserves after its leg's cancel,
@@ -81,7 +77,7 @@ def check_no_hanging_tries(cluster: TxnCluster) -> None:
                                      f"{hanging} still reserved")
 
 
-def check_conservation(cluster: TxnCluster) -> None:
+def check_conservation(cluster: Cluster) -> None:
     """No money made or destroyed: the balances sum to what they started at and
     nothing is left frozen. Holds at quiescence (after `settle`)."""
     total = cluster.total()
@@ -94,7 +90,7 @@ def check_conservation(cluster: TxnCluster) -> None:
         raise InvariantViolation(f"conservation: funds still frozen {frozen}")
 
 
-def check_no_lost_commits(cluster: TxnCluster) -> None:
+def check_no_lost_commits(cluster: Cluster) -> None:
     """What the client was told committed stays committed, and every committed
     transaction is in the database exactly once. At any moment: a transaction
     the client was told committed is not aborted. Once settled (nothing down,
