@@ -61,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     answers = {"raft": [("reference", labs.reference("raft")), ("floods", Floods),
                         ("spins", Spins)],
                "balancing": [("reference", labs.reference("balancing"))],
-               "paxos": [("reference", labs.reference("paxos"))]}
+               "paxos": [("reference", labs.reference("paxos"))],
+               "storage": [("reference", labs.reference("storage"))],
+               "resilience": [("reference", labs.reference("resilience"))]}
     for lab, impls in answers.items():
         for part in labs.parts(lab):
             for name, impl in impls:

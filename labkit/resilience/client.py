@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import deque
+from collections.abc import Callable
 
 import numpy as np
 
@@ -97,6 +98,10 @@ class Policy:
     budget: retry budget ratio (0.1 = retries at most ~10 % of requests, with
     `budget_burst` tokens to start), or None for no budget.
     breaker: a `BreakerConfig` (see `resilience4j`, `hystrix`), or None.
+    Your own parts plug in too (the labs do this): `breaker` may be a factory
+    called with the clock, `budget` one called with nothing, each returning an
+    object with the methods of `CircuitBreaker` (acquire, record, history) or
+    `RetryBudget` (on_request, try_spend); `backoff` anything with `delay`.
     hedge: send a second copy to another replica if the first has not answered
     after this delay (seconds or a `Percentile`); None for no hedging.
     tied: send two copies this many seconds apart, each telling its replica
@@ -108,9 +113,9 @@ class Policy:
     timeout: float | Percentile = 1.0
     attempts: int = 1
     backoff: Backoff = Backoff("none")
-    budget: float | None = None
+    budget: float | Callable[[], RetryBudget] | None = None
     budget_burst: float = 10.0
-    breaker: BreakerConfig | None = None
+    breaker: BreakerConfig | Callable[..., CircuitBreaker] | None = None
     hedge: float | Percentile | None = None
     tied: float | None = None
     throttle: float | None = None
@@ -119,12 +124,13 @@ class Policy:
     def __post_init__(self):
         _duration("timeout", self.timeout)
         require_int("attempts", self.attempts, minimum=1)
-        if not isinstance(self.backoff, Backoff):
+        if not callable(getattr(self.backoff, "delay", None)):
             raise ConfigError(f"backoff must be a Backoff, got {self.backoff!r}")
-        if self.budget is not None:
+        if self.budget is not None and not callable(self.budget):
             require_probability("budget", self.budget)
         require_number("budget_burst", self.budget_burst, minimum=1.0)
-        if self.breaker is not None and not isinstance(self.breaker, BreakerConfig):
+        if self.breaker is not None and not (isinstance(self.breaker, BreakerConfig)
+                                             or callable(self.breaker)):
             raise ConfigError("breaker must be a BreakerConfig (e.g. resilience4j() "
                               f"or hystrix()) or None, got {self.breaker!r}")
         if self.hedge is not None:
@@ -169,10 +175,12 @@ class Client:
             raise ConfigError("tied requests need a backend of at least 2 servers")
         self.sim, self.backend, self.policy, self.name = sim, backend, policy, name
         clock = self._clock
-        self.breaker = (None if policy.breaker is None
-                        else CircuitBreaker(policy.breaker, clock))
-        self.budget = (None if policy.budget is None
-                       else RetryBudget(policy.budget, policy.budget_burst))
+        breaker, budget = policy.breaker, policy.budget
+        self.breaker = (None if breaker is None
+                        else breaker(clock) if callable(breaker)
+                        else CircuitBreaker(breaker, clock))
+        self.budget = (None if budget is None else budget() if callable(budget)
+                       else RetryBudget(budget, policy.budget_burst))
         self.throttle = (None if policy.throttle is None
                          else AdaptiveThrottle(clock, policy.throttle,
                                                policy.throttle_window))

@@ -190,13 +190,16 @@ class QuorumKV(Cluster):
     `put`/`get` run one operation to completion; `coordinator.put/get` are the
     generator versions for concurrent workloads. fanout: see `Coordinator`.
     delays: a WARS tuple of per-replica delays (use it with a zero-latency net).
+    coordinator: the client library's class (a `Coordinator` subclass, e.g. a
+    lab answer).
     """
 
     def __init__(self, nodes: int = 3, *, n: int = 3, r: int = 1, w: int = 1,
                  seed: int = 0, fanout: str = "all", read_repair: bool = True,
                  anti_entropy: float | None = None, delays: WARS | None = None,
                  depth: int = 6, vnodes: int = 64, timeout: float = 0.5,
-                 net: NetConfig | None = None, trace: bool = True):
+                 net: NetConfig | None = None, trace: bool = True,
+                 coordinator: type[Coordinator] = Coordinator):
         nodes = require_int("nodes", nodes, minimum=1)
         self.n = require_int("n", n, minimum=1)
         if n > nodes:
@@ -222,7 +225,7 @@ class QuorumKV(Cluster):
         super().__init__(names=self.replicas, seed=seed, net=net, trace=trace,
                          node_factory=lambda name, network: Replica(name, network,
                                                                     self))
-        self.coordinator = Coordinator("client", self.network, self)
+        self.coordinator = coordinator("client", self.network, self)
 
     def put(self, key: str, value: Any) -> int:
         """Write `value` under `key`; returns its version. Unavailable if fewer

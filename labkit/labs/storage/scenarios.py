@@ -1,0 +1,233 @@
+"""The quorum lab's graded scenarios: writes and reads of a few keys while
+replicas crash, restart and drop off the network, on a network with 5-15 ms
+of jitter that may lose, duplicate and reorder messages.
+
+Each runs the student's client in a `QuorumKV` with R + W > N, whose referee
+(see `base.Referee`) checks every put on the wire and every write's acks. A
+scenario adds what the referee cannot see: a read that began after a write
+was acknowledged returns that write or a newer one; an operation that cannot
+reach W (or R) replicas fails with Unavailable rather than answering; and
+after reads, read repair brings every live replica of the key to the newest
+version. It raises `Failed` with the reason. Randomness comes from the
+store's own seeded streams, so `lk.labs.replay` replays a run exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from labkit import dist
+from labkit.errors import Unavailable
+from labkit.net import NetConfig
+from labkit.storage import QuorumKV
+
+from ..lab import Failed, Trial
+from .base import Referee
+
+LATENCY = dist.uniform(0.005, 0.015)
+KEYS = ("apple", "banana", "cherry")
+WITHIN = 3.0                 # seconds an operation may take before it must end
+
+
+class Store:
+    """The student's client in a QuorumKV, its referee, and what the grader
+    knows: per key the newest version a put returned."""
+
+    def __init__(self, t: Trial, nodes: int = 5, r: int = 2, w: int = 2,
+                 **net: Any):
+        self.kv = t.watch(QuorumKV(nodes, n=3, r=r, w=w, seed=t.seed,
+                                   coordinator=t.impl,
+                                   net=NetConfig(latency=LATENCY, **net)))
+        self.referee = Referee(self.kv)
+        self.referee.watch(self.kv)
+        self.acked: dict[str, int] = {}
+        self.writes = 0
+        self.rng = self.kv.sim.rng("lab.storage")
+
+    def run(self, gen: Any, what: str) -> Any:
+        """Run one client operation to its end; raise Unavailable if it failed."""
+        kv = self.kv
+        process = kv.coordinator.spawn(gen)
+        end = kv.now + WITHIN
+        while not process.done:
+            if kv.now >= end:
+                raise Failed(f"{what} neither returned nor failed within "
+                             f"{WITHIN:g} s: an operation must end, with Unavailable "
+                             "if W (or R) answers cannot come")
+            kv.run(0.01)
+        return process.value
+
+    def put(self, key: str, must: bool = False) -> int | None:
+        self.writes += 1
+        value = f"{key}#{self.writes}"
+        try:
+            version = self.run(self.kv.coordinator.put(key, value),
+                               f"the write of {value!r}")
+        except Unavailable:
+            if must:
+                raise Failed(f"the write of {value!r} failed with every fault "
+                             "healed: with W replicas up a write must succeed"
+                             ) from None
+            return None
+        self.referee.acknowledged(key, version, value)
+        self.acked[key] = max(self.acked.get(key, 0), version)
+        return version
+
+    def get(self, key: str, must: bool = False) -> Any:
+        floor = self.acked.get(key, 0)
+        try:
+            value = self.run(self.kv.coordinator.get(key), f"a read of {key!r}")
+        except Unavailable:
+            if must:
+                raise Failed(f"a read of {key!r} failed with every fault healed: "
+                             "with R replicas up a read must succeed") from None
+            return None
+        version = self.referee.version_of(key, value)
+        if version is None:
+            raise Failed(f"a read of {key!r} returned {value!r}, which no write "
+                         "wrote")
+        if version < floor:
+            raise Failed(f"stale read: a read of {key!r} returned version {version} "
+                         f"({value!r}) after version {floor} was acknowledged; with "
+                         "R + W > N every read quorum meets every write quorum, so "
+                         "the newest of the R answers is at least that version")
+        return value
+
+    def unavailable(self, op: str, key: str) -> None:
+        """`op` of `key` must fail: too few of its replicas are up."""
+        up = [o for o in self.owners(key) if self.kv.is_up(o)]
+        try:
+            if op == "put":
+                self.writes += 1
+                self.run(self.kv.coordinator.put(key, f"{key}#{self.writes}"),
+                         f"a write of {key!r}")
+            else:
+                self.run(self.kv.coordinator.get(key), f"a read of {key!r}")
+        except Unavailable:
+            return
+        need = self.kv.w if op == "put" else self.kv.r
+        raise Failed(f"no quorum: a {op} of {key!r} succeeded with only "
+                     f"{len(up)} of its replicas up, fewer than the {need} it needs; "
+                     "it must fail with Unavailable instead")
+
+    def owners(self, key: str) -> list[str]:
+        return self.kv.ring.owners(key, self.kv.n)
+
+    def heal(self) -> None:
+        kv = self.kv
+        kv.heal()
+        kv.network.update(loss=0.0, duplicate=0.0, reorder=0.0)
+        for name in kv.names:
+            if not kv.is_up(name):
+                kv.restart(name)
+
+    def converged(self) -> None:
+        """Heal, read every key, wait for read repair: every replica of a key
+        must hold its newest version, with the value that version wrote."""
+        self.heal()
+        for key in KEYS:
+            self.get(key, must=True)
+        self.kv.run(2 * self.kv.timeout)
+        for key in KEYS:
+            disks = {o: self.kv.nodes[o].disk["data"].get(key, (0, None))
+                     for o in self.owners(key)}
+            newest = max(v for v, _ in disks.values())
+            stale = sorted(o for o, (v, _) in disks.items() if v < newest)
+            if stale:
+                raise Failed(f"no read repair: after a read of {key!r} with every "
+                             f"replica up, {', '.join(stale)} still hold an older "
+                             f"version than {newest}; read repair must send the "
+                             "newest answer to replicas that answered older ones")
+            for o, (v, value) in disks.items():
+                if v and self.referee.written.get((key, v)) != value:
+                    raise Failed(f"read repair: {o} holds {value!r} as version {v} "
+                                 f"of {key!r}, which wrote "
+                                 f"{self.referee.written.get((key, v))!r}")
+
+    def crash(self, victim: str) -> Callable[[], None]:
+        """Crash `victim`; returns how to restart it."""
+        self.kv.kill(victim)
+        return lambda: self.kv.restart(victim)
+
+    def cut(self, victim: str) -> Callable[[], None]:
+        """Cut `victim` off the network; returns how to reconnect it."""
+        self.kv.disconnect(victim)
+        return lambda: self.kv.connect(victim)
+
+    def churn(self, rounds: int, fault: Callable[[str], Callable[[], None]]) -> None:
+        """`rounds` times: apply `fault` to a random owner of a random key, write
+        and read keys, then undo it."""
+        for _ in range(rounds):
+            key = self.rng.choice(KEYS)
+            victim = self.rng.choice(self.owners(key))
+            undo = fault(victim)
+            for _ in range(2):
+                self.put(self.rng.choice(KEYS))
+            undo()
+            for k in KEYS:
+                self.get(k)
+
+
+def read_your_writes(t: Trial) -> None:
+    """No faults, N=3, R=W=2: every write succeeds and every read sees the last
+    one; replicas agree."""
+    s = Store(t)
+    for i in range(12):
+        key = KEYS[i % len(KEYS)]
+        s.put(key, must=True)
+        s.get(KEYS[(i * 2) % len(KEYS)], must=True)
+    s.converged()
+
+
+def replica_crashes(t: Trial) -> None:
+    """One owner crashes while keys are written, then restarts with a stale disk:
+    reads must see the newest write and repair it."""
+    s = Store(t)
+
+    s.churn(6, s.crash)
+    s.converged()
+
+
+def partitioned_replica(t: Trial) -> None:
+    """One owner is cut off from the client while keys are written, then
+    reconnects."""
+    s = Store(t)
+
+    s.churn(6, s.cut)
+    s.converged()
+
+
+def write_all_read_one(t: Trial) -> None:
+    """N=3, W=3, R=1 with replicas crashing: a write needs every owner, a read
+    any one."""
+    s = Store(t, r=1, w=3)
+
+    s.churn(5, s.crash)
+    s.converged()
+
+
+def unreliable_network(t: Trial) -> None:
+    """The network loses, duplicates and reorders 10-20% of messages and owners
+    crash: operations may fail, but never answer wrong."""
+    s = Store(t, loss=0.1, duplicate=0.2, reorder=0.2)
+
+    s.churn(6, s.crash)
+    s.converged()
+
+
+def no_quorum(t: Trial) -> None:
+    """Two of a key's three owners are down: writes and reads fail with
+    Unavailable; once one returns, both succeed."""
+    s = Store(t)
+    key = KEYS[0]
+    s.put(key, must=True)
+    down = s.owners(key)[:2]
+    for o in down:
+        s.kv.kill(o)
+    s.unavailable("put", key)
+    s.unavailable("get", key)
+    s.kv.restart(down[0])
+    s.put(key, must=True)
+    s.get(key, must=True)
+    s.converged()

@@ -1,0 +1,129 @@
+"""The resilience lab's grader, tested by the bugs it must catch: classic
+mistakes in a circuit breaker, a retry budget and jittered backoff, each a
+mutant of the worked answer, must fail grading at the default seeds for their
+own reasons; and the worked answer passes every scenario on 100 seeds."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from test_labs import assert_caught, assert_reference_passes
+
+import labkit.labs as labs
+from labkit.labs.resilience import OPEN, DefenceReference
+from labkit.resilience import Policy, simulate
+
+
+class NeverOpens(DefenceReference):
+    """Records outcomes but never trips."""
+
+    def on_result(self, ok):
+        if self.state != OPEN:
+            self.outcomes.append(not ok)
+
+
+class OpensOnFirstFailure(DefenceReference):
+    """Ignores minimum_calls: one failure in an empty window is a 100 % rate."""
+
+    def on_result(self, ok):
+        if not ok and self.state != OPEN:
+            self.enter(OPEN)
+            return
+        super().on_result(ok)
+
+
+class NeverHalfOpens(DefenceReference):
+    """Once open, stays open."""
+
+    def allow(self):
+        return self.state != OPEN and super().allow()
+
+
+class HalfOpenLetsAllThrough(DefenceReference):
+    """Half-open admits every call, not half_open_calls probes."""
+
+    def allow(self):
+        admitted = super().allow()
+        return admitted or self.state != OPEN
+
+
+class NeverRefills(DefenceReference):
+    """Requests earn no tokens: the burst is all there ever is."""
+
+    def on_request(self):
+        pass
+
+
+class NeverSpends(DefenceReference):
+    """Says yes without taking a token."""
+
+    def try_spend(self):
+        return self.tokens >= 1.0 - 1e-9
+
+
+class NoJitter(DefenceReference):
+    """Plain exponential backoff: every client retries in lockstep."""
+
+    def backoff(self, attempt, rng):
+        return min(self.cap, self.base * 2 ** attempt)
+
+
+class GlobalRandomJitter(DefenceReference):
+    """Draws the jitter from the global random module."""
+
+    def backoff(self, attempt, rng):
+        return random.uniform(0.0, min(self.cap, self.base * 2 ** attempt))
+
+
+SHOULD_OPEN = "it should have opened"
+TOO_EARLY = "it opened too early"
+HALF_OPEN = "it should have half-opened"
+PROBES = "half-open admits only half_open_calls probes"
+DECIDES = "half-open decides after exactly half_open_calls"
+REFILL = "so the budget refills"
+DENIED = "your budget denied a retry"
+NO_TOKEN = "with no whole token left"
+AMPLIFICATION = "is over 1 + ratio + burst / requests"
+JITTER = "full jitter draws uniformly"
+NONDETERMINISTIC = "your code reads the wall clock or global random"
+SAME_SEED = "draw the jitter from the rng you are given"
+# mutant, a scenario that must catch it, the reasons its failures may give
+MUTANTS = [
+    (NeverOpens, "opens_on_errors", [SHOULD_OPEN]),
+    (OpensOnFirstFailure, "stays_closed_when_healthy", [TOO_EARLY]),
+    (NeverHalfOpens, "breaker_by_hand", [HALF_OPEN]),
+    (HalfOpenLetsAllThrough, "breaker_by_hand", [PROBES, DECIDES]),
+    (NeverRefills, "caps_amplification", [REFILL, DENIED]),
+    (NeverSpends, "budget_by_hand", [NO_TOKEN, AMPLIFICATION]),
+    (NoJitter, "backoff_full_jitter", [JITTER]),
+    (GlobalRandomJitter, "backoff_in_client", [NONDETERMINISTIC, SAME_SEED]),
+]
+
+
+@pytest.mark.parametrize("mutant,scenario,reasons", MUTANTS,
+                         ids=[m[0].__name__ for m in MUTANTS])
+def test_mutant_fails_for_the_right_reason(mutant, scenario, reasons):
+    assert_caught("resilience", mutant, scenario, reasons)
+
+
+def test_the_answer_plugs_into_the_client_like_labkits_own():
+    """Policy(breaker=<factory>, budget=<factory>, backoff=<object>) is the hook;
+    the reference gives labkit's own numbers."""
+    from labkit.labs.resilience import BACKOFF, CONFIG, Made
+
+    run = {"rate": 200.0, "duration": 10.0, "faults": [("errors", 3.0, 6.0, 1.0)]}
+    made = Made(DefenceReference)
+    mine = simulate(3, policy=Policy(timeout=0.1, attempts=3, breaker=made,
+                                     budget=made, backoff=made()), **run)
+    theirs = simulate(3, policy=Policy(timeout=0.1, attempts=3, breaker=CONFIG,
+                                       budget=0.1, backoff=BACKOFF), **run)
+    assert mine.data["summary"] == theirs.data["summary"]
+    assert [s for _, s in mine.data["breaker_history"]] == [
+        s for _, s in theirs.data["breaker_history"]]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("part", labs.parts("resilience"))
+def test_the_reference_passes_on_100_seeds(part):
+    assert_reference_passes("resilience", part)

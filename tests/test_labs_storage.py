@@ -1,0 +1,101 @@
+"""The storage lab's grader, tested by the bugs it must catch: classic quorum
+mistakes, each a mutant of the worked answer overriding one method, must fail
+grading at the default seeds, each for its own reason; and the worked answer
+passes every scenario on 100 seeds."""
+
+from __future__ import annotations
+
+import pytest
+from test_labs import assert_caught, assert_reference_passes
+
+import labkit.labs as labs
+from labkit.errors import Unavailable
+from labkit.labs.storage import QuorumReference
+from labkit.sim import first
+
+
+class AcksAfterWMinusOne(QuorumReference):
+    """Returns from a write after W - 1 acks."""
+
+    def put(self, key, value):
+        self.version += 1
+        version = self.version
+        calls = [self.call(r, "put", self.kv.timeout, key=key, version=version,
+                           value=value) for r in self.owners(key)]
+        yield first(calls, self.kv.w - 1, f"a write of {key!r}")
+        return version
+
+
+class FirstAnswerWins(QuorumReference):
+    """Returns the first answer of a read, not the newest of R."""
+
+    def newest(self, answers):
+        return answers[0]
+
+
+class OlderWins(QuorumReference):
+    """Compares versions the wrong way round: the oldest answer wins."""
+
+    def newest(self, answers):
+        return min(answers, key=lambda m: m.version)
+
+
+class NoReadRepair(QuorumReference):
+    """Never repairs a stale replica."""
+
+    def repair(self, key, targets, calls):
+        pass
+
+
+class RepairsWithStaleValue(QuorumReference):
+    """Repairs with the newest version number but the stale replica's own value."""
+
+    def repair(self, key, targets, calls):
+        answered = [(t, f.value) for t, f in zip(targets, calls, strict=True)
+                    if not f.failed]
+        best = self.newest([m for _, m in answered])
+        for target, m in answered:
+            if m.version < best.version:
+                self.send(target, "put", key=key, version=best.version,
+                          value=m.value)
+
+
+class CountsARetryTwice(QuorumReference):
+    """Asks every replica twice (a retry) and counts every answer: two acks
+    from one replica make a quorum of two."""
+
+    def owners(self, key):
+        return [r for r in super().owners(key) for _ in "12"]
+
+
+class SucceedsWithoutQuorum(QuorumReference):
+    """Returns from a write even when W acks never came."""
+
+    def put(self, key, value):
+        try:
+            return (yield from super().put(key, value))
+        except Unavailable:
+            return self.version
+
+
+# mutant, a scenario that must catch it, the reasons its failures may give
+MUTANTS = [
+    (AcksAfterWMinusOne, "read_your_writes", ["write quorum", "no quorum"]),
+    (FirstAnswerWins, "replica_crashes", ["stale read", "no read repair"]),
+    (OlderWins, "replica_crashes", ["stale read", "no read repair"]),
+    (NoReadRepair, "replica_crashes", ["no read repair"]),
+    (RepairsWithStaleValue, "replica_crashes", ["read repair"]),
+    (CountsARetryTwice, "no_quorum", ["write quorum", "no quorum"]),
+    (SucceedsWithoutQuorum, "no_quorum", ["write quorum", "no quorum"]),
+]
+
+
+@pytest.mark.parametrize("mutant,scenario,reasons", MUTANTS,
+                         ids=[m[0].__name__ for m in MUTANTS])
+def test_mutant_fails_for_the_right_reason(mutant, scenario, reasons):
+    assert_caught("storage", mutant, scenario, reasons)
+
+
+@pytest.mark.parametrize("part", labs.parts("storage"))
+def test_the_reference_passes_on_100_seeds(part):
+    assert_reference_passes("storage", part)
