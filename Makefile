@@ -1,15 +1,22 @@
-# Every target installs into .venv first; the install is skipped while
-# requirements.txt and pyproject.toml are older than the stamp file.
+# Every target installs into .venv first: `make lab` what the notebooks need
+# (requirements.txt), the developer targets the test tools as well
+# (requirements-dev.txt). An install is skipped while its requirements and
+# pyproject.toml are older than its stamp file.
 SHELL     := /bin/bash
 PYTHON    ?= $(shell command -v python3.11 || command -v python3)
 VENV      := .venv
 BIN       := $(VENV)/bin
 STAMP     := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb notebooks/labs/*.ipynb))
+# Jupyter refuses to run as root (Docker images, lab machines) unless told.
+AS_ROOT   := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: install venv lab test notebooks lint bench html student
+.PHONY: install install-dev venv lab lab-instructor test notebooks lint bench html student
 
 install venv: $(STAMP)
+
+install-dev: $(DEV_STAMP)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,17 +25,27 @@ $(STAMP): requirements.txt pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -r requirements.txt
 	touch $@
 
-lab: install
-	$(BIN)/jupyter lab notebooks/00_simulator_tour.ipynb
+$(DEV_STAMP): requirements-dev.txt $(STAMP)
+	$(BIN)/python -m pip install -r requirements-dev.txt
+	touch $@
+
+# The student copies (answers blanked, no outputs), refreshed from notebooks/
+# without ever overwriting a student's work, then JupyterLab on the first one.
+lab: student
+	$(BIN)/jupyter lab $(AS_ROOT) student/00_simulator_tour.ipynb
+
+# The instructor copies: every worked answer and stored output.
+lab-instructor: install
+	$(BIN)/jupyter lab $(AS_ROOT) notebooks/00_simulator_tour.ipynb
 
 # Unit, property, layer and browser tests plus strict nbval over every notebook.
 # --dist loadfile keeps each notebook (and each test file) on one worker.
-test: install
+test: install-dev
 	$(BIN)/python -m pytest -n 2 --dist loadfile -ra \
 	    --nbval --nbval-current-env tests $(NOTEBOOKS)
 
 # Re-execute every notebook in a fresh kernel and store it without widget state.
-notebooks: install
+notebooks: install-dev
 	@for nb in $(NOTEBOOKS); do \
 	    echo "executing $$nb"; \
 	    PYTHONHASHSEED=0 $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
@@ -42,15 +59,16 @@ html: install
 	PYTHONPATH=tools $(BIN)/jupyter nbconvert --to html --output-dir build/html \
 	    --HTMLExporter.preprocessors='["html_figures.html_figures"]' $(NOTEBOOKS)
 
-# Student copies in build/student: worked answers blanked, outputs cleared, lab
-# answers replaced by their skeletons (build/student/labs/).
+# Student copies in student/ (lab notebooks in student/labs/): worked answers
+# blanked, outputs cleared, lab answers replaced by their skeletons. A copy the
+# student edited is kept; an updated one is written beside it as *.new.ipynb.
 student: install
-	$(BIN)/python tools/student_notebooks.py build/student $(NOTEBOOKS)
+	$(BIN)/python tools/student_notebooks.py student $(NOTEBOOKS)
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check .
 
-bench: install
+bench: install-dev
 	$(BIN)/python bench/simcore.py
 	$(BIN)/python bench/balancing.py
 	$(BIN)/python bench/raft.py

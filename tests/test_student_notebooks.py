@@ -66,3 +66,16 @@ def test_student_copy_hides_every_answer_and_output(path):
             if student.MARK.search(line) and not line.lstrip().startswith("def "):
                 assert re.search(r"= \.\.\.  #", line), line
         assert after.source.count("# your") == before.source.count("# your")
+
+
+def test_running_again_never_overwrites_a_students_work(tmp_path):
+    target, written = tmp_path / "nb.ipynb", {}
+    assert student.update(target, "v1", written, "nb").startswith("wrote")
+    assert student.update(target, "v1", written, "nb").startswith("up to date")
+    assert student.update(target, "v2", written, "nb").startswith("updated")
+    assert target.read_text() == "v2"                     # untouched: refreshed
+    target.write_text("v2 and my answer")
+    assert student.update(target, "v2", written, "nb").startswith("kept your work")
+    message = student.update(target, "v3", written, "nb")
+    assert target.read_text() == "v2 and my answer"       # edited: kept
+    assert (tmp_path / "nb.new.ipynb").read_text() == "v3" and "nb.new.ipynb" in message

@@ -9,12 +9,20 @@ exercise can be tried cold. A lab notebook's answer cell starts with the line
 student copy replaces the whole cell by that line and the lab's skeleton
 under the same class name (`labkit.labs.skeleton_source`). Run:
 `python tools/student_notebooks.py OUT_DIR [NOTEBOOK ...]` (`make student`
-writes build/student/, lab notebooks in build/student/labs/).
+and `make lab` write student/, lab notebooks in student/labs/).
+
+A student works in those copies, so running the tool again never overwrites
+their work: OUT_DIR/.written.json remembers a digest of every copy as written.
+A copy the student has not touched is brought up to date; a copy they edited
+is kept, and when its instructor notebook has changed since, the new copy is
+written beside it as `<name>.new.ipynb`.
 """
 
 from __future__ import annotations
 
 import ast
+import hashlib
+import json
 import re
 import sys
 from pathlib import Path
@@ -91,19 +99,47 @@ def student_copy(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return copy
 
 
+def update(target: Path, copy: str, written: dict[str, str], key: str) -> str:
+    """Write `copy` to `target` unless that would overwrite a student's edits;
+    record what was written in `written[key]`; say what happened."""
+    digest = hashlib.sha256(copy.encode()).hexdigest()
+    if not target.exists():
+        action = "wrote"
+    elif hashlib.sha256(target.read_bytes()).hexdigest() == written.get(key):
+        if written[key] == digest:
+            return f"up to date {target}"
+        action = "updated"
+    else:                        # the student's work: never overwrite it
+        if written.get(key) == digest:
+            return f"kept your work in {target}"
+        target = target.with_suffix(".new.ipynb")
+        target.write_text(copy, encoding="utf-8")
+        written[key] = digest
+        return (f"kept your work in {target.with_suffix('').with_suffix('.ipynb')}; "
+                f"its notebook changed, the new copy is {target}")
+    target.write_text(copy, encoding="utf-8")
+    written[key] = digest
+    return f"{action} {target}"
+
+
 def main(argv: list[str]) -> int:
     if not argv:
-        print(__doc__.strip().splitlines()[-3:][0], file=sys.stderr)
+        print("usage: python tools/student_notebooks.py OUT_DIR [NOTEBOOK ...]",
+              file=sys.stderr)
         return 2
     out = Path(argv[0])
     notebooks = [Path(p) for p in argv[1:]] or sorted(
         [*Path("notebooks").glob("*.ipynb"), *Path("notebooks").glob("labs/*.ipynb")])
+    ledger = out / ".written.json"
+    written = json.loads(ledger.read_text()) if ledger.exists() else {}
     for path in notebooks:
-        target = out / (path.relative_to("notebooks") if path.is_relative_to(
-            "notebooks") else path.name)
+        relative = (path.relative_to("notebooks") if path.is_relative_to("notebooks")
+                    else Path(path.name))
+        target = out / relative
         target.parent.mkdir(parents=True, exist_ok=True)
-        nbformat.write(student_copy(nbformat.read(path, as_version=4)), target)
-        print(f"wrote {target}")
+        copy = nbformat.writes(student_copy(nbformat.read(path, as_version=4)))
+        print(update(target, copy, written, relative.as_posix()))
+        ledger.write_text(json.dumps(written, indent=1, sort_keys=True))
     return 0
 
 
