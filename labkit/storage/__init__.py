@@ -1,5 +1,5 @@
 """Distributed storage (分布式存储): the course text's `FileSystem` spread over
-machines, and a Dynamo-style quorum key-value store.
+machines, and a Dynamo-style replicated key-value service.
 
 The file system keeps the course text's three calls, `upload(file_name,
 file_data)`, `download(file_name)` and `delete(file_name)`, but its dict is now
@@ -29,7 +29,12 @@ Where to read what:
     gateway.py       `Agent` (commits through the log) and the `Gateway`
     janitor.py       the `Janitor`: repair, rebalancing, garbage collection
     file_system.py   `FileSystem`, the facade with the fault verbs
-    quorum.py        the quorum store: `Replica`, `Coordinator`, `QuorumKV`
+    replica.py       the replicated key-value service's parts: `Replica`
+                     (versioned keys, put/get, hand-off), `read_repair`,
+                     `CoordinatingReplica` (server-side quorums, used by the
+                     capstone) and its `Quorum`
+    quorum.py        the quorum store: `QuorumReplica`, `Coordinator` (the
+                     client library), `QuorumKV`
     staleness.py     Bailis et al.'s `stale_probability` and the `WARS` model
     anti_entropy.py  Merkle trees (`merkle`, `merkle_diff`) for anti-entropy
 """
@@ -56,14 +61,23 @@ from labkit.storage.metadata import (
     ReplicatedLog,
 )
 from labkit.storage.placement import Placement, modulo_owners, moved_share
-from labkit.storage.quorum import FANOUTS, Coordinator, QuorumKV, Replica
+from labkit.storage.quorum import FANOUTS, Coordinator, QuorumKV, QuorumReplica
+from labkit.storage.replica import (
+    VERSION_SLOTS,
+    CoordinatingReplica,
+    Quorum,
+    Replica,
+    read_repair,
+)
 from labkit.storage.staleness import WARS, stale_probability, wars_consistency
 
 __all__ = [
-    "FANOUTS", "MAX_NAME", "MISSING", "OK", "PENDING", "POLL", "STALE", "WARS",
-    "Agent", "ChunkServer", "Collect", "Coordinator", "FileEntry", "FileSystem",
-    "Gateway", "HashRing", "Janitor", "LogFactory", "Lookup", "Metadata", "Placement",
-    "Put", "QuorumKV", "Remove", "Replica", "ReplicatedLog", "Unavailable",
+    "FANOUTS", "MAX_NAME", "MISSING", "OK", "PENDING", "POLL", "STALE",
+    "VERSION_SLOTS", "WARS", "Agent", "ChunkServer", "Collect", "Coordinator",
+    "CoordinatingReplica", "FileEntry", "FileSystem", "Gateway", "HashRing", "Janitor",
+    "LogFactory", "Lookup", "Metadata", "Placement", "Put", "Quorum", "QuorumKV",
+    "QuorumReplica", "Remove", "Replica", "ReplicatedLog", "Unavailable",
     "check_data", "check_name", "chunk_id", "key_hash", "merkle", "merkle_diff",
-    "modulo_owners", "moved_share", "split", "stale_probability", "wars_consistency",
+    "modulo_owners", "moved_share", "read_repair", "split", "stale_probability",
+    "wars_consistency",
 ]

@@ -1,7 +1,8 @@
-"""A Dynamo-style quorum key-value store: `Replica` nodes keep key -> (version,
-value), the `Coordinator` (the client library) sends each put and get to a
-key's replicas and counts answers, and `QuorumKV` is the facade with N, R, W,
-read repair and anti-entropy.
+"""A Dynamo-style quorum key-value store: `QuorumReplica` nodes (replica.py's
+`Replica` on the store's ring, with anti-entropy) keep key -> (version, value),
+the `Coordinator` (the client library) sends each put and get to a key's
+replicas and counts answers, and `QuorumKV` is the facade with N, R, W, read
+repair and anti-entropy.
 """
 
 from __future__ import annotations
@@ -15,64 +16,31 @@ from labkit.net import Message, NetConfig, Network
 from labkit.node import Cluster, Node
 from labkit.sim import Future, finish, first, settled
 from labkit.storage.anti_entropy import _leaf, merkle, merkle_diff
+from labkit.storage.replica import Replica, read_repair
 from labkit.storage.staleness import WARS
 
 
-class Replica(Node):
-    """One node of the quorum store: key -> (version, value) on disk, newest
-    version wins. With `delays` it waits W then A around a write and R then S
-    around a read (the WARS model); with `anti_entropy` seconds it compares a
-    Merkle tree with a random peer that often."""
+class QuorumReplica(Replica):
+    """One node of a `QuorumKV`: a `Replica` whose keys live where the store's
+    ring puts them, with the store's WARS `delays`; with `anti_entropy` seconds
+    it compares a Merkle tree with a random peer that often."""
 
     def __init__(self, name: str, net: Network, kv: QuorumKV):
         self.kv = kv
-        super().__init__(name, net)
+        super().__init__(name, net, kv.delays)
 
     def reset(self) -> None:
-        self.disk.setdefault("data", {})
+        super().reset()
         kv = self.kv
-        if kv.delays is not None:
-            rng = self.sim.rng(f"wars.{self.name}")
-            self.wait = {k: d.sampler(rng) for k, d in kv.delays._asdict().items()}
         if kv.anti_entropy is not None:
             self.rng = self.sim.rng(f"entropy.{self.name}")
             self.set_timer("entropy", self.rng.uniform(0, kv.anti_entropy),
                            self.start_sync)
 
-    def store(self, key: str, version: int, value: Any) -> None:
-        data = self.disk["data"]
-        if version > data.get(key, (0, None))[0]:
-            data[key] = (version, value)
-
-    def on_put(self, msg: Message) -> None:
-        self.spawn(self._put(msg))
-
-    def _put(self, msg: Message) -> Generator:
-        if self.kv.delays is not None:
-            yield self.wait["write"]()
-        self.store(msg.key, msg.version, msg.value)
-        if self.kv.delays is not None:
-            yield self.wait["ack"]()
-        self.reply(msg)
-
-    def on_get(self, msg: Message) -> None:
-        self.spawn(self._get(msg))
-
-    def _get(self, msg: Message) -> Generator:
-        if self.kv.delays is not None:
-            yield self.wait["read"]()
-        version, value = self.disk["data"].get(msg.key, (0, None))
-        if self.kv.delays is not None:
-            yield self.wait["response"]()
-        self.reply(msg, version=version, value=value)
+    def owners(self, key: str) -> list[str]:
+        return self.kv.ring.owners(key, self.kv.n)
 
     # -- anti-entropy (Dynamo §4.7) ----------------------------------------------------
-    def shared(self, peer: str) -> dict[str, tuple[int, Any]]:
-        """Our entries for the keys both we and `peer` replicate."""
-        kv = self.kv
-        return {k: v for k, v in self.disk["data"].items()
-                if peer in kv.ring.owners(k, kv.n)}
-
     def start_sync(self) -> None:
         peer = self.rng.choice([p for p in self.kv.replicas if p != self.name])
         self.send(peer, "sync", tree=merkle(self.shared(peer), self.kv.depth))
@@ -91,7 +59,7 @@ class Replica(Node):
 
     def on_sync_entries(self, msg: Message) -> None:
         """Take the newer of each entry, and send back ours where they differ."""
-        self.absorb(msg)
+        self.take(msg)
         mine = self.shared(msg.src)
         theirs = {k: version for k, version, _ in msg.entries}
         wanted = set(msg.leaves)
@@ -100,12 +68,11 @@ class Replica(Node):
         self.send(msg.src, "sync_back", entries=back)
 
     def on_sync_back(self, msg: Message) -> None:
-        self.absorb(msg)
+        self.take(msg)
 
-    def absorb(self, msg: Message) -> None:
+    def take(self, msg: Message) -> None:
         self.sim.metrics.counter("entropy.entries").inc(len(msg.entries))
-        for key, version, value in msg.entries:
-            self.store(key, version, value)
+        self.absorb(msg.entries)
 
 
 class Coordinator(Node):
@@ -164,14 +131,12 @@ class Coordinator(Node):
     def repair(self, key: str, targets: list[str], asked: list[Future]) -> None:
         """Read repair, once every answer is in (or timed out): send the newest
         version any replica answered to the replicas that answered older ones."""
-        answers = {t: f.value for t, f in zip(targets, asked, strict=True)
-                   if not f.failed}
-        newest = max(answers.values(), key=lambda m: m.version)
-        for target, answer in answers.items():
-            if answer.version < newest.version:
-                self.sim.metrics.counter("read_repairs").inc()
-                self.send(target, "put", key=key, version=newest.version,
-                          value=newest.value)
+        answers = [(t, f.value.version, f.value.value)
+                   for t, f in zip(targets, asked, strict=True) if not f.failed]
+        version, value, behind = read_repair(answers)
+        for target in behind:
+            self.sim.metrics.counter("read_repairs").inc()
+            self.send(target, "put", key=key, version=version, value=value)
 
     def on_put_ok(self, msg: Message) -> None:
         """An ack of a read repair (sent without waiting for it)."""
@@ -223,8 +188,8 @@ class QuorumKV(Cluster):
         self.replicas = [f"r{i}" for i in range(1, nodes + 1)]
         self.ring = HashRing(self.replicas, vnodes=vnodes)
         super().__init__(names=self.replicas, seed=seed, net=net, trace=trace,
-                         node_factory=lambda name, network: Replica(name, network,
-                                                                    self))
+                         node_factory=lambda name, network: QuorumReplica(
+                             name, network, self))
         self.coordinator = coordinator("client", self.network, self)
 
     def put(self, key: str, value: Any) -> int:
@@ -240,8 +205,7 @@ class QuorumKV(Cluster):
 
     def versions(self, key: str) -> dict[str, int]:
         """The version of `key` on each replica's disk (0: missing)."""
-        return {name: self.nodes[name].disk["data"].get(key, (0, None))[0]
-                for name in self.replicas}
+        return {name: self.nodes[name].version(key) for name in self.replicas}
 
     def __repr__(self) -> str:
         return (f"QuorumKV({len(self.replicas)} nodes, N={self.n}, R={self.r}, "

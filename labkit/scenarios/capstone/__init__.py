@@ -4,8 +4,10 @@ balancer, users with a resilient client) under a schedule of faults, judged
 against a service-level objective and tuned knob by knob.
 
 Where to read what:
-    service.py     the service: storage servers with quorum reads and writes,
-                   the load balancer, the users, the settings and counters
+    service.py     the service: storage servers (labkit.storage's
+                   `CoordinatingReplica` with a worker queue and metadata
+                   calls), the load balancer, the users, the settings and
+                   counters
     faults.py      the fault schedule (`CapstoneFault`, `CAPSTONE_FAULTS`) and
                    the operator who applies it and samples the dashboard
     scenario.py    `capstone()` itself, its knobs (`CAPSTONE_START`,

@@ -1,9 +1,9 @@
 """The service the capstone (notebook 09) runs: storage servers that
 replicate keys over a hash ring with quorum reads and writes and read repair
-(`_StorageServer`, `_Quorum`), the client-side load balancer with health
-checks (`_Balancer`), the users whose requests follow one day
-(`_Users`), and `_Service`, the settings every node reads and the counts
-the run keeps.
+(`_StorageServer`: `labkit.storage.CoordinatingReplica` with a worker queue
+and metadata calls), the client-side load balancer with health checks
+(`_Balancer`), the users whose requests follow one day (`_Users`), and
+`_Service`, the settings every node reads and the counts the run keeps.
 """
 
 from __future__ import annotations
@@ -29,53 +29,36 @@ CAPSTONE_COSTS: Mapping[str, float] = MappingProxyType(
     {"coordinate": 0.002, "get": 0.004, "put": 0.006})
 
 
-class _Quorum:
-    """What a coordinator knows about one replicated read or write in flight."""
-
-    __slots__ = ("request", "needed", "waiting", "version", "latest", "answers",
-                 "answered")
-
-    def __init__(self, request: Message, needed: int, waiting: int, version: int,
-                 latest: int):
-        self.request, self.needed, self.waiting = request, needed, waiting
-        self.version, self.latest = version, latest
-        self.answers: list[tuple[str, int, Any]] = []
-        self.answered = False
-
-
-class _StorageServer(Node):
+class _StorageServer(storage.CoordinatingReplica):
     """One storage server: a replica of the keys it owns on the hash ring, and
-    the coordinator of the client operations the balancer sends it.
+    the coordinator of the client operations the balancer sends it (the quorum
+    reads and writes, read repair and versions of `storage.CoordinatingReplica`;
+    a metadata operation goes to the Raft leader).
 
-    One worker does its work first come first served (Lindley's recursion on
-    `free_at`); work that would wait behind more than `backlog` seconds is
-    shed. A write's version is (time in microseconds, server): last writer
-    wins, as with synchronised clocks. A read returns the newest of the first R
-    answers and repairs replicas that answer an older one (read repair). A
-    restarted server pulls the keys it owns from its peers.
+    What the capstone adds is load: one worker does all of a server's work,
+    coordinating and replica reads and writes alike, first come first served
+    (Lindley's recursion on `free_at`), and work that would wait behind more
+    than `backlog` seconds is shed. A restarted server pulls the keys it owns
+    from its peers. A quorum that does not form within the internal timeout
+    is answered as an error, even by a server that crashed meanwhile (the
+    balancer sees its connection drop).
     """
 
     def __init__(self, name: str, net: Network, service: _Service):
-        self.service, self.incarnation = service, 0
-        self.index = service.servers.index(name)
+        self.service = service
         self.draw = net.sim.rng(f"capstone.{name}.service").expovariate
-        super().__init__(name, net)
+        super().__init__(name, net, index=service.servers.index(name), r=service.r,
+                         w=service.w, timeout=service.rpc_timeout)
 
     def reset(self) -> None:
-        self.disk.setdefault("data", {})
-        self.incarnation += 1
+        super().reset()
         self.free_at, self.slow = self.sim.now, 1.0
-        self.quorums: dict[int, _Quorum] = {}
-        self.last_quorum = self.last_version = 0
         self.leader_hint = self.service.metadata[0]
         if self.incarnation > 1:
-            for peer in self.service.servers:
-                if peer != self.name:
-                    self.send(peer, "pull")
+            self.pull(self.service.servers)
 
-    def version(self, key: str) -> int:
-        """The version of `key` on this server's disk (0: none, or no disk)."""
-        return self.disk.get("data", {}).get(key, (0, None))[0]
+    def owners(self, key: str) -> tuple[str, ...]:
+        return self.service.owners[key]
 
     # -- one worker, first come first served -------------------------------------
     def work(self, kind: str, then: Callable, *args: Any) -> bool:
@@ -98,76 +81,34 @@ class _StorageServer(Node):
             self.service.credit(self.index, start, self.sim.now)
             then(*args)
 
+    def serve(self, msg: Message) -> None:
+        """A replica read or write waits for the worker."""
+        self.work(msg.kind, self.carry_out, msg)
+
     # -- coordinator ----------------------------------------------------------------
     def on_op(self, msg: Message) -> None:
         if not self.work("coordinate", self.coordinate, msg):
-            self.answer(msg, resilience.OVERLOADED)
+            self.respond(msg, resilience.OVERLOADED)
 
-    def answer(self, request: Message, outcome: str, version: int = 0) -> None:
+    def respond(self, request: Message, outcome: str, version: int = 0) -> None:
+        """Tell the balancer how a client operation ended."""
         self.send(request.src, "answer", job=request.job, outcome=outcome,
                   version=version)
 
     def coordinate(self, msg: Message) -> None:
-        service = self.service
         if msg.op == "meta":
             self.spawn(self.metadata_call(msg))
-            return
-        owners = service.owners[msg.key]
-        self.last_quorum += 1
-        version, needed = 0, service.r
-        if msg.op == "put":
-            version = self.last_version = max(
-                self.last_version + 1, int(self.sim.now * 1e6) * 8 + self.index)
-            needed = service.w
-        self.quorums[self.last_quorum] = _Quorum(msg, needed, len(owners), version,
-                                                 service.acked.get(msg.key, 0))
-        for owner in owners:
-            self.send(owner, msg.op, quorum=self.last_quorum, key=msg.key,
-                      version=version, value=msg.value)
-        self.sim.schedule(service.rpc_timeout, self.give_up, self.incarnation,
-                          self.last_quorum)
+        else:
+            self.start_quorum(msg, msg.op, msg.key, msg.value,
+                              latest=self.service.acked.get(msg.key, 0))
 
-    def give_up(self, incarnation: int, number: int) -> None:
-        if incarnation != self.incarnation:
-            return
-        quorum = self.quorums.pop(number, None)
-        if quorum is not None and not quorum.answered:
-            self.answer(quorum.request, resilience.ERROR)   # no quorum in time
+    def reached(self, quorum: storage.Quorum, version: int) -> None:
+        if quorum.op == "get":
+            self.service.read_done(stale=version < quorum.latest)
+        self.respond(quorum.request, resilience.OK, version)
 
-    def on_got(self, msg: Message) -> None:
-        self._collect(msg, (msg.src, msg.version, msg.value))
-
-    def on_stored(self, msg: Message) -> None:
-        self._collect(msg, (msg.src, msg.version, None))
-
-    def _collect(self, msg: Message, answer: tuple[str, int, Any]) -> None:
-        quorum = self.quorums.get(msg.quorum)
-        if quorum is None:
-            return                                   # given up, or long done
-        quorum.answers.append(answer)
-        quorum.waiting -= 1
-        request = quorum.request
-        if not quorum.answered and len(quorum.answers) == quorum.needed:
-            quorum.answered = True
-            version = quorum.version
-            if request.op == "get":
-                version = max(v for _, v, _ in quorum.answers)
-                self.service.read_done(stale=version < quorum.latest)
-            self.answer(request, resilience.OK, version)
-        if request.op == "get" and quorum.answered:
-            self.repair(request.key, quorum)
-        if quorum.waiting == 0:
-            del self.quorums[msg.quorum]
-
-    def repair(self, key: str, quorum: _Quorum) -> None:
-        """Read repair: send the newest version seen to the replicas that
-        answered an older one."""
-        _, version, value = max(quorum.answers, key=lambda a: a[1])
-        for i, (owner, seen, _) in enumerate(quorum.answers):
-            if seen < version:
-                self.send(owner, "put", quorum=-1, key=key, version=version,
-                          value=value)
-                quorum.answers[i] = (owner, version, value)
+    def missed(self, quorum: storage.Quorum) -> None:
+        self.respond(quorum.request, resilience.ERROR)      # no quorum in time
 
     def metadata_call(self, msg: Message):
         """A metadata operation is a command the Raft leader commits: ask the
@@ -181,45 +122,13 @@ class _StorageServer(Node):
             except RequestTimeout:
                 reply = None
             if reply is not None and reply.ok:
-                self.answer(msg, resilience.OK, msg.value)
+                self.respond(msg, resilience.OK, msg.value)
                 return
             hint = None if reply is None else reply.leader
             if hint is None or hint == self.leader_hint:
                 hint = members[(members.index(self.leader_hint) + 1) % len(members)]
             self.leader_hint = hint
-        self.answer(msg, resilience.ERROR)
-
-    # -- replica --------------------------------------------------------------------
-    def on_get(self, msg: Message) -> None:
-        self.work("get", self.read_local, msg)
-
-    def read_local(self, msg: Message) -> None:
-        version, value = self.disk["data"].get(msg.key, (0, None))
-        self.send(msg.src, "got", quorum=msg.quorum, version=version, value=value)
-
-    def on_put(self, msg: Message) -> None:
-        self.work("put", self.write_local, msg)
-
-    def write_local(self, msg: Message) -> None:
-        self.store(msg.key, msg.version, msg.value)
-        if msg.quorum >= 0:                  # not a read repair
-            self.send(msg.src, "stored", quorum=msg.quorum, version=msg.version)
-
-    def store(self, key: str, version: int, value: Any) -> None:
-        data = self.disk["data"]
-        if version > data.get(key, (0, None))[0]:
-            data[key] = (version, value)
-
-    def on_pull(self, msg: Message) -> None:
-        """A restarted peer asks for the keys we both own."""
-        owners = self.service.owners
-        entries = tuple((k, v, x) for k, (v, x) in self.disk["data"].items()
-                        if msg.src in owners[k])
-        self.send(msg.src, "entries", entries=entries)
-
-    def on_entries(self, msg: Message) -> None:
-        for key, version, value in msg.entries:
-            self.store(key, version, value)
+        self.respond(msg, resilience.ERROR)
 
     def on_ping(self, msg: Message) -> None:
         self.reply(msg)
