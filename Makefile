@@ -73,3 +73,4 @@ bench: install-dev
 	$(BIN)/python bench/balancing.py
 	$(BIN)/python bench/raft.py
 	$(BIN)/python bench/labs.py
+	$(BIN)/python bench/widgets.py

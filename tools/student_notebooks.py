@@ -123,7 +123,7 @@ def update(target: Path, copy: str, written: dict[str, str], key: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    if not argv:
+    if not argv or argv[0].startswith("-"):
         print("usage: python tools/student_notebooks.py OUT_DIR [NOTEBOOK ...]",
               file=sys.stderr)
         return 2

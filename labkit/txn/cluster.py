@@ -55,9 +55,11 @@ class TxnCluster(Cluster):
     `audit_every`, an auditor. Client and auditor stay outside partitions and
     never crash.
 
-    Other knobs are TxnConfig's. `crash_at` places a crash at a named point;
-    `settle` stops the faults and lets everything finish; `check` runs the
-    invariants.
+    Other knobs are TxnConfig's. `node`: a class to run on every node instead
+    of the protocol's own (a lab answer, see `labkit.labs`), derived from
+    TxnNode and built as node(name, network, world). `crash_at` places a crash
+    at a named point; `settle` stops the faults and lets everything finish;
+    `check` runs the invariants.
     """
 
     def __init__(self, protocol: str = "2pc", participants: int = 3, *, seed: int = 0,
@@ -66,7 +68,8 @@ class TxnCluster(Cluster):
                  timeout: float = 0.1, failures: int = 1, ttl: float = 1.0,
                  idempotent: bool = True, fail_step: int | None = None,
                  read_lease: float = 0.05, audit_every: float | None = None,
-                 ask_every: float = 0.5, trace: bool = True):
+                 ask_every: float = 0.5, trace: bool = True,
+                 node: type[TxnNode] | None = None):
         config = TxnConfig(protocol, coordinator, accounts, balance, fsync, timeout,
                            failures, ttl, idempotent, fail_step, read_lease)
         size = require_int("participants", participants, minimum=1)
@@ -77,7 +80,7 @@ class TxnCluster(Cluster):
         names = [f"n{i}" for i in range(1, size + 1)]
         self.world = World(config, names)
         self.config, self.protocol = config, protocol
-        kind = NODE_TYPES[protocol]
+        kind = NODE_TYPES[protocol] if node is None else _node_class(node)
         super().__init__(names=names + ([TM] if coordinator == "separate" else []),
                          seed=seed, net=net, trace=trace,
                          node_factory=lambda name, network: kind(name, network,
@@ -362,6 +365,13 @@ class TxnCluster(Cluster):
         check_no_hanging_tries(self)
         if not self.unsettled():
             check_conservation(self)
+
+
+def _node_class(node: object) -> type[TxnNode]:
+    if not (isinstance(node, type) and issubclass(node, TxnNode)):
+        raise ConfigError(f"node must be a class derived from TxnNode (e.g. a lab "
+                          f"answer), got {node!r}")
+    return node
 
 
 def protocol_messages(sent: dict[str, int]) -> int:

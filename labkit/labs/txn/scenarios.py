@@ -1,0 +1,260 @@
+"""The txn lab's graded scenarios: transfers between accounts on three or four
+nodes while coordinators and participants crash at every step of the
+protocol (and restart), a participant is partitioned away, and the network
+loses, duplicates and reorders messages, on 5-15 ms of jitter and 2 ms
+forced writes.
+
+Each runs the student's class in a `TxnCluster` whose referee (see
+`base.Referee`) checks the rules at every message and every log record. A
+scenario then heals every fault, lets the system settle and checks what the
+referee cannot see on its own: every transaction decided and known to the
+client, no row left locked, and the balances exactly the opening balances
+plus the legs of the transactions that committed (for a saga: that ended
+done), so money is conserved and nothing is applied twice or lost; last,
+labkit's own `TxnCluster.check` (atomicity, no lost commits, conservation).
+It raises `Failed` with the reason. Randomness comes from the cluster's own
+seeded streams, so `lk.labs.replay` replays a run exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from labkit import dist
+from labkit.net import NetConfig
+from labkit.txn import TxnCluster
+
+from ..lab import Failed, Trial
+from .base import referee_of
+
+LATENCY = dist.uniform(0.005, 0.015)
+SETTLE = 5.0                 # seconds everything has, once healed, to finish
+
+
+class Bank:
+    """The student's nodes in a TxnCluster, the referee, and the scenario's
+    own random stream."""
+
+    def __init__(self, t: Trial, protocol: str, participants: int = 3,
+                 fail_step: int | None = None, **net: Any):
+        self.c = t.watch(TxnCluster(protocol, participants, seed=t.seed,
+                                    node=t.impl, fsync=0.002, fail_step=fail_step,
+                                    net=NetConfig(latency=LATENCY, **net)))
+        self.referee = referee_of(self.c.network)
+        self.rng = self.c.sim.rng("lab.txn")
+
+    def transfers(self, n: int, over: float, most: int = 60) -> None:
+        """Submit `n` transfers of 1..`most` between accounts of different nodes
+        at random moments of the next `over` seconds (some overdraw, some meet
+        on a locked row: they abort)."""
+        c, rng = self.c, self.rng
+        for _ in range(n):
+            src = rng.choice(c.accounts)
+            dst = rng.choice([a for a in c.accounts if c.owner(a) != c.owner(src)])
+            c.sim.schedule(rng.uniform(0.0, over), c.transfer, src, dst,
+                           rng.randint(1, most))
+
+    def sagas(self, n: int, over: float) -> None:
+        """Submit `n` sagas at random moments of the next `over` seconds: a debit
+        on one node's account, then a credit on an account of one to all of the
+        other nodes (so a saga has 2 to 4 steps)."""
+        c, rng = self.c, self.rng
+        for _ in range(n):
+            src = rng.choice(c.accounts)
+            others = [p for p in c.participants if p != c.owner(src)]
+            credits = [rng.choice([a for a in c.accounts if c.owner(a) == p])
+                       for p in rng.sample(others, rng.randint(1, len(others)))]
+            each = rng.randint(1, 30)
+            legs = ((src, -each * len(credits)), *((a, each) for a in credits))
+            c.sim.schedule(rng.uniform(0.0, over), c.submit, legs)
+
+    def crash(self, point: str, node: str | None = None, down: float = 0.3) -> None:
+        self.c.crash_at(point, node=node, restart_after=down)
+
+    def random_crashes(self, n: int) -> None:
+        points = ("coordinator.before_prepare", "coordinator.after_votes",
+                  "coordinator.after_decision", "participant.before_vote",
+                  "participant.after_vote")
+        for _ in range(n):
+            self.crash(self.rng.choice(points), self.rng.choice(self.c.participants),
+                       self.rng.uniform(0.05, 0.4))
+
+    def verdict(self) -> None:
+        """Heal, settle, then check what happened (see the module docstring)."""
+        c = self.c
+        c.network.update(duplicate=0.0, reorder=0.0)
+        c.world.traps.clear()
+        c.heal()
+        c.network.update(loss=0.0)
+        end = c.now + SETTLE
+        while c.now < end and (self._open() or c.unsettled()):
+            for name in c.names:
+                c.restart(name)
+            c.run(0.1)
+        unknown, held = self._open(), self._held()
+        if unknown or held:
+            raise Failed(
+                f"undecided: {SETTLE:g} s after every fault healed, "
+                + "; ".join(filter(None, (
+                    f"the client still does not know how {', '.join(unknown)} "
+                    "ended" if unknown else "",
+                    ", ".join(held) if held else "")))
+                + ". Every transaction must end once the faults heal: a participant "
+                "in doubt asks its coordinator until it hears, a coordinator resends "
+                "its decision until acknowledged, a saga retries each request until "
+                "answered")
+        self._balances()
+        c.check()
+
+    def _open(self) -> list[str]:
+        return [t for t, r in self.c.client.records.items() if r.outcome is None]
+
+    def _held(self) -> list[str]:
+        c = self.c
+        return [f"{name} holds {account} for {txn}" for name in c.names
+                for account, txn in c.nodes[name].locks.items()]
+
+    def _balances(self) -> None:
+        c, referee = self.c, self.referee
+        if c.protocol == "2pc":
+            committed = referee.decided
+        else:
+            committed = {t for t, done in referee.ended.items() if done}
+        expected = dict.fromkeys(c.accounts, c.config.balance)
+        for txn, record in c.client.records.items():
+            told = record.outcome == "committed"
+            if told != (txn in committed):
+                raise Failed(f"atomicity: the client was told {txn} {record.outcome}"
+                             f", but it {'did' if txn in committed else 'did not'} "
+                             "commit")
+            if txn in committed:
+                for account, delta in record.legs:
+                    expected[account] += delta
+        actual = c.balances()
+        wrong = {a: (actual[a], expected[a]) for a in expected
+                 if actual[a] != expected[a]}
+        if wrong:
+            raise Failed(
+                "money: the balances are not the opening balances plus the legs of "
+                f"the committed transactions, (actual, expected): {wrong}; a leg was "
+                "applied without its transaction committing, twice, or never")
+
+
+# -- two_phase ------------------------------------------------------------------------
+
+def no_faults(t: Trial) -> None:
+    """Transfers among three nodes, no faults: some commit, some abort (an
+    overdraft, or a row another transfer holds)."""
+    b = Bank(t, "2pc")
+    b.transfers(16, 1.0)
+    b.c.run(1.5)
+    b.verdict()
+
+
+def crashes(t: Trial, *points: tuple[str, str | None, float]) -> None:
+    """Ten transfers over 1 s with crashes armed at (point, node or None for
+    the first to get there, seconds down)."""
+    b = Bank(t, "2pc")
+    for point, node, down in points:
+        b.crash(point, node, down)
+    b.transfers(10, 1.0)
+    b.c.run(1.5)
+    b.verdict()
+
+
+def coordinator_crash_before_prepare(t: Trial) -> None:
+    """A coordinator crashes on receiving a transfer, before any prepare, and
+    restarts 0.3 s later: the client's ask meets presumed abort."""
+    crashes(t, ("coordinator.before_prepare", None, 0.3))
+
+
+def coordinator_crash_after_votes(t: Trial) -> None:
+    """A coordinator crashes with every vote yes and no decision, and restarts
+    0.3 s later: its participants wait in doubt, then learn abort."""
+    crashes(t, ("coordinator.after_votes", None, 0.3))
+
+
+def coordinator_crash_after_decision(t: Trial) -> None:
+    """A coordinator crashes with its commit on disk and nothing sent, and
+    restarts 0.3 s later: its participants wait in doubt; it resends commit."""
+    crashes(t, ("coordinator.after_decision", None, 0.3))
+
+
+def participant_crash_before_vote(t: Trial) -> None:
+    """Participants crash on receiving a prepare and restart 0.3 s later: the
+    coordinator's vote timer aborts the transfer."""
+    crashes(t, ("participant.before_vote", "n2", 0.3),
+            ("participant.before_vote", "n3", 0.3))
+
+
+def participant_crash_after_vote(t: Trial) -> None:
+    """Participants crash right after voting yes and restart 0.2 s later: each
+    must lock its rows again, ask, and apply the commit."""
+    crashes(t, ("participant.after_vote", "n2", 0.2),
+            ("participant.after_vote", "n3", 0.2))
+
+
+def partitioned_participant(t: Trial) -> None:
+    """A participant is cut off from the others for 0.4 s while transfers run."""
+    b = Bank(t, "2pc")
+    b.transfers(10, 1.0)
+    b.c.run(b.rng.uniform(0.1, 0.4))
+    victim = b.rng.choice(b.c.participants)
+    b.c.partition([victim], [p for p in b.c.participants if p != victim])
+    b.c.run(0.4)
+    b.c.heal()
+    b.c.run(0.8)
+    b.verdict()
+
+
+def unreliable_network(t: Trial) -> None:
+    """Transfers on a network that loses 10% and duplicates and reorders 20% of
+    messages, while nodes crash at random steps and restart."""
+    b = Bank(t, "2pc", loss=0.1, duplicate=0.2, reorder=0.2)
+    b.random_crashes(5)
+    b.transfers(20, 1.5)
+    b.c.run(2.0)
+    b.verdict()
+
+
+# -- saga ----------------------------------------------------------------------------
+
+def saga_no_faults(t: Trial) -> None:
+    """Sagas over four nodes, no faults: each debits one account and credits
+    accounts on other nodes; one that would overdraw is compensated."""
+    b = Bank(t, "saga", 4)
+    b.sagas(10, 1.0)
+    b.c.run(1.5)
+    b.verdict()
+
+
+def saga_step_fails(t: Trial) -> None:
+    """Step 2 of every saga of three or more steps fails: steps 1 and 0 are
+    compensated, newest first."""
+    b = Bank(t, "saga", 4, fail_step=2)
+    b.sagas(6, 1.0)
+    b.c.run(1.5)
+    b.verdict()
+
+
+def saga_crashes(t: Trial) -> None:
+    """Orchestrators and participants crash after a step, after deciding and
+    before a step, and restart, while some sagas fail at step 2."""
+    b = Bank(t, "saga", 4, fail_step=2)
+    for point in ("coordinator.after_votes", "participant.after_vote",
+                  "coordinator.after_decision", "participant.before_vote",
+                  "coordinator.after_votes"):
+        b.crash(point, None, b.rng.uniform(0.05, 0.3))
+    b.sagas(8, 1.0)
+    b.c.run(1.5)
+    b.verdict()
+
+
+def saga_unreliable_network(t: Trial) -> None:
+    """Sagas on a network that loses 20% and duplicates and reorders 30% of
+    messages, some failing at step 2: every request is retried until answered,
+    and a repeat is never applied twice."""
+    b = Bank(t, "saga", 4, fail_step=2, loss=0.2, duplicate=0.3, reorder=0.3)
+    b.sagas(12, 1.0)
+    b.c.run(2.0)
+    b.verdict()
