@@ -278,11 +278,34 @@ class TraceRecord(NamedTuple):
     note: str = ""
 
 
+@dataclass(frozen=True, kw_only=True)
+class Record:
+    """Base of a scenario family's typed `Result.data`: a frozen dataclass, so a
+    view reads attributes and a misspelt name is an AttributeError.
+
+    A record is fingerprinted exactly as the dict of its fields would be, each
+    field under its `key` (its name unless `keyed` gave it another), so a
+    scenario that moved from a dict to a record kept its fingerprints."""
+
+
+def keyed(key: str, **options: Any) -> Any:
+    """A record field fingerprinted under `key` instead of its name, for the
+    keys that are not identifiers ("hot hold (s)"); `options` go to `field`."""
+    return field(metadata={"key": key}, **options)
+
+
+def record_items(record: Record) -> dict[str, Any]:
+    """The record as the dict it is fingerprinted as: {key: value} per field."""
+    return {f.metadata.get("key", f.name): getattr(record, f.name)
+            for f in fields(record)}
+
+
 def _canonical(value: Any) -> str:
     """A text form of nested plain data that is identical in every process.
 
     Covers what results hold: numbers, strings, containers, numpy arrays and
-    scalars, dataclasses and named tuples, metrics, nested Results (by their
+    scalars, records (as the dict of their fields), other dataclasses (by type
+    name and fields) and named tuples, metrics, nested Results (by their
     fingerprint) and functions (by qualified name). Anything else must have a
     repr without a memory address, or it is refused: an address would make the
     fingerprint differ between two identical runs."""
@@ -314,6 +337,8 @@ def _canonical(value: Any) -> str:
                 f"{_canonical(np.asarray(value.values, dtype=float))})")
     if isinstance(value, Metrics):
         return "Metrics" + value.digest()
+    if isinstance(value, Record):
+        return _canonical(record_items(value))
     if is_dataclass(value) and not isinstance(value, type):
         return type(value).__name__ + _canonical(
             {f.name: getattr(value, f.name) for f in fields(value)})
@@ -331,7 +356,8 @@ class Result:
     """A frozen record of one run: what was asked, what was measured, what happened.
 
     Same scenario, params and seed give the same fingerprint, in any process.
-    `data` holds scenario-specific results (per-server series, outputs).
+    `data` holds what is specific to the run: a `Record` of the scenario's
+    family (read its attributes), or a plain dict where a topic package made it.
     """
 
     scenario: str
@@ -340,7 +366,7 @@ class Result:
     metrics: Metrics
     trace: tuple[TraceRecord, ...] = ()
     end_time: float = 0.0
-    data: Mapping[str, Any] = field(default_factory=dict)
+    data: Record | Mapping[str, Any] = field(default_factory=dict)
     _snapshot: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):

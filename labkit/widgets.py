@@ -22,6 +22,7 @@ from labkit import plot, raft, scenarios
 from labkit.errors import ConfigError, Unavailable, require_number
 from labkit.metrics import Result
 from labkit.node import Cluster
+from labkit.plot.common import data_field
 
 CACHE_SIZE = 64             # scenario runs an Explorer keeps, least recently used out
 WARNING_COLOUR = "#b45309"
@@ -115,9 +116,11 @@ def control(name: str, spec: Any) -> W.ValueWidget | None:
 
 
 def headline(result: Result) -> str:
-    """One line about a result: its data's "headline" and its fingerprint."""
-    if "headline" in result.data:
-        return f"{result.data['headline']} · fingerprint {result.fingerprint}"
+    """One line about a result: its data's headline (a scenario's record, or
+    the dict of any other function handed to `explore`) and its fingerprint."""
+    said = data_field(result, "headline", None)
+    if said is not None:
+        return f"{said} · fingerprint {result.fingerprint}"
     return repr(result)
 
 
@@ -238,9 +241,10 @@ class ClusterPlayground:
     """An echo cluster to break by hand: kill and restart nodes, partition the
     network, add loss, and watch what still gets delivered.
 
-    Every action advances simulated time by `step` seconds and redraws `figure`
-    (the topology), `counts` (messages delivered to / dropped on the way to each
-    node during that step) and `status` ("t = … · delivered N · dropped M").
+    Every action advances simulated time by `step` seconds
+    (`scenarios.cluster_step`) and redraws `figure` (the topology), `counts`
+    (messages delivered to / dropped on the way to each node during that step)
+    and `status` ("t = … · " and the step's headline).
     """
 
     def __init__(self, cluster: Cluster, *, step: float = 1.0, max_loss: float = 0.5):
@@ -302,23 +306,21 @@ class ClusterPlayground:
 
     def advance(self) -> None:
         """Run the cluster for `step` simulated seconds and redraw everything."""
-        trace = self.cluster.sim.trace
-        start = len(trace)
-        self.cluster.run(self.step)
-        self.redraw(scenarios.journal_by_node(trace[start:], self.cluster.names))
+        self.redraw(scenarios.cluster_step(self.cluster, self.step,
+                                           "cluster_playground"))
 
-    def redraw(self, window: Mapping[str, Mapping[str, int]]) -> None:
-        """Draw the topology, the per-node counts of the last step and the status."""
-        c, net = self.cluster, self.cluster.network
-        names = c.names
+    def redraw(self, run: Result) -> None:
+        """Draw a `scenarios.cluster_step` run: the topology, the per-node counts
+        of the step and the status."""
+        c, net, step = self.cluster, self.cluster.network, run.data
+        names = step.names
         cuts = [(a, b) for a in names for b in names if a != b and net.is_blocked(a, b)]
-        _show(self.figure, plot.topology(
-            names, c.up(), cuts, title=f"t = {c.now:g} s · loss {net.config.loss:.2f}"))
-        _show(self.counts, plot.bars(window, title=f"last {self.step:g} s, by "
+        _show(self.figure, plot.topology(names, step.up, cuts, title=f"t = {c.now:g} "
+                                         f"s · loss {net.config.loss:.2f}"))
+        _show(self.counts, plot.bars(step.window, title=f"last {self.step:g} s, by "
                                      "receiving node", y="messages"))
-        totals = (f"t = {c.now:g} s · delivered {net.messages_delivered} · "
-                  f"dropped {net.messages_dropped}")
-        if c.up():
+        totals = f"t = {c.now:g} s · {step.headline}"
+        if step.up:
             _say(self.status, totals)
         else:
             _say(self.status, f"all nodes are down: nothing can be delivered · "
@@ -513,17 +515,16 @@ class RaftPlayground(ClusterPlayground):
                      "committed": before[2]})
 
     def redraw(self, before: Mapping[str, float]) -> None:
-        """Draw the roles, the logs and the status; `before`: the time the step
-        began and the command counts then."""
+        """Draw the roles, the logs and the status (`scenarios.raft_result`'s
+        headline, then the last step); `before`: the time the step began and
+        the command counts then."""
         c = self.cluster
-        result = c.result("raft_playground")
+        result = scenarios.raft_result(c, "raft_playground")
         _show(self.figure, plot.roles(result, since=max(0.0, c.now - self.window)))
         _show(self.counts, plot.log_grid(result, last=40))
-        leader = c.leader()
-        who = f"leader {leader} (term {c.term(leader)})" if leader else "no leader"
-        gap = raft.leaderless(result.data["roles"], c.now, before["since"])
+        gap = raft.leaderless(result.data.roles, c.now, before["since"])
         committed = self.committed() - before["committed"]
-        text = (f"t = {c.now:g} s · {who} · {len(c.elections())} elections · "
+        text = (f"{result.data.headline} · "
                 f"last {self.step:g} s: {self.sent - before['sent']} commands sent, "
                 f"{self.accepted - before['accepted']} accepted by a leader, "
                 f"{committed} committed, leaderless {gap:.2f} s")

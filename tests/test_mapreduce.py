@@ -150,7 +150,7 @@ def test_backup_tasks_cut_job_time_with_a_straggler(seed):
 
 @pytest.mark.slow
 def test_figure3_shape_backups_matter_and_killing_a_tenth_costs_little():
-    rows = {row["execution"]: row for row in scenarios.figure3(seed=1).data["rows"]}
+    rows = {row["execution"]: row for row in scenarios.figure3(seed=1).data.rows}
     no_backups = rows["no backup tasks"]["simulated vs normal"]
     killed = rows["2 of 20 workers killed"]["simulated vs normal"]
     assert no_backups > 0.25                       # the paper: +44 %
@@ -294,7 +294,7 @@ def test_locality_makes_maps_faster():
 
 
 def test_skew_hot_key_bounds_the_largest_reduce_and_the_combiner_fixes_it():
-    rows = {r["partitioning"]: r for r in scenarios.skew(seed=1).data["rows"]}
+    rows = {r["partitioning"]: r for r in scenarios.skew(seed=1).data.rows}
     counts = Counter(w for _, t in scenarios.corpus() for w in t.split())
     bytes_of = {w: c * mapreduce.pairs_size([(w, 1)]) for w, c in counts.items()}
     hot_share = max(bytes_of.values()) / sum(bytes_of.values())

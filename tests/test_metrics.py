@@ -12,7 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from labkit import ConfigError, Histogram, Metrics, Result, Simulator, TraceRecord
-from labkit.metrics import SUMMARY_PERCENTILES, Counter, Gauge
+from labkit.metrics import (
+    SUMMARY_PERCENTILES,
+    Counter,
+    Gauge,
+    Record,
+    keyed,
+    record_items,
+)
 
 samples = st.lists(st.floats(min_value=-1e6, max_value=1e6, allow_nan=False),
                    min_size=1, max_size=300)
@@ -239,20 +246,71 @@ PRODUCED = {"leader_failover": {"trials": 2},
             "timeout_sweep": {"factors": (1.0, 4.0), "duration": 2.0}}
 
 
+def _changed_record(record, path):
+    """A copy of `record` with the leaf at `path` (of its items) changed."""
+    names = {f.metadata.get("key", f.name): f.name for f in dataclasses.fields(record)}
+    data = _changed_at(record_items(record), path)
+    return type(record)(**{names[key]: value for key, value in data.items()})
+
+
 @pytest.mark.parametrize("name", PRODUCED)
 def test_fingerprint_changes_when_anything_in_data_changes(name):
-    # leader_failover's outcome lives only in data["gaps"]: a fingerprint over
+    # leader_failover's outcome lives only in data.gaps: a fingerprint over
     # inputs, metrics and trace alone did not move when its gaps changed.
     from labkit import scenarios
 
     res = getattr(scenarios, name)(**PRODUCED[name])
-    paths = list(_leaf_paths(dict(res.data)))
+    paths = list(_leaf_paths(record_items(res.data)))
     assert paths, f"{res.scenario} has no data to vary"
     step = max(1, len(paths) // 40)
     for path in paths[::step]:
-        changed = dataclasses.replace(res, data=_changed_at(res.data, path))
+        changed = dataclasses.replace(res, data=_changed_record(res.data, path))
         assert changed.fingerprint != res.fingerprint, (
             f"{res.scenario}: data{list(path)}")
+
+
+# -- records: typed data with the fingerprint of the dict they replaced -------------
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _Window(Record):
+    victim: str
+    hot_hold: float = keyed("hot hold (s)")
+    window: tuple[float, float]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _Plain:
+    victim: str
+
+
+def test_a_record_fingerprints_as_the_dict_of_its_fields_under_their_keys():
+    record = _Window(victim="aborted", hot_hold=2.5, window=(1.0, 3.0))
+    same = {"window": (1.0, 3.0), "hot hold (s)": 2.5, "victim": "aborted"}
+    renamed = {"window": (1.0, 3.0), "hot_hold": 2.5, "victim": "aborted"}
+    other = {"window": (1.0, 3.0), "hot hold (s)": 2.0, "victim": "aborted"}
+
+    def fingerprint(data):
+        return Result("demo", {}, 1, Metrics(), data=data).fingerprint
+
+    assert fingerprint(record) == fingerprint(same)
+    assert fingerprint(record) != fingerprint(renamed)
+    assert fingerprint(record) != fingerprint(other)
+    # Inside other data too, and only records: any other dataclass keeps its name.
+    assert fingerprint({"run": record}) == fingerprint({"run": same})
+    assert fingerprint({"x": _Plain(victim="a")}) != fingerprint({"x": {"victim": "a"}})
+
+
+def test_a_record_is_read_by_attribute_and_cannot_change():
+    record = _Window(victim="aborted", hot_hold=2.5, window=(1.0, 3.0))
+    assert record.hot_hold == 2.5
+    assert record_items(record) == {"victim": "aborted", "hot hold (s)": 2.5,
+                                    "window": (1.0, 3.0)}
+    with pytest.raises(AttributeError):
+        _ = record.hot_hodl                     # a typo is an error, not a None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        record.victim = "committed"
+    with pytest.raises(TypeError):
+        _Window("aborted", 2.5, (1.0, 3.0))     # fields by name only
 
 
 def test_fingerprint_covers_arrays_dataclasses_series_and_nested_results():

@@ -345,11 +345,11 @@ def test_the_stories_end_as_the_notebook_tells_them():
     from labkit import scenarios
 
     normal = scenarios.paxos_story(story="normal")
-    assert normal.data["chosen_at"] == pytest.approx(3 * D)
+    assert normal.data.chosen_at == pytest.approx(3 * D)
     crashed = scenarios.paxos_story(story="acceptor crash")
-    assert crashed.data["chosen"] == "x" and crashed.data["chosen_at"] > 0.100
+    assert crashed.data.chosen == "x" and crashed.data.chosen_at > 0.100
     adopted = scenarios.paxos_story(story="proposer crash")
-    assert adopted.data["chosen"] == "x" and adopted.data["ballots"] == 2
+    assert adopted.data.chosen == "x" and adopted.data.ballots == 2
     with pytest.raises(ConfigError, match="story must be one of"):
         scenarios.paxos_story(story="meteor")
 
@@ -359,7 +359,7 @@ def test_measured_costs_match_the_paper_counts():
 
     for n in (3, 5):
         rows = {r["protocol"]: r for r in scenarios.paxos_costs(acceptors=n)
-                .data["rows"]}
+                .data.rows}
         basic = rows["basic Paxos, one value"]
         multi = rows["Multi-Paxos, per command"]
         assert (basic["messages"], basic["round trips"]) == (4 * n, 2.0)

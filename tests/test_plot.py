@@ -33,7 +33,7 @@ def lossy():
 
 def test_cdf_is_monotone_ends_at_one_and_at_the_maximum():
     samples = latency_samples(seed=3, samples=5000)
-    hists = {name: samples.metrics[name] for name in samples.data["names"]}
+    hists = {name: samples.metrics[name] for name in samples.data.names}
     fig = plot.latency_cdf(hists, points=100)
     for trace in fig.data:
         hist = hists[trace.name]
@@ -58,7 +58,7 @@ def test_cdf_accepts_results_and_log_axis(lossy):
 
 def test_histogram_bars_hold_the_share_of_values_in_range():
     samples = latency_samples(seed=2, samples=4000)
-    hists = {name: samples.metrics[name] for name in samples.data["names"]}
+    hists = {name: samples.metrics[name] for name in samples.data.names}
     fig = plot.latency_hist(hists, bins=30, upto=99)
     top = max(h.percentile(99) for h in hists.values())
     assert [t.name for t in fig.data] == list(hists)
@@ -85,7 +85,7 @@ def test_sequence_diagram_draws_one_arrow_per_delivery_and_one_x_per_drop(lossy)
 
 def test_sequence_diagram_arrows_join_send_and_delivery(lossy):
     sent = {r.msg: r for r in lossy.trace if r.event == "send"}
-    rows = {name: i for i, name in enumerate(lossy.data["names"])}
+    rows = {name: i for i, name in enumerate(lossy.data.names)}
     expected = sorted((round(sent[r.msg].time, 6), round(r.time, 6),
                        rows[r.src], rows[r.dst])
                       for r in lossy.trace if r.event == "deliver")

@@ -1,6 +1,7 @@
 """The Dynamo-style quorum store: partial quorums against Bailis et al.'s closed
 form and WARS numbers, read repair, Merkle-tree anti-entropy, availability,
-bad input and determinism."""
+bad input and determinism; and the replica parts it shares with the capstone
+(`read_repair`, `Replica`'s hand-off, `CoordinatingReplica`'s quorums)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,18 @@ import math
 import pytest
 
 from labkit import ConfigError, NetConfig, Unavailable, dist, scenarios
+from labkit.net import Network
+from labkit.sim import Simulator
 from labkit.storage import (
+    VERSION_SLOTS,
     WARS,
+    CoordinatingReplica,
     QuorumKV,
+    Replica,
     key_hash,
     merkle,
     merkle_diff,
+    read_repair,
     stale_probability,
     wars_consistency,
 )
@@ -58,7 +65,7 @@ def test_overlapping_quorums_are_never_stale(n, r, w):
 def test_dynamo_mode_reads_are_stale_only_without_overlap():
     rows = {(row["R"], row["W"]): row for row in
             scenarios.quorum_costs(seed=2, ops=300, combos=((1, 1), (2, 2),
-                                                            (1, 3))).data["rows"]}
+                                                            (1, 3))).data.rows}
     assert rows[1, 1]["stale reads"] > 0.02     # the write is still on its way
     assert rows[2, 2]["stale reads"] == 0.0 == rows[1, 3]["stale reads"]
     # Waiting for more acks costs latency: W = 3 waits for the slowest replica.
@@ -83,13 +90,13 @@ def test_the_wars_model_reproduces_the_papers_synthetic_numbers(delays, t, paper
 
 def test_the_simulated_store_agrees_with_the_wars_model():
     result = scenarios.t_visibility(seed=2, trials=1000, points=2)
-    for label, simulated in result.data["simulated"].items():
+    for label, simulated in result.data.simulated.items():
         delays = FAST if "fast" in label else SLOW
         for t, share in simulated.items():
             model = wars_consistency(3, 1, 1, delays, t, 20_000, seed=5)
             spread = 4 * math.sqrt(max(model * (1 - model), 1e-3) / 1000)
             assert abs(share - model) < spread, (label, t, share, model)
-    slow = result.data["simulated"]["slow writes, Exp(10 ms)"]
+    slow = result.data.simulated["slow writes, Exp(10 ms)"]
     assert slow[0.0] < slow[0.01] < slow[0.02] < slow[0.065]   # waiting helps
 
 
@@ -222,3 +229,142 @@ def fingerprint(seed: int) -> str:
 def test_same_seed_same_run():
     assert fingerprint(5) == fingerprint(5)
     assert fingerprint(5) != fingerprint(6)
+
+
+# -- the replica parts the quorum store shares with the capstone -----------------------
+
+def test_read_repair_plans_the_newest_answer_for_the_replicas_behind():
+    answers = [("a", 2, "x"), ("b", 3, "y"), ("c", 1, None), ("d", 3, "z")]
+    # The first of the newest answers wins; everyone older is behind, in order.
+    assert read_repair(answers) == (3, "y", ["a", "c"])
+    assert read_repair([("a", 4, "v")]) == (4, "v", [])
+    with pytest.raises(ValueError, match="at least one answer"):
+        read_repair([])
+
+
+class Server(CoordinatingReplica):
+    """A replica that owns the keys `placement` gives it and logs its hooks."""
+
+    def __init__(self, name: str, net: Network, placement: dict[str, list[str]],
+                 **settings):
+        self.placement, self.log = placement, []
+        super().__init__(name, net, **settings)
+
+    def owners(self, key: str) -> list[str]:
+        return self.placement[key]
+
+    def reached(self, quorum, version: int) -> None:
+        self.log.append(("reached", round(self.sim.now, 6), quorum.request, version))
+
+    def missed(self, quorum) -> None:
+        self.log.append(("missed", round(self.sim.now, 6), quorum.request))
+
+
+def servers(r: int = 1, w: int = 2, back: dict[str, float] | None = None,
+            placement: dict[str, list[str]] | None = None) -> dict[str, Server]:
+    """Coordinator x and replicas a, b, d of key k: 1 ms out, `back` s home."""
+    sim = Simulator(0)
+    net = Network(sim, NetConfig(latency=0.001))
+    placement = placement or {"k": ["a", "b", "d"]}
+    nodes = {name: Server(name, net, placement, index=i, r=r, w=w, timeout=0.5)
+             for i, name in enumerate("xabd")}
+    for name, seconds in (back or {}).items():
+        net.set_link(name, "x", latency=seconds)
+    return nodes
+
+
+def test_a_write_is_reached_once_after_w_acks_with_its_clock_version():
+    nodes = servers(w=2, back={"a": 0.001, "b": 0.003, "d": 0.005})
+    x, sim = nodes["x"], nodes["x"].sim
+    sim.run(0.25)
+    x.start_quorum("w1", "put", "k", "v1")
+    x.start_quorum("w2", "put", "k", "v2")          # the same microsecond
+    sim.run(1.0)
+    # Version: clock in microseconds times the slots plus x's index (0); a
+    # second write in the same microsecond gets the next number.
+    first = 250_000 * VERSION_SLOTS
+    assert x.log == [("reached", 0.254, "w1", first),
+                     ("reached", 0.254, "w2", first + 1)]
+    assert {n: nodes[n].lookup("k") for n in "abd"} == {
+        n: (first + 1, "v2") for n in "abd"}
+    assert x.quorums == {}                            # all answers in: forgotten
+
+
+def test_a_read_repairs_every_replica_behind_once_even_after_its_answer():
+    nodes = servers(r=1, back={"a": 0.001, "b": 0.005, "d": 0.009})
+    x, sim = nodes["x"], nodes["x"].sim
+    nodes["a"].store("k", 5, "new")
+    nodes["b"].store("k", 3, "old")                  # d has no copy
+    x.start_quorum("r1", "get", "k")
+    sim.run(1.0)
+    assert x.log == [("reached", 0.002, "r1", 5)]    # a answered first
+    # b and d answered after the read returned; each got one repair put.
+    assert x.net.sent["put"] == 2
+    assert {n: nodes[n].lookup("k") for n in "abd"} == {n: (5, "new") for n in "abd"}
+
+
+def test_a_read_returns_the_newest_of_the_first_r_answers():
+    nodes = servers(r=2, back={"a": 0.009, "b": 0.001, "d": 0.005})
+    x, sim = nodes["x"], nodes["x"].sim
+    nodes["a"].store("k", 5, "new")
+    nodes["b"].store("k", 3, "old")
+    x.start_quorum("r1", "get", "k", latest=5)
+    sim.run(1.0)
+    assert x.log == [("reached", 0.006, "r1", 3)]    # a stale read: a came last
+    assert {n: nodes[n].version("k") for n in "abd"} == {"a": 5, "b": 5, "d": 5}
+
+
+def test_a_quorum_that_cannot_form_is_missed_at_its_deadline():
+    nodes = servers(w=2)
+    x, sim = nodes["x"], nodes["x"].sim
+    nodes["a"].kill()
+    nodes["b"].kill()
+    x.start_quorum("w1", "put", "k", "v")
+    sim.run(1.0)
+    assert x.log == [("missed", 0.5, "w1")]
+    assert nodes["d"].lookup("k")[1] == "v"          # the one ack came too late
+
+
+def test_a_restart_forgets_the_quorums_in_flight_but_a_crash_does_not():
+    for restart in (False, True):
+        nodes = servers(w=3)
+        x, sim = nodes["x"], nodes["x"].sim
+        nodes["a"].kill()
+        x.start_quorum("w1", "put", "k", "v")
+        sim.run(0.1)
+        x.kill()
+        if restart:
+            x.restart()
+        sim.run(1.0)
+        assert x.log == ([] if restart else [("missed", 0.5, "w1")])
+
+
+def test_a_replica_pulls_only_the_keys_it_shares_and_keeps_newer_ones():
+    placement = {"k1": ["a", "b"], "k2": ["b", "d"], "k3": ["a", "d"]}
+    nodes = servers(placement=placement)
+    a, sim = nodes["a"], nodes["a"].sim
+    nodes["b"].store("k1", 4, "b-k1")
+    nodes["b"].store("k2", 4, "b-k2")
+    nodes["d"].store("k3", 2, "d-k3")
+    a.store("k3", 7, "a-k3")
+    a.pull(["a", "b", "d"])
+    sim.run(1.0)
+    assert a.disk["data"] == {"k1": (4, "b-k1"), "k3": (7, "a-k3")}
+    assert nodes["x"].net.sent["pull"] == 2          # not to itself
+
+
+def test_replica_settings_are_checked():
+    net = Network(Simulator(0))
+    with pytest.raises(ConfigError, match="index must be below 8"):
+        Server("x", net, {}, index=VERSION_SLOTS, r=1, w=1, timeout=1.0)
+    with pytest.raises(ConfigError, match="r must be >= 1"):
+        Server("x", net, {}, index=0, r=0, w=1, timeout=1.0)
+    with pytest.raises(ConfigError, match="timeout"):
+        Server("x", net, {}, index=0, r=1, w=1, timeout=0.0)
+    with pytest.raises(ConfigError, match="delays must be a storage.WARS"):
+        Replica("y", net, delays=(1, 2, 3, 4))
+    x = Server("z", net, {"k": ["z"]}, index=0, r=1, w=1, timeout=1.0)
+    with pytest.raises(ConfigError, match="op must be 'put' or 'get'"):
+        x.start_quorum("q", "delete", "k")
+    with pytest.raises(NotImplementedError, match="who owns a key"):
+        Replica("v", net).owners("k")

@@ -609,15 +609,15 @@ def test_failover_downtime_is_bounded_by_the_timeout_range():
 def test_figure_16_rows_put_the_paper_beside_the_simulation():
     result = scenarios.figure_16(trials=20, ranges=((150, 155), (12, 24)),
                                  capped_trials=1)
-    assert list(result.data["runs"]) == ["150-155 ms", "12-24 ms"]
-    rows = result.data["rows"]
+    assert list(result.data.runs) == ["150-155 ms", "12-24 ms"]
+    rows = result.data.rows
     assert [(r["timeout (ms)"], r["statistic"], r["paper (ms)"]) for r in rows] == [
         ("150-155", "median", 287.0), ("12-24", "mean", 35.0), ("12-24", "max", 152.0)]
     assert all(r["simulated (ms)"] > 12 for r in rows)
 
 
 def test_shrinking_the_timeout_below_the_broadcast_time_breaks_elections():
-    rows = scenarios.timing_rule(minimums=(0.150, 0.010), duration=5.0).data["rows"]
+    rows = scenarios.timing_rule(minimums=(0.150, 0.010), duration=5.0).data.rows
     assert rows[0]["spurious elections"] == 0
     assert rows[1]["spurious elections"] > 20 and rows[1]["leaderless share"] > 0.3
 

@@ -66,7 +66,7 @@ def test_recorded_measurements_sit_near_the_simulation():
     # (etcd counts in ticks of one heartbeat, so it may fire one tick early);
     # medians agree within a factor of 1.5 (its members share two CPU cores).
     for setting, (timeout, heartbeat) in scenarios.ETCD_SETTINGS.items():
-        runs = scenarios.etcd_comparison(setting=setting, trials=100).data["runs"]
+        runs = scenarios.etcd_comparison(setting=setting, trials=100).data.runs
         measured, simulated = runs.values()
         assert measured.sorted()[0] >= timeout - 2 * heartbeat, (setting, measured)
         assert simulated.sorted()[0] >= timeout - heartbeat, (setting, simulated)

@@ -12,6 +12,7 @@ from labkit import dist
 from labkit.errors import ConfigError
 from labkit.scenarios import (
     TOUR_LATENCIES,
+    cluster_step,
     echo_cluster,
     halves,
     journal_by_node,
@@ -40,12 +41,12 @@ def test_every_node_pings_every_peer_once_per_interval():
     nodes, interval, duration = 4, 0.1, 1.0
     res = ping(seed=5, nodes=nodes, interval=interval, duration=duration)
     rounds = round(duration / interval)
-    assert res.data["messages"]["ping"]["sent"] == nodes * (nodes - 1) * rounds
+    assert res.data.messages["ping"]["sent"] == nodes * (nodes - 1) * rounds
 
 
 def test_every_delivered_ping_is_answered_and_rtt_is_two_latencies():
     res = ping(seed=2, nodes=3, latency=0.010, duration=2.0)
-    counts = res.data["messages"]
+    counts = res.data.messages
     assert counts["pong"]["sent"] == counts["ping"]["delivered"]
     rtt = res.metrics["rtt"]
     assert rtt.count == counts["pong"]["delivered"] > 0
@@ -57,9 +58,9 @@ def test_every_delivered_ping_is_answered_and_rtt_is_two_latencies():
 def test_loss_drops_a_binomial_share_of_pings(seed):
     p = 0.2
     res = ping(seed=seed, nodes=5, loss=p, duration=5.0)
-    ping_counts = res.data["messages"]["ping"]
-    n, lost = ping_counts["sent"], res.data["drop_reasons"]["loss"]
-    pong_lost = res.data["messages"]["pong"]["dropped"]
+    ping_counts = res.data.messages["ping"]
+    n, lost = ping_counts["sent"], res.data.drop_reasons["loss"]
+    pong_lost = res.data.messages["pong"]["dropped"]
     sd = math.sqrt(n * p * (1 - p))
     assert abs(ping_counts["dropped"] - n * p) < 4 * sd, f"seed={seed}"
     assert lost == ping_counts["dropped"] + pong_lost, f"seed={seed}"
@@ -67,23 +68,23 @@ def test_loss_drops_a_binomial_share_of_pings(seed):
 
 def test_partition_stops_traffic_across_the_cut_only_while_it_lasts():
     res = ping(seed=1, nodes=5, duration=1.0, partition=(0.3, 0.6))
-    minority, majority = halves(res.data["names"])
+    minority, majority = halves(res.data.names)
     def crosses(pair):
         return (pair[0] in minority) != (pair[1] in minority)
     assert not any(crosses(p) for p in deliveries(res, 0.3, 0.6))
     assert any(not crosses(p) for p in deliveries(res, 0.3, 0.6))
     assert any(crosses(p) for p in deliveries(res, 0.6))
-    assert res.data["drop_reasons"]["partition"] > 0
+    assert res.data.drop_reasons["partition"] > 0
     assert majority == ["n3", "n4", "n5"]
 
 
 def test_journal_by_node_adds_up_to_the_network_totals():
     res = ping(seed=4, nodes=4, loss=0.3, duration=1.0)
-    counts = journal_by_node(res.trace, res.data["names"])
-    messages = res.data["messages"].values()
+    counts = journal_by_node(res.trace, res.data.names)
+    messages = res.data.messages.values()
     assert sum(counts["delivered"].values()) == sum(m["delivered"] for m in messages)
     assert sum(counts["dropped"].values()) == sum(m["dropped"] for m in messages)
-    later = journal_by_node(res.trace, res.data["names"], since=0.5)
+    later = journal_by_node(res.trace, res.data.names, since=0.5)
     assert all(later["delivered"][n] <= counts["delivered"][n] for n in counts[
         "delivered"])
 
@@ -97,6 +98,23 @@ def test_killed_echo_node_receives_nothing():
     window = journal_by_node(cluster.sim.trace[before:], cluster.names)
     assert window["delivered"]["n2"] == 0 and window["dropped"]["n2"] > 0
     assert window["delivered"]["n1"] > 0
+
+
+def test_cluster_step_counts_the_step_alone_and_says_the_totals():
+    cluster = echo_cluster(seed=2, nodes=4, loss=0.3)
+    cluster.run(1.0)
+    net = cluster.network
+    delivered, dropped = net.messages_delivered, net.messages_dropped
+    run = cluster_step(cluster, 0.5)
+    assert cluster.now == pytest.approx(1.5) and run.end_time == cluster.now
+    window = run.data.window
+    assert sum(window["delivered"].values()) == net.messages_delivered - delivered > 0
+    assert sum(window["dropped"].values()) == net.messages_dropped - dropped > 0
+    assert run.data.headline == (f"delivered {net.messages_delivered} · "
+                                 f"dropped {net.messages_dropped}")
+    assert run.data.names == cluster.names and run.data.up == cluster.names
+    with pytest.raises(ConfigError, match="seconds"):
+        cluster_step(cluster, -1.0)
 
 
 @pytest.mark.parametrize("name", list(TOUR_LATENCIES))

@@ -158,15 +158,15 @@ def test_overlapping_stalls_merge():
 
 def test_closed_loop_hides_the_stall_that_open_loop_sees():
     result = scenarios.coordinated_omission(seed=1)
-    open_p99, closed_p99 = result.data["open"]["p99"], result.data["closed"]["p99"]
+    open_p99, closed_p99 = result.data.open["p99"], result.data.closed["p99"]
     # Open loop: 10 % of requests arrive during a 1 s stall and wait a uniform
     # part of it, so p99 ~ 0.9 s. Closed loop: one stalled request per stall
     # among ~900 sent, so p99 is the healthy service's (~4.6 ms for 1 ms Exp).
-    assert open_p99 == pytest.approx(result.data["open_p99_estimate"], rel=0.1)
+    assert open_p99 == pytest.approx(result.data.open_p99_estimate, rel=0.1)
     assert closed_p99 < 0.010
     assert open_p99 > 50 * closed_p99
     # Both saw the stalls: the worst request waited about the whole stall.
-    assert result.data["closed"]["max"] == pytest.approx(1.0, abs=0.05)
+    assert result.data.closed["max"] == pytest.approx(1.0, abs=0.05)
 
 
 # -- argument checks ----------------------------------------------------------------
@@ -246,7 +246,7 @@ def test_same_seed_same_fingerprint_and_another_seed_differs():
 
 def test_scenario_theory_matches_the_closed_forms_it_names():
     def theory(**kw):
-        return scenarios.mmc_queue(customers=100, warmup=0, **kw).data["theory"]
+        return scenarios.mmc_queue(customers=100, warmup=0, **kw).data.theory
 
     assert theory(servers=3, load=0.5).mean_response == pytest.approx(
         queueing.mmc(150.0, 100.0, 3).mean_response)
@@ -261,7 +261,7 @@ def test_scenario_theory_matches_the_closed_forms_it_names():
 
 
 def test_fan_out_reproduces_the_tail_at_scale():
-    rows = scenarios.fan_out(seed=2, requests=20_000).data["rows"]
+    rows = scenarios.fan_out(seed=2, requests=20_000).data.rows
     for row in rows:
         # Binomial share: SE = sqrt(p(1-p)/n) <= 0.0036 at n = 20000; 4 SE.
         assert row["slow_share"] == pytest.approx(row["theory"], abs=0.015), row
@@ -273,8 +273,8 @@ def test_merging_percentiles_needs_the_values_not_the_average():
     # The p99 of all requests is mostly the rho = 0.9 node's tail, which moves
     # slowly (relaxation time ~ 1/(mu (1 - sqrt(rho))^2) = 3.8 s): over 2400 s
     # its relative SE is about 6 %, so 20 % is over 3 SE.
-    assert data["merged_p99"] == pytest.approx(data["theory_p99"], rel=0.2)
-    assert data["mean_p99"] < 0.6 * data["merged_p99"]       # averaging misleads
+    assert data.merged_p99 == pytest.approx(data.theory_p99, rel=0.2)
+    assert data.mean_p99 < 0.6 * data.merged_p99       # averaging misleads
 
 
 def test_playground_redraws_when_a_control_moves():

@@ -369,7 +369,7 @@ def test_a_begin_that_arrives_after_the_client_heard_aborted_is_ignored(protocol
 def test_client_outcomes_scenario_ends_with_every_client_knowing():
     from labkit import scenarios
 
-    rows = scenarios.client_outcomes(seed=1).data["rows"]
+    rows = scenarios.client_outcomes(seed=1).data.rows
     assert [r["protocol"] for r in rows] == list(PROTOCOLS)
     assert all(r["when the faults stop"] < 1.0 for r in rows)
     assert all(r["after the heal"] == 1.0 and r["told what happened"] for r in rows)
@@ -612,12 +612,12 @@ def test_playground_redraws_on_each_control_and_reports_bad_combinations():
                  protocol=["2pc", "paxos_commit", "saga", "tcc"],
                  crash=list(scenarios.TXN_CRASHES), participants=(2, 5, 1, 3),
                  seed=(0, 9, 1, 1))
-    assert ex.result.data["outcome"] == COMMITTED
+    assert ex.result.data.outcome == COMMITTED
     ex.controls["crash"].value = "coordinator.after_votes"
-    assert ex.result.data["views"] == {"n1": ABORTED, "n2": ABORTED, "n3": ABORTED}
+    assert ex.result.data.views == {"n1": ABORTED, "n2": ABORTED, "n3": ABORTED}
     assert "crash: coordinator.after_votes" in ex.figure.layout.title.text
     ex.controls["protocol"].value = "paxos_commit"
-    assert ex.result.data["outcome"] == COMMITTED
+    assert ex.result.data.outcome == COMMITTED
     drawn = {trace.name for trace in ex.figure.data}
     assert {"phase1a", "crash point", "forced log write"} <= drawn
     ex.controls["participants"].value = 2       # Paxos Commit needs 3 acceptors

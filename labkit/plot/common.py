@@ -10,6 +10,7 @@ draw on. Topic views in the sibling modules import from here, and only here.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -18,7 +19,7 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from labkit.errors import ConfigError, require_int, require_number
-from labkit.metrics import Histogram, Result, TimeSeries, TraceRecord
+from labkit.metrics import Histogram, Record, Result, TimeSeries, TraceRecord
 
 UP, DOWN, CUT, LINK, FAINT = "#2ca02c", "#7f7f7f", "#d62728", "#c7c7c7", "#e5e5e5"
 PALETTE = qualitative.Plotly
@@ -219,10 +220,23 @@ def panels(table: Mapping[str, Mapping[str, Mapping[float, float]]], *,
     return _layout(fig, title, "", "", height=400)
 
 
+def data_field(result: Result, name: str, *default: Any) -> Any:
+    """Field `name` of the result's data, for the views that take both kinds of
+    Result: an attribute of a scenario's `Record`, or a key of the plain dict
+    that a topic package's own `result()` returns (`RaftCluster.result()`).
+    Without a default, a missing name raises (AttributeError or KeyError)."""
+    data = result.data
+    if isinstance(data, Record):
+        return getattr(data, name, *default)
+    if default and name not in data:
+        return default[0]
+    return data[name]
+
+
 def _node_rows(result: Result) -> dict[str, int]:
     """Row of each node: the result's `names` if it lists them, else the order in
     which nodes first appear in the trace."""
-    names = list(result.data.get("names", ()))
+    names = list(data_field(result, "names", ()))
     for r in result.trace:
         names += [n for n in (r.src, r.dst) if n != "*" and n not in names]
     return {n: i for i, n in enumerate(names)}

@@ -18,7 +18,7 @@ from .common import CUT, PALETTE, _layout, _round, latency_cdf, timeseries
 def fleet(result: Result) -> go.Figure:
     """One load-balancing run (a `labkit.balancing.BalancingResult`): the latency
     CDF and each server's utilisation; killed servers red, slower ones hatched."""
-    utilisation, speeds = result.data["utilisation"], result.params["speeds"]
+    utilisation, speeds = result.utilisation, result.params["speeds"]
     killed = {r.dst for r in result.trace if r.event == "fault" and r.kind == "kill"}
     names = [f"s{i}" for i in range(len(utilisation))]
     fig = make_subplots(rows=1, cols=2, column_widths=[0.55, 0.45],
@@ -51,7 +51,7 @@ def server_queues(result: Result, *, servers: Sequence[int] | None = None,
                   title: str = "Requests held by each server") -> go.Figure:
     """Each server's queue length (requests held) at the run's sample times,
     one line per server (all of them, or those listed)."""
-    lengths, times = result.data["queue_lengths"], result.data["sample_times"]
+    lengths, times = result.queue_lengths, result.sample_times
     chosen = range(lengths.shape[1]) if servers is None else servers
     series = {}
     for i in chosen:

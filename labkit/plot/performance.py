@@ -22,8 +22,8 @@ def percentiles_vs_load(result: Result, *, unit: str = "ms", log_y: bool = False
     """Latency against utilisation: theory curves (lines, where closed forms
     exist) and simulated points (markers, at the utilisation each run measured)
     for the mean, median and p99, from `scenarios.mmc_queue` or `load_sweep`."""
-    scale, curve = _scale(unit), result.data.get("curve", {})
-    points = result.data["points"]
+    scale, curve = _scale(unit), result.data.curve
+    points = result.data.points
     fig = go.Figure()
     for stat, colour in _STAT_COLOURS.items():
         if stat in curve:
@@ -43,7 +43,7 @@ def percentiles_vs_load(result: Result, *, unit: str = "ms", log_y: bool = False
     fig.update_yaxes(type="log" if log_y else "linear")
     what = "lines: theory · markers: simulation" if curve else \
         "no closed form for this model: simulation only"
-    return _layout(fig, f"{title or result.data['model'] + ': latency vs load'}"
+    return _layout(fig, f"{title or result.data.model + ': latency vs load'}"
                         f"<br><sup>{what}</sup>",
                    "utilisation ρ (measured)", f"latency ({unit})",
                    xaxis_range=[0, 1])
@@ -52,7 +52,7 @@ def percentiles_vs_load(result: Result, *, unit: str = "ms", log_y: bool = False
 def fan_out_tail(result: Result) -> go.Figure:
     """Share of fanned-out requests slower than the leaves' p99, against the
     fan-out: 1 - 0.99**n (line) and `scenarios.fan_out`'s measurements (markers)."""
-    rows, p99 = result.data["rows"], result.params["p99"]
+    rows, p99 = result.data.rows, result.params["p99"]
     dense = np.unique(np.geomspace(1, max(r["fanout"] for r in rows), 60).round())
     fig = go.Figure()
     fig.add_scatter(x=_round(dense, 0), y=_round(1 - 0.99**dense, 4), mode="lines",
@@ -71,7 +71,8 @@ def omission(result: Result, *, until: float = 30.0, unit: str = "ms") -> go.Fig
     clients of `scenarios.coordinated_omission` (first `until` seconds), with
     each client's p99 dashed and the stalls shaded."""
     scale, p = _scale(unit), result.params
-    p99 = {name: result.data[name]["p99"] * scale for name in ("open", "closed")}
+    p99 = {"open": result.data.open["p99"] * scale,
+           "closed": result.data.closed["p99"] * scale}
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.12,
                         subplot_titles=[
                             f"open loop, sends on schedule: p99 {p99['open']:.3g} "
@@ -109,16 +110,16 @@ def percentile_merge(result: Result, *, unit: str = "ms") -> go.Figure:
     """Each node's p99 (bars) beside two ways to combine them: the mean of the
     p99s (wrong) and the p99 of all requests merged (right), plus theory."""
     scale, data = _scale(unit), result.data
-    nodes = list(data["node_p99"])
+    nodes = list(data.node_p99)
     fig = go.Figure()
-    fig.add_bar(x=nodes, y=_round([data["node_p99"][n] * scale for n in nodes], 3),
+    fig.add_bar(x=nodes, y=_round([data.node_p99[n] * scale for n in nodes], 3),
                 name="node p99", marker_color=PALETTE[0],
                 texttemplate="%{y:.0f}", textposition="outside")
-    for key, label, colour, dash in (
-            ("mean_p99", "mean of the p99s (wrong)", PALETTE[4], "dash"),
-            ("merged_p99", "p99 of all requests (right)", UP, "solid"),
-            ("theory_p99", "theory", DOWN, "dot")):
-        value = round(data[key] * scale, 3)
+    for p99, label, colour, dash in (
+            (data.mean_p99, "mean of the p99s (wrong)", PALETTE[4], "dash"),
+            (data.merged_p99, "p99 of all requests (right)", UP, "solid"),
+            (data.theory_p99, "theory", DOWN, "dot")):
+        value = round(p99 * scale, 3)
         fig.add_scatter(x=nodes, y=[value] * len(nodes), mode="lines",
                         name=f"{label}: {value:.0f} {unit}",
                         line={"color": colour, "dash": dash, "width": 3})

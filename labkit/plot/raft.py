@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 from labkit.errors import require_int, require_number
 from labkit.metrics import Result
 
-from .common import FAINT, ROLE_COLOURS, _layout, _round
+from .common import FAINT, ROLE_COLOURS, _layout, _round, data_field
 
 
 def _role_segments(result: Result, since: float, until: float):
@@ -18,7 +18,7 @@ def _role_segments(result: Result, since: float, until: float):
     [since, until), from the result's role timeline."""
     current: dict[str, tuple[str, int, float]] = {}
     segments = []
-    for time, name, role, term in [*result.data["roles"], (until, None, "", 0)]:
+    for time, name, role, term in [*data_field(result, "roles"), (until, None, "", 0)]:
         if time > until:
             time = until
         if name is None:
@@ -41,7 +41,7 @@ def roles(result: Result, *, since: float = 0.0, until: float | None = None,
     candidate, leader, down) over [since, until]; a star where an election was
     won. Hover for the term."""
     until = result.end_time if until is None else require_number("until", until)
-    names = list(result.data["names"])
+    names = list(data_field(result, "names"))
     fig = go.Figure()
     segments = _role_segments(result, since, until)
     for role, colour in ROLE_COLOURS:          # the capstone's colours too
@@ -54,7 +54,8 @@ def roles(result: Result, *, since: float = 0.0, until: float | None = None,
                     textposition="inside", insidetextanchor="middle",
                     hovertext=[f"{s[0]} {role}, term {s[2]}: {s[3]:.3f}-{s[4]:.3f} s"
                                for s in mine], hoverinfo="text")
-    won = [e for e in result.data["elections"] if since <= e[0] <= until]
+    elections = data_field(result, "elections")
+    won = [e for e in elections if since <= e[0] <= until]
     fig.add_scatter(x=_round(e[0] for e in won), y=[e[1] for e in won],
                     mode="markers", name="election won",
                     marker={"symbol": "star", "size": 13, "color": "black"},
@@ -62,10 +63,10 @@ def roles(result: Result, *, since: float = 0.0, until: float | None = None,
                                for e in won], hoverinfo="text")
     fig.update_yaxes(categoryorder="array", categoryarray=names[::-1])
     fig.update_xaxes(range=[round(since, 6), round(until, 6)])
-    leaderless = result.data.get("leaderless")
+    leaderless = data_field(result, "leaderless", None)
     note = f" · leaderless {leaderless:.3f} s in all" if leaderless is not None \
         else ""
-    count = len(result.data["elections"])
+    count = len(elections)
     return _layout(fig, title or f"Roles over time: {count} election"
                    f"{'' if count == 1 else 's'}{note}", "time (s)", "",
                    barmode="overlay",
@@ -78,8 +79,8 @@ def log_grid(result: Result, *, last: int = 30, title: str | None = None
     its term; grey cells are compacted into a snapshot, a black bar follows each
     node's commit index. Shows the `last` indexes up to the longest log."""
     last = require_int("last", last, minimum=1)
-    names, logs = list(result.data["names"]), result.data["logs"]
-    bases, commits = result.data["log_base"], result.data["commit"]
+    names, logs = list(data_field(result, "names")), data_field(result, "logs")
+    bases, commits = data_field(result, "log_base"), data_field(result, "commit")
     top = max([bases[n] for n in names] + [i for n in names for i, _ in logs[n]])
     first = max(1, top - last + 1)
     indexes = list(range(first, top + 1))

@@ -26,7 +26,7 @@ def storage_dashboard(result: Result) -> go.Figure:
              if f"{what}.latency" in result.metrics}
     for trace in latency_cdf(hists).data:
         fig.add_trace(trace, row=1, col=1)
-    for i, (label, values) in enumerate(result.data["loads"].items()):
+    for i, (label, values) in enumerate(result.data.loads.items()):
         fig.add_bar(x=list(values), y=_round(values.values(), 3), name=label,
                     marker_color=PALETTE[2 + i], row=1, col=2)
     series = result.metrics["under_replicated"]
@@ -36,7 +36,7 @@ def storage_dashboard(result: Result) -> go.Figure:
     fig.add_vline(x=1.0, line={"dash": "dot", "color": DOWN}, row=2, col=1)
     p = result.params
     fig.add_bar(x=["measured", "C(N−W,R)/C(N,R)"],
-                y=_round([result.data["stale"], result.data["stale theory"]], 4),
+                y=_round([result.data.stale, result.data.stale_theory], 4),
                 marker_color=[PALETTE[0], FAINT], marker_line_color=PALETTE[0],
                 marker_line_width=1.5, showlegend=False, row=2, col=2,
                 texttemplate="%{y:.2f}", textposition="outside")
@@ -46,7 +46,7 @@ def storage_dashboard(result: Result) -> go.Figure:
     fig.update_yaxes(title="chunks", row=2, col=1)
     fig.update_yaxes(title=f"N={p['replication']}, R={p['r']}, W={p['w']}",
                      range=[0, 1.1], row=2, col=2)
-    calls = result.data["calls"]
+    calls = result.data.calls
     done = ", ".join(f"{what}s {c['ok']} ok / {c['Unavailable']} refused"
                      for what, c in calls.items())
     return _layout(fig, f"{p['nodes']} chunk servers, {p['replication']} copies, "

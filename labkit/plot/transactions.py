@@ -41,8 +41,7 @@ def txn_timeline(result: Result, *, until: float | None = None,
                                                     "crash_point", "fault")]
     if until is None:
         until = 1.05 * max((r.time for r in marks), default=result.end_time)
-    views = result.data.get("views", {})
-    heading = title or result.data.get("headline", result.scenario)
+    views, heading = result.data.views, title or result.data.headline
     fig = sequence_diagram(result, until=until,
                            title=f"{heading}<br><sup>{_views_line(views)}</sup>")
     rows = _node_rows(result)
@@ -70,12 +69,12 @@ def commit_rates(runs: Mapping[str, Result], *, title: str = "") -> go.Figure:
         colour = PALETTE[i % len(PALETTE)]
         for key, dash, label in (("hot", "solid", "hot row"),
                                  ("rest", "dot", "other rows")):
-            series = result.data[key]
+            series = getattr(result.data, key)
             fig.add_scatter(x=_round(series.times), y=_round(series.values, 3),
                             mode="lines", line={"color": colour, "dash": dash,
                                                 "shape": "hv"},
                             name=f"{name}: {label}", legendgroup=name)
-    start, end = next(iter(runs.values())).data["window"]
+    start, end = next(iter(runs.values())).data.window
     fig.add_vrect(x0=round(start, 6), x1=round(end, 6), fillcolor=CUT,
                   opacity=0.08, line_width=0, annotation_text="coordinator down",
                   annotation_position="top left")
@@ -88,11 +87,11 @@ def audit_totals(runs: Mapping[str, Result], *,
                  ) -> go.Figure:
     """The totals an auditor read during `scenarios.audit_run`s, one line per
     run, with the true total dashed."""
-    fig = timeseries({name: r.data["totals"] for name, r in runs.items()},
+    fig = timeseries({name: r.data.totals for name, r in runs.items()},
                      title=title, y="sum of all balances seen")
     for trace in fig.data:
         trace.update(mode="lines+markers", marker={"size": 4})
-    expected = next(iter(runs.values())).data["expected"]
+    expected = next(iter(runs.values())).data.expected
     fig.add_hline(y=expected, line={"dash": "dash", "color": DOWN},
                   annotation_text=f"money in the system: {expected}")
     return fig
@@ -109,7 +108,7 @@ def txn_playground(result: Result) -> go.Figure:
     for trace in timeline.data:
         fig.add_trace(trace, row=1, col=1)
     fig.update_yaxes(timeline.layout.yaxis, row=1, col=1)
-    rate = result.data["rate"]
+    rate = result.data.rate
     fig.add_scatter(x=_round(rate.times), y=_round(rate.values, 3), mode="lines",
                     line={"shape": "hv", "color": UP}, name="commits per second",
                     row=2, col=1)
@@ -117,6 +116,6 @@ def txn_playground(result: Result) -> go.Figure:
     p = result.params
     return _layout(fig, f"{p['protocol']}, crash: {p['crash']}, "
                         f"{p['participants']} participants, loss {p['loss']:g}"
-                        f"<br><sup>{_views_line(result.data['views'])}</sup>",
+                        f"<br><sup>{_views_line(result.data.views)}</sup>",
                    "", "", height=620,
                    margin={"l": 60, "r": 20, "t": 90, "b": 50})

@@ -11,6 +11,12 @@ and the package `capstone` (09). `common` holds the little that several of
 them share. A topic's module imports only `common` (and its own parts), never
 another topic. Every public name is re-exported here, so
 `scenarios.raft_failover(...)` works without knowing the module.
+
+What a scenario measured beyond its metrics is in `result.data`: a frozen
+record of its family (`labkit.metrics.Record`, defined in its module or, for
+shapes several share, in `common`), read by attribute (`res.data.rows`). The
+capstone's data is still a dict, as are the Results the topic packages return
+themselves (`balancing.simulate`, `RaftCluster.result()`, ...).
 """
 
 from .capstone import (
@@ -131,6 +137,7 @@ from .storage import (
 from .tour import (
     TOUR_LATENCIES,
     PingNode,
+    cluster_step,
     echo_cluster,
     halves,
     journal_by_node,
@@ -149,8 +156,8 @@ from .transactions import (
 
 __all__ = [
     # 00 simulator tour
-    "TOUR_LATENCIES", "PingNode", "echo_cluster", "halves", "journal_by_node",
-    "latency_samples", "ping",
+    "TOUR_LATENCIES", "PingNode", "cluster_step", "echo_cluster", "halves",
+    "journal_by_node", "latency_samples", "ping",
     # shared by several notebooks
     "SERVICE_SHAPES", "THEORY_LOADS", "cluster_result", "service_time",
     # 01 performance monitoring

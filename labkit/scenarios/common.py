@@ -1,20 +1,23 @@
 """What the scenarios of several notebooks share, and nothing else: the
 service-time shapes and the load grid of the queueing-theory curves
 (notebooks 01 and 02), the check of a (start, end) window of time (00, 03,
-05), and a cluster's Result with its node names and a network headline (00,
-05). Everything used by one notebook only lives in that notebook's module.
+05), a cluster's Result with its node names and a network headline (00, 05),
+and the records (typed `Result.data`) of shapes several families share: a
+table, a table with a headline, runs with a table, a cluster's run.
+Everything used by one notebook only lives in that notebook's module.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from labkit import dist
 from labkit.dist import Distribution
 from labkit.errors import ConfigError, require_number
-from labkit.metrics import Result
+from labkit.metrics import Record, Result
 from labkit.node import Cluster
 
 #: Service-time shapes `service_time` builds, each scaled to a requested mean.
@@ -54,13 +57,57 @@ def _window(name: str, value: Any) -> tuple[float, float]:
     return start, end
 
 
-def cluster_result(cluster: Cluster, scenario: str, **params: Any) -> Result:
-    """The cluster's Result, with node names, drop reasons and a one-line headline
-    ("delivered N · dropped M") added to its data."""
-    result = cluster.result(scenario, **params)
+def with_data(result: Result, data: Record) -> Result:
+    """`result` with `data` as its data (a Result is frozen: this is a copy)."""
+    return dataclasses.replace(result, data=data)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Table(Record):
+    """A scenario that answers with a table: one dict per row."""
+
+    rows: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Report(Table):
+    """A table with a one-line headline."""
+
+    headline: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Runs(Record):
+    """Several runs by name, and a table comparing them (one dict per row)."""
+
+    runs: dict[str, Any]
+    rows: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClusterRun(Record):
+    """A cluster's run: message counts by kind, the nodes up and the cuts at the
+    end, node names, drop reasons and a one-line headline."""
+
+    messages: dict[str, dict[str, int]]
+    up: list[str]
+    cuts: str
+    names: list[str]
+    drop_reasons: dict[str, int]
+    headline: str
+
+
+def cluster_data(cluster: Cluster, result: Result) -> dict[str, Any]:
+    """The cluster's result data with node names, drop reasons and a one-line
+    headline ("delivered N · dropped M") added: what a family's record holds."""
     net = cluster.network
-    data = {**result.data, "names": cluster.names,
+    return {**result.data, "names": cluster.names,
             "drop_reasons": dict(sorted(net.drop_reasons.items())),
             "headline": f"delivered {net.messages_delivered} · "
                         f"dropped {net.messages_dropped}"}
-    return dataclasses.replace(result, data=data)
+
+
+def cluster_result(cluster: Cluster, scenario: str, **params: Any) -> Result:
+    """The cluster's Result with a `ClusterRun` as its data."""
+    result = cluster.result(scenario, **params)
+    return with_data(result, ClusterRun(**cluster_data(cluster, result)))

@@ -9,14 +9,49 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
 from labkit import dist, resilience
 from labkit.errors import ConfigError, require_number
-from labkit.metrics import Metrics, Result
+from labkit.metrics import Metrics, Record, Result
 
-from .common import _window
+from .common import Report, _window
+
+
+@dataclass(frozen=True, kw_only=True)
+class TimeoutSweep(Report):
+    """`timeout_sweep`'s data: one row per timeout factor, a headline, and the
+    healthy p99 the factors multiply."""
+
+    p99: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class BackoffRace(Record):
+    """`backoff_race`'s data: mean calls and completion time (s), each
+    {strategy: {clients: mean}}, and a headline."""
+
+    calls: dict[str, dict[int, float]]
+    completion: dict[str, dict[int, float]]
+    headline: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ComparedRuns(Report):
+    """Runs of `labkit.resilience.simulate` by name ("runs"), one row each, and
+    a headline (`breaker_tradeoffs`)."""
+
+    runs: dict[str, Result]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TailRuns(ComparedRuns):
+    """`tail_tolerance`'s data: `ComparedRuns` by technique, and the p95 of the
+    undefended run (where the hedge fires)."""
+
+    p95: float
 
 #: The retry-storm setup: 6 replicas (600 req/s) at half load; for 2 s the
 #: backend slows down tenfold (a GC storm, a bad deploy), then is healthy again.
@@ -83,7 +118,7 @@ def timeout_sweep(seed: int = 1, *, factors: Sequence[float] = (0.25, 0.5, 1, 2,
                   duration: float = 5.0) -> Result:
     """Timeouts set to multiples of the healthy p99, three attempts each, while a
     `dead` share of replicas silently swallows requests. A fault-free run with no
-    timeout pressure measures the p99 first. data["rows"]: one dict per factor."""
+    timeout pressure measures the p99 first. data.rows: one dict per factor."""
     common = {"rate": rate, "duration": duration, "servers": 10, "workers": 4,
               "service": dist.lognormal(0.010, 0.050)}
     healthy = resilience.simulate(seed, policy=resilience.Policy(timeout=10.0),
@@ -105,14 +140,14 @@ def timeout_sweep(seed: int = 1, *, factors: Sequence[float] = (0.25, 0.5, 1, 2,
                      "p99 (ms)": 1e3 * s["p99"]})
     return Result("timeout_sweep", {"factors": tuple(factors), "dead": dead,
                                     "rate": rate, "duration": duration}, seed,
-                  Metrics(), data={"p99": p99, "rows": rows,
-                                   "headline": f"healthy p99 {1e3 * p99:.1f} ms"})
+                  Metrics(), data=TimeoutSweep(
+                      p99=p99, rows=rows, headline=f"healthy p99 {1e3 * p99:.1f} ms"))
 
 
 def backoff_race(seed: int = 1, *, clients: Sequence[int] = (10, 25, 50, 100),
                  trials: int = 5) -> Result:
     """Brooker's optimistic-concurrency race for every backoff strategy and
-    number of clients, averaged over `trials`. data: "calls" and "completion"
+    number of clients, averaged over `trials`. data.calls and data.completion
     (seconds), each {strategy: {clients: mean}}."""
     calls = {s: {} for s in resilience.BACKOFF_STRATEGIES}
     completion = {s: {} for s in resilience.BACKOFF_STRATEGIES}
@@ -123,8 +158,9 @@ def backoff_race(seed: int = 1, *, clients: Sequence[int] = (10, 25, 50, 100),
             calls[strategy][n] = run.metrics["calls"].mean
             completion[strategy][n] = run.metrics["completion"].mean
     return Result("backoff_race", {"clients": tuple(clients), "trials": trials},
-                  seed, Metrics(), data={"calls": calls, "completion": completion,
-                                         "headline": f"{trials} trials per point"})
+                  seed, Metrics(), data=BackoffRace(
+                      calls=calls, completion=completion,
+                      headline=f"{trials} trials per point"))
 
 
 def breaker_tradeoffs(seed: int = 1, *,
@@ -133,7 +169,7 @@ def breaker_tradeoffs(seed: int = 1, *,
                       duration: float = 30.0) -> Result:
     """Each breaker config while every request fails during `failure`: how fast
     it opens, how long it stays shut after the backend is back, how much load it
-    kept off the failing backend. data["rows"] one per config, data["runs"]."""
+    kept off the failing backend. data.rows one per config, data.runs."""
     start, end = _window("failure", failure)
     rows, runs = [], {}
     for name, config in configs.items():
@@ -153,8 +189,8 @@ def breaker_tradeoffs(seed: int = 1, *,
                      "success rate": run.data["summary"]["success_rate"]})
     return Result("breaker_tradeoffs", {"configs": dict(configs), "failure": failure,
                                         "rate": rate, "duration": duration}, seed,
-                  Metrics(), data={"rows": rows, "runs": runs,
-                                   "headline": f"errors during {failure} s"})
+                  Metrics(), data=ComparedRuns(rows=rows, runs=runs,
+                                               headline=f"errors during {failure} s"))
 
 
 #: Two ways a tail forms: rare slow services (hiccups) and queues (load).
@@ -169,9 +205,9 @@ TAIL_SETTINGS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
 
 def tail_tolerance(seed: int = 1, *, setting: str = "hiccups") -> Result:
     """No defence, a hedge after the measured p95, and tied requests (second
-    copy after 1 ms) in one of `TAIL_SETTINGS`. data["rows"] one per technique:
+    copy after 1 ms) in one of `TAIL_SETTINGS`. data.rows one per technique:
     percentiles (ms), extra copies sent and extra work started per request;
-    data["runs"] the runs by technique."""
+    data.runs the runs by technique."""
     if setting not in TAIL_SETTINGS:
         raise ConfigError(f"setting must be one of {list(TAIL_SETTINGS)}, got "
                           f"{setting!r}")
@@ -191,15 +227,15 @@ def tail_tolerance(seed: int = 1, *, setting: str = "hiccups") -> Result:
                      "extra copies": s["amplification"] - 1,
                      "extra work": m["backend.started"].value / s["requests"] - 1})
     return Result("tail_tolerance", {"setting": setting}, seed, Metrics(),
-                  data={"rows": rows, "p95": p95, "runs": runs,
-                        "headline": f"{setting}: p95 {1e3 * p95:.1f} ms"})
+                  data=TailRuns(rows=rows, p95=p95, runs=runs,
+                                headline=f"{setting}: p95 {1e3 * p95:.1f} ms"))
 
 
 def throttling(seed: int = 1, *, ks: Sequence[float] = (1.5, 2.0, 3.0),
                overload: float = 5.0, duration: float = 10.0) -> Result:
     """Clients offering `overload` times what a 2-replica backend (200 req/s,
     short queues that shed the rest) can serve, throttling themselves with each
-    k. data["rows"]: the backend's arrivals per accepted request against k."""
+    k. data.rows: the backend's arrivals per accepted request against k."""
     rows = []
     for k in ks:
         run = resilience.simulate(seed, policy=resilience.Policy(timeout=1.0,
@@ -214,4 +250,4 @@ def throttling(seed: int = 1, *, ks: Sequence[float] = (1.5, 2.0, 3.0),
                      / m["requests"].value})
     return Result("throttling", {"ks": tuple(ks), "overload": overload,
                                  "duration": duration}, seed, Metrics(),
-                  data={"rows": rows, "headline": f"offered {overload:g}× capacity"})
+                  data=Report(rows=rows, headline=f"offered {overload:g}× capacity"))

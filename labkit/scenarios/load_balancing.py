@@ -8,16 +8,35 @@ stale load reports (`stale_reports`). The simulator itself is
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from labkit import balancing, queueing
 from labkit.errors import require_int, require_number
-from labkit.metrics import Metrics, Result
+from labkit.metrics import Metrics, Record, Result
 
 from .common import THEORY_LOADS, service_time
 
 #: The policies the load-balancing playground offers, default first.
 BALANCING_POLICIES = ("p2c", "round_robin", "random", "weighted_round_robin",
                       "weighted_random", "least_outstanding", "consistent_hash")
+
+
+
+@dataclass(frozen=True, kw_only=True)
+class PolicyCurves(Record):
+    """Mean time in system by policy: "simulated" {label: {x: mean}} and a
+    headline (`stale_reports`: x is the report interval)."""
+
+    simulated: dict[str, dict[float, float]]
+    headline: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class TheoryCurves(PolicyCurves):
+    """`balancing_vs_theory`'s data: `PolicyCurves` against load, and the
+    closed forms {label: {load: mean}} beside them ("theory")."""
+
+    theory: dict[str, dict[float, float]]
 
 
 def load_balancer(seed: int = 1, *, policy: str = "p2c", load: float = 0.9,
@@ -50,8 +69,8 @@ def balancing_vs_theory(seed: int = 1, *, servers: int = 100,
 
     Random assignment's queues settle on a time scale of 1/(1 - sqrt(load))^2
     service times (380 at 90 %), so its runs are 6x longer; every run leaves
-    its first quarter out as warm-up. data: "simulated" and "theory", each
-    {label: {load: mean time}}, "headline".
+    its first quarter out as warm-up. data.simulated and data.theory, each
+    {label: {load: mean time}}, and a headline.
     """
     servers = require_int("servers", servers, minimum=3)
     runs = {"random (d = 1)": ("random", None, 6), "p2c, d = 2": ("p2c", 2, 1),
@@ -74,7 +93,8 @@ def balancing_vs_theory(seed: int = 1, *, servers: int = 100,
     params = dict(servers=servers, loads=tuple(loads), requests=requests)
     said = f"{servers} servers, {len(loads)} loads × {len(runs)} policies"
     return Result("balancing_vs_theory", params, seed, Metrics(),
-                  data={"simulated": simulated, "theory": theory, "headline": said})
+                  data=TheoryCurves(simulated=simulated, theory=theory,
+                                    headline=said))
 
 
 def stale_reports(seed: int = 1, *, intervals: Sequence[float] = (0, 1, 2, 5, 10),
@@ -85,7 +105,7 @@ def stale_reports(seed: int = 1, *, intervals: Sequence[float] = (0, 1, 2, 5, 10
     """Mean time in system against the load-report interval (in mean service
     times) for each policy: least_loaded_stale and p2c read the reports,
     random reads nothing, least_outstanding counts its own requests. data:
-    "simulated" {policy: {interval: mean}}, "headline"."""
+    simulated {policy: {interval: mean}}, headline."""
     simulated = {p: {} for p in policies}
     for policy in policies:
         for interval in intervals:
@@ -97,4 +117,4 @@ def stale_reports(seed: int = 1, *, intervals: Sequence[float] = (0, 1, 2, 5, 10
                   servers=servers, load=load, requests=requests)
     said = f"{servers} servers at load {load:g}, reports every {intervals} s"
     return Result("stale_reports", params, seed, Metrics(),
-                  data={"simulated": simulated, "headline": said})
+                  data=PolicyCurves(simulated=simulated, headline=said))

@@ -15,6 +15,8 @@ from labkit import mapreduce
 from labkit.errors import ConfigError, require_int
 from labkit.metrics import Metrics, Result
 
+from .common import Runs
+
 CORPUS = Path(__file__).resolve().parents[2] / "data" / "corpus.txt"
 
 
@@ -88,7 +90,7 @@ FIGURE3_PAPER: Mapping[str, float] = MappingProxyType({
 def figure3(seed: int = 1) -> Result:
     """The sort three ways, as in the paper's Figure 3: normal (backup tasks
     on), without backup tasks, and with a tenth of the workers killed early.
-    data: "runs" (name -> MapReduceResult) and "rows" (seconds and the change
+    data.runs (name -> MapReduceResult) and data.rows (seconds and the change
     against normal, simulated beside the paper)."""
     mapper, reducer, _ = MAPREDUCE_JOBS["sort"]
     records = corpus()
@@ -109,7 +111,7 @@ def figure3(seed: int = 1) -> Result:
             for (name, run), paper in zip(runs.items(), FIGURE3_PAPER.values(),
                                           strict=True)]
     return Result("figure3", {**FIGURE3, "killed": dict(FIGURE3_KILLED)}, seed,
-                  Metrics(), data={"runs": runs, "rows": rows})
+                  Metrics(), data=Runs(runs=runs, rows=rows))
 
 
 def sampled_partitioner(records: Sequence, mapper: Callable, partitions: int, *,
@@ -138,7 +140,7 @@ def sampled_partitioner(records: Sequence, mapper: Callable, partitions: int, *,
 def skew(seed: int = 1, *, workers: int = 8, splits: int = 32,
          partitions: int = 16) -> Result:
     """Word count four ways on the Zipf corpus: hash or sampled partitioning,
-    with or without the combiner. data: "runs", and "rows" with the job time,
+    with or without the combiner. data.runs, and data.rows with the job time,
     bytes shuffled, and the largest reduce input over the mean one."""
     records = corpus()
     sampled = sampled_partitioner(records, words, partitions)
@@ -159,7 +161,7 @@ def skew(seed: int = 1, *, workers: int = 8, splits: int = 32,
                      / sum(inputs)})
     return Result("skew", {"workers": workers, "splits": splits,
                            "partitions": partitions}, seed, Metrics(),
-                  data={"runs": runs, "rows": rows})
+                  data=Runs(runs=runs, rows=rows))
 
 
 #: The playground's backup policies, by name (None: backup tasks off).

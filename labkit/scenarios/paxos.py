@@ -8,8 +8,8 @@ Raft clusters (`labkit.raft`, not notebook 05's scenarios).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
@@ -17,9 +17,11 @@ import numpy as np
 
 from labkit import paxos, raft
 from labkit.errors import ConfigError, require_int, require_number
-from labkit.metrics import Histogram, Metrics, Result
+from labkit.metrics import Histogram, Metrics, Record, Result
 from labkit.net import NetConfig
 from labkit.node import Cluster
+
+from .common import Table, with_data
 
 #: One-way latency of the Paxos stories: a round trip is 20 ms.
 PAXOS_LATENCY = 0.010
@@ -29,6 +31,40 @@ PAXOS_STORIES = MappingProxyType({
     "acceptor crash": "a1-a3 crash after promising; a1 restarts at 100 ms",
     "proposer crash": "p1's accepts reach only a1, a2; p1 crashes; p2 takes over",
 })
+
+
+@dataclass(frozen=True, kw_only=True)
+class PaxosRun(Record):
+    """A single-decree run: message counts by kind, the nodes up and the cuts at
+    the end, node names, the value chosen (None: nothing) and when, the ballots
+    started, and a headline."""
+
+    messages: dict[str, dict[str, int]]
+    up: list[str]
+    cuts: str
+    names: list[str]
+    chosen: Any
+    chosen_at: float | None
+    ballots: int
+    headline: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class BackoffSweep(Record):
+    """`backoff_sweep`'s data, each {backoff high end: value}: mean seconds to
+    a choice in the duel and alone on a lossy network, and the share of duels
+    that chose nothing."""
+
+    duel: dict[float, float]
+    loss: dict[float, float]
+    stuck: dict[float, float]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Failover(Record):
+    """`leader_failover`'s data: seconds without a leader after each crash."""
+
+    gaps: Histogram
 
 
 def _paxos(seed: int, acceptors: int = 5, proposers: int = 1, *, loss: float = 0.0,
@@ -46,8 +82,8 @@ def paxos_result(cluster: paxos.PaxosCluster, scenario: str,
     ballots = cluster.sim.metrics.counter("paxos.ballots").value
     headline = (f"{result.data['headline']} · {ballots} ballot"
                 f"{'s' if ballots != 1 else ''} · {cluster.messages_sent} messages")
-    return dataclasses.replace(result, data={**result.data, "headline": headline,
-                                             "ballots": ballots})
+    return with_data(result, PaxosRun(**{**result.data, "headline": headline},
+                                      ballots=ballots))
 
 
 def paxos_story(seed: int = 0, *, story: str = "normal") -> Result:
@@ -94,7 +130,7 @@ def backoff_sweep(seed: int = 1, *, highs: Sequence[float] = (0.0, 0.01, 0.02, 0
     two settings: the duel of `paxos_duel`, and one proposer alone on a network
     that loses 20 % of messages (each lost round waits a 0.2 s timeout plus the
     backoff). A run that chooses nothing within `horizon` s counts as `horizon`.
-    data["duel"], data["loss"]: {high: mean seconds}; data["stuck"]: {high:
+    data.duel, data.loss: {high: mean seconds}; data.stuck: {high:
     share of duels with nothing chosen}."""
     trials = require_int("trials", trials, minimum=1)
     horizon = require_number("horizon", horizon, positive=True)
@@ -103,7 +139,7 @@ def backoff_sweep(seed: int = 1, *, highs: Sequence[float] = (0.0, 0.01, 0.02, 0
         times = {"duel": [], "loss": []}
         for trial in range(trials):
             run = paxos_duel(seed + trial, backoff=high, duration=horizon)
-            times["duel"].append(run.data["chosen_at"])
+            times["duel"].append(run.data.chosen_at)
             alone = _paxos(seed + trial, loss=0.2, backoff=(0.0, high), timeout=0.2)
             alone.propose("x")
             alone.run(horizon)
@@ -115,7 +151,7 @@ def backoff_sweep(seed: int = 1, *, highs: Sequence[float] = (0.0, 0.01, 0.02, 0
         stuck[high] = sum(t is None for t in times["duel"]) / trials
     return Result("backoff_sweep", {"highs": tuple(highs), "trials": trials,
                                     "horizon": horizon}, seed, Metrics(),
-                  data={"duel": duel, "loss": lossy, "stuck": stuck})
+                  data=BackoffSweep(duel=duel, loss=lossy, stuck=stuck))
 
 
 def paxos_playground(seed: int = 0, *, acceptors: int = 5, proposers: int = 2,
@@ -144,7 +180,7 @@ def paxos_costs(seed: int = 1, *, acceptors: int = 5, commands: int = 20) -> Res
     """Messages and delay per decision on a fault-free 10 ms network: one basic
     Paxos instance (one proposer, n acceptors), and `commands` commands through a
     stable Multi-Paxos leader of n servers, plus the election that made it.
-    data["rows"]: one per protocol, counted from the network journal."""
+    data.rows: one per protocol, counted from the network journal."""
     n = require_int("acceptors", acceptors, minimum=1)
     commands = require_int("commands", commands, minimum=1)
     basic = _paxos(seed, n)
@@ -171,7 +207,7 @@ def paxos_costs(seed: int = 1, *, acceptors: int = 5, commands: int = 20) -> Res
          "round trips": float(log.sim.metrics["multipaxos.phase1"].mean / rtt)},
     ]
     return Result("paxos_costs", {"acceptors": n, "commands": commands}, seed,
-                  Metrics(), data={"rows": rows})
+                  Metrics(), data=Table(rows=rows))
 
 
 #: The replicated logs `leader_failover` and `log_comparison` can run.
@@ -206,7 +242,7 @@ def leader_failover(seed: int = 1, *, protocol: str = "multipaxos",
                     trials: int = 20, size: int = 5) -> Result:
     """Kill a stable leader `trials` times (at a random moment of its heartbeat
     interval) and measure how long the log has no leader (polled every 0.1 ms).
-    data["gaps"]: a Histogram of seconds."""
+    data.gaps: a Histogram of seconds."""
     trials = require_int("trials", trials, minimum=1)
     gaps = Histogram("leaderless")
     for trial in range(trials):
@@ -217,7 +253,7 @@ def leader_failover(seed: int = 1, *, protocol: str = "multipaxos",
     return Result("leader_failover", {"protocol": protocol, "election_timeout":
                                       tuple(election_timeout), "trials": trials,
                                       "size": size}, seed, Metrics(),
-                  data={"gaps": gaps})
+                  data=Failover(gaps=gaps))
 
 
 def log_comparison(seed: int = 1, *, size: int = 5, commands: int = 20,
@@ -225,7 +261,7 @@ def log_comparison(seed: int = 1, *, size: int = 5, commands: int = 20,
     """Multi-Paxos and Raft on the same network: messages and latency per command
     (one command every `every` s through a stable leader; messages beyond what
     the idle cluster sends in as long) and the time without a leader after the
-    leader crashes (`leader_failover`). data["rows"]: one per protocol."""
+    leader crashes (`leader_failover`). data.rows: one per protocol."""
     commands = require_int("commands", commands, minimum=1)
     rows = []
     for protocol in LOG_PROTOCOLS:
@@ -242,7 +278,7 @@ def log_comparison(seed: int = 1, *, size: int = 5, commands: int = 20,
                                 f"cmd{i}" in c.applied(leader)))
             c.run(begin + (i + 1) * every - c.now)
         gaps = leader_failover(seed, protocol=protocol, trials=trials,
-                               size=size).data["gaps"]
+                               size=size).data.gaps
         rows.append({"protocol": protocol,
                      "messages per command": (c.messages_sent - start - idle)
                      / commands,
@@ -251,4 +287,4 @@ def log_comparison(seed: int = 1, *, size: int = 5, commands: int = 20,
                      "leaderless, worst (ms)": 1e3 * gaps.max})
     return Result("log_comparison", {"size": size, "commands": commands,
                                      "every": every, "trials": trials}, seed,
-                  Metrics(), data={"rows": rows})
+                  Metrics(), data=Table(rows=rows))

@@ -8,20 +8,66 @@ scale of fan-out requests, and why node percentiles must not be averaged
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from labkit import dist, queueing
 from labkit.errors import ConfigError, require_int, require_number
-from labkit.metrics import Histogram, Metrics, Result
+from labkit.metrics import Histogram, Metrics, Record, Result
 from labkit.service import ClosedLoop, OpenLoop, Station
 from labkit.sim import Simulator
 
-from .common import THEORY_LOADS, service_time
+from .common import THEORY_LOADS, Report, service_time, with_data
 
 #: Kendall's letter for each shape: M (memoryless), D (deterministic), G (general).
 _KENDALL = {"exponential": "M", "deterministic": "D", "lognormal": "G",
             "bimodal": "G"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadSweep(Record):
+    """`load_sweep`'s data: the model in Kendall notation, one latency summary
+    per load ("points"), the theory curve across loads and a headline."""
+
+    model: str
+    points: list[dict[str, float]]
+    curve: dict[str, list]
+    headline: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueueRun(LoadSweep):
+    """`mmc_queue`'s data: a `LoadSweep` of one load, with the closed form
+    (None where there is none) and the measured arrival rate, throughput, W,
+    L, Lq and utilisation ("stats")."""
+
+    theory: queueing.QueueStats | None
+    stats: dict[str, float]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Omission(Record):
+    """`coordinated_omission`'s data: the latency summaries the open- and the
+    closed-loop client measured, what the stall alone predicts for the open
+    loop's p99, and a headline."""
+
+    open: dict[str, float]
+    closed: dict[str, float]
+    open_p99_estimate: float
+    headline: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class MergedPercentiles(Record):
+    """`merged_percentiles`' data: each node's p99, their mean (wrong), the p99
+    of all requests together (right), its closed form, and a headline."""
+
+    node_p99: dict[str, float]
+    mean_p99: float
+    merged_p99: float
+    theory_p99: float
+    headline: str
 
 
 def queue_theory(servers: int, load: float, shape: str,
@@ -92,9 +138,9 @@ def mmc_queue(seed: int = 0, *, servers: int = 1, load: float = 0.8,
     arrivals: `warmup` requests unmeasured, then `customers` measured ones.
 
     Metrics are the station's ("service.latency", "service.in_system", ...).
-    data: "model" (Kendall notation), "theory" (QueueStats or None), "stats"
-    (measured arrival rate, throughput, W, L, Lq, utilisation), "points" (one
-    latency summary), "curve" (theory across loads) and a "headline".
+    data, a `QueueRun`: model (Kendall notation), theory (QueueStats or None),
+    stats (measured arrival rate, throughput, W, L, Lq, utilisation), points
+    (one latency summary), curve (theory across loads) and a headline.
     """
     params = dict(servers=servers, load=load, service=service,
                   mean_service=mean_service, customers=customers, warmup=warmup,
@@ -110,10 +156,10 @@ def mmc_queue(seed: int = 0, *, servers: int = 1, load: float = 0.8,
     said += f" · p99 {point['p99'] * 1e3:.1f} ms"
     if theory is not None and service == "exponential":
         said += f" (theory {theory.response_percentile(99) * 1e3:.1f})"
-    data = {"model": model, "theory": theory, "stats": station.stats(),
-            "points": [point], "curve": theory_curve(servers, service, mean_service),
-            "headline": said}
-    return sim.result("mmc_queue", params, data)
+    data = QueueRun(model=model, theory=theory, stats=station.stats(),
+                    points=[point], curve=theory_curve(servers, service, mean_service),
+                    headline=said)
+    return with_data(sim.result("mmc_queue", params), data)
 
 
 def load_sweep(seed: int = 0, *, servers: int = 1,
@@ -121,8 +167,8 @@ def load_sweep(seed: int = 0, *, servers: int = 1,
                service: str = "exponential", mean_service: float = 0.010,
                customers: int = 20_000, warmup: int = 2_000) -> Result:
     """`mmc_queue` at each load (same seed, so the runs share their random
-    streams and the curve is smooth): histograms "latency@<load>", data "points"
-    (one latency summary per load), "curve" (theory) and "model"."""
+    streams and the curve is smooth): histograms "latency@<load>", data a
+    `LoadSweep`: points (one latency summary per load), curve (theory), model."""
     if not loads:
         raise ConfigError("loads must list at least one utilisation")
     metrics, points, end = Metrics(), [], 0.0
@@ -135,9 +181,9 @@ def load_sweep(seed: int = 0, *, servers: int = 1,
     params = dict(servers=servers, loads=tuple(loads), service=service,
                   mean_service=mean_service, customers=customers, warmup=warmup)
     model = _model(servers, service)
-    data = {"model": model, "points": points,
-            "curve": theory_curve(servers, service, mean_service),
-            "headline": f"{model}: {len(points)} loads × {customers} requests"}
+    data = LoadSweep(model=model, points=points,
+                     curve=theory_curve(servers, service, mean_service),
+                     headline=f"{model}: {len(points)} loads × {customers} requests")
     return Result("load_sweep", params, seed, metrics, end_time=end, data=data)
 
 
@@ -153,8 +199,8 @@ def coordinated_omission(seed: int = 0, *, duration: float = 60.0,
     users/rate - mean_service seconds between a reply and its next request, so
     both clients send `rate` requests/s while the service is healthy. Each
     station keeps (send time, latency) per request in series "<name>.requests".
-    data: "open"/"closed" latency summaries, "open_p99_estimate" (what the
-    stall alone predicts) and a "headline".
+    data, an `Omission`: open/closed latency summaries, open_p99_estimate
+    (what the stall alone predicts) and a headline.
     """
     duration = require_number("duration", duration, positive=True)
     stall = require_number("stall", stall, positive=True)
@@ -187,8 +233,8 @@ def coordinated_omission(seed: int = 0, *, duration: float = 60.0,
             f"{summary['closed']['p99'] * 1e3:.1f} ms")
     params = dict(duration=duration, stall=stall, every=every, rate=rate,
                   mean_service=mean_service, users=users)
-    return sim.result("coordinated_omission", params,
-                      {**summary, "open_p99_estimate": estimate, "headline": said})
+    return with_data(sim.result("coordinated_omission", params),
+                     Omission(**summary, open_p99_estimate=estimate, headline=said))
 
 
 def fan_out(seed: int = 0, *, fanouts: Sequence[int] = (1, 2, 5, 10, 20, 50, 100),
@@ -199,7 +245,7 @@ def fan_out(seed: int = 0, *, fanouts: Sequence[int] = (1, 2, 5, 10, 20, 50, 100
     1 - 0.99**fanout (Dean & Barroso, "The Tail at Scale").
 
     Every fan-out uses the first leaves of the same draws. Histograms
-    "fanout=<n>"; data "rows": fanout, measured and theory share slower than
+    "fanout=<n>"; data.rows: fanout, measured and theory share slower than
     `p99`, and the request p50/p99.
     """
     requests = require_int("requests", requests, minimum=1)
@@ -223,7 +269,7 @@ def fan_out(seed: int = 0, *, fanouts: Sequence[int] = (1, 2, 5, 10, 20, 50, 100
     said = (f"fan-out {last['fanout']}: {last['slow_share']:.1%} of requests slower "
             f"than {p99:g} s (theory {last['theory']:.1%})")
     params = dict(fanouts=tuple(fanouts), requests=requests, median=median, p99=p99)
-    return sim.result("fan_out", params, {"rows": rows, "headline": said})
+    return with_data(sim.result("fan_out", params), Report(rows=rows, headline=said))
 
 
 def _mixture_percentile(parts: Sequence[queueing.QueueStats],
@@ -249,10 +295,11 @@ def merged_percentiles(seed: int = 0, *, loads: Sequence[float] = (0.3, 0.3, 0.3
     """Several single-server nodes n1, n2, ... at different loads, each fed by
     its own Poisson clients for `duration` seconds: how to combine their p99s.
 
-    Histograms "<node>.latency" per node; data: "node_p99" per node, "mean_p99"
-    (averaging the nodes' p99s: wrong), "merged_p99" (the p99 of all requests
-    together, via Histogram.merged: right), "theory_p99" (the same from the
-    M/M/1 closed forms, each node weighted by its arrival rate), "headline".
+    Histograms "<node>.latency" per node; data (`MergedPercentiles`): node_p99
+    per node, mean_p99 (averaging the nodes' p99s: wrong), merged_p99 (the p99
+    of all requests together, via Histogram.merged: right), theory_p99 (the
+    same from the M/M/1 closed forms, each node weighted by its arrival rate),
+    headline.
     """
     if not loads:
         raise ConfigError("loads must list at least one node's utilisation")
@@ -276,6 +323,6 @@ def merged_percentiles(seed: int = 0, *, loads: Sequence[float] = (0.3, 0.3, 0.3
     said = (f"mean of node p99s {mean_p99 * 1e3:.0f} ms · p99 of all requests "
             f"{merged.percentile(99) * 1e3:.0f} ms (theory {theory * 1e3:.0f})")
     params = dict(loads=tuple(loads), mean_service=mean_service, duration=duration)
-    return sim.result("merged_percentiles", params, {
-        "node_p99": node_p99, "mean_p99": mean_p99,
-        "merged_p99": merged.percentile(99), "theory_p99": theory, "headline": said})
+    return with_data(sim.result("merged_percentiles", params), MergedPercentiles(
+        node_p99=node_p99, mean_p99=mean_p99, merged_p99=merged.percentile(99),
+        theory_p99=theory, headline=said))

@@ -7,19 +7,19 @@ checked for linearizability while its leader is cut off (`raft_kv`).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from labkit import dist, raft
+from labkit import check, dist, raft
 from labkit.dist import Distribution
 from labkit.errors import ConfigError, require_int, require_number
-from labkit.metrics import Histogram, Metrics, Result
+from labkit.metrics import Histogram, Metrics, Record, Result
 from labkit.net import NetConfig
 
-from .common import _window, cluster_result
+from .common import ClusterRun, Runs, Table, _window, cluster_data, with_data
 
 #: Figure 16's network: 2-3 ms one way, plus a 10 ms disk write before every
 #: answer (Raft persists term, vote and entries first), so a broadcast round trip
@@ -40,6 +40,47 @@ FIG16_PAPER: Mapping[tuple[int, int], tuple[tuple[str, float], ...]] = \
     })
 
 
+@dataclass(frozen=True, kw_only=True)
+class RaftRun(ClusterRun):
+    """A Raft cluster's run: a `ClusterRun` with the role timeline (time, node,
+    role, term), the elections won (time, node, term), each node's log as
+    (index, term) pairs, its log_base (last index in its snapshot) and commit
+    index, and the seconds without a leader."""
+
+    roles: tuple[tuple[float, str, str, int], ...]
+    elections: tuple[tuple[float, str, int], ...]
+    logs: dict[str, list[tuple[int, int]]]
+    log_base: dict[str, int]
+    commit: dict[str, int]
+    leaderless: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class KVRun(RaftRun):
+    """`raft_kv`'s data: a `RaftRun` with the clients' history, its
+    linearizability verdict, and the reads and writes completed."""
+
+    history: tuple
+    verdict: check.CheckResult
+    reads: int
+    writes: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Failovers(Record):
+    """`raft_failover`'s data: a headline (the downtimes are the histogram
+    "downtime" of its metrics)."""
+
+    headline: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Downtimes(Record):
+    """`etcd_comparison`'s data: measured and simulated downtimes by label."""
+
+    runs: dict[str, Histogram]
+
+
 def raft_cluster(seed: int = 0, *, nodes: int = 5,
                  election_timeout: tuple[float, float] = (0.150, 0.300),
                  heartbeat: float = 0.050, latency: float | Distribution = 0.010,
@@ -52,16 +93,17 @@ def raft_cluster(seed: int = 0, *, nodes: int = 5,
 
 
 def raft_result(cluster: raft.RaftCluster, scenario: str, **params: Any) -> Result:
-    """`cluster_result` plus a headline: leader and term, elections, leaderless
-    time, messages."""
-    result = cluster_result(cluster, scenario, **params)
+    """The cluster's Result with a `RaftRun` as its data, whose headline says:
+    time, leader and term, elections, leaderless time, messages."""
+    result = cluster.result(scenario, **params)
+    data = cluster_data(cluster, result)
     leader = cluster.leader()
     who = f"leader {leader} (term {cluster.term(leader)})" if leader else "no leader"
     headline = (f"t = {cluster.now:.2f} s · {who} · {len(cluster.elections())} "
                 f"election{'s' if len(cluster.elections()) != 1 else ''} · "
-                f"leaderless {result.data['leaderless']:.3f} s · "
+                f"leaderless {data['leaderless']:.3f} s · "
                 f"{cluster.messages_sent} messages")
-    return dataclasses.replace(result, data={**result.data, "headline": headline})
+    return with_data(result, RaftRun(**{**data, "headline": headline}))
 
 
 def raft_election(seed: int = 1, *, nodes: int = 5,
@@ -137,9 +179,10 @@ def raft_failover(seed: int = 1, *,
                                     "disk_delay": disk_delay, "cap": cap,
                                     "unequal_logs": unequal_logs, "nodes": nodes,
                                     "heartbeat": beat}, seed, c.sim.metrics,
-                  data={"headline": f"{1e3 * lo:g}-{1e3 * hi:g} ms: median "
-                                    f"{1e3 * h.percentile(50):.0f} ms, max "
-                                    f"{1e3 * h.max:.0f} ms over {trials} crashes"})
+                  data=Failovers(headline=f"{1e3 * lo:g}-{1e3 * hi:g} ms: median "
+                                          f"{1e3 * h.percentile(50):.0f} ms, max "
+                                          f"{1e3 * h.max:.0f} ms over {trials} "
+                                          "crashes"))
 
 
 def figure_16(seed: int = 1, *, trials: int = 100,
@@ -150,7 +193,7 @@ def figure_16(seed: int = 1, *, trials: int = 100,
               capped_trials: int = 3) -> Result:
     """`raft_failover` for each timeout range (ms), as in the paper's Figure 16;
     ranges without randomness run only `capped_trials` trials (each lasts the
-    10 s cap). data["runs"]: {"150-155 ms": Result}; data["rows"]: the paper's
+    10 s cap). data.runs: {"150-155 ms": Result}; data.rows: the paper's
     numbers beside the simulated ones."""
     runs, rows = {}, []
     for lo, hi in ranges:
@@ -166,7 +209,7 @@ def figure_16(seed: int = 1, *, trials: int = 100,
                          "trials": n})
     return Result("figure_16", {"trials": trials, "ranges": tuple(ranges),
                                 "capped_trials": capped_trials}, seed, Metrics(),
-                  data={"runs": runs, "rows": rows})
+                  data=Runs(runs=runs, rows=rows))
 
 
 #: etcd settings compared with the simulation: name -> (election timeout T,
@@ -193,7 +236,7 @@ def etcd_comparison(seed: int = 1, *, setting: str = "default",
     """etcd's measured failovers (`etcd_measured`) beside `raft_failover` with
     etcd's setup: 3 servers, election timeout drawn from [T, 2T), etcd's
     heartbeat, a loopback network (0.1-0.3 ms) and a 1 ms disk write, the leader
-    killed at a random moment with equal logs. data["runs"]: two Histograms."""
+    killed at a random moment with equal logs. data.runs: two Histograms."""
     measured = etcd_measured(setting)
     timeout, heartbeat = ETCD_SETTINGS[setting]
     simulated = raft_failover(seed, election_timeout=(timeout, 2 * timeout),
@@ -203,7 +246,7 @@ def etcd_comparison(seed: int = 1, *, setting: str = "default",
     runs = {f"etcd {setting} (measured, n={measured.count})": measured,
             f"simulated (n={simulated.count})": simulated}
     return Result("etcd_comparison", {"setting": setting, "trials": trials}, seed,
-                  Metrics(), data={"runs": runs})
+                  Metrics(), data=Downtimes(runs=runs))
 
 
 def timing_rule(seed: int = 1, *,
@@ -214,7 +257,7 @@ def timing_rule(seed: int = 1, *,
                 disk_delay: float = FIG16_DISK) -> Result:
     """broadcastTime << electionTimeout: a healthy cluster (no faults) for
     `duration` s with election timeout (T, 2T) and heartbeat T/2 for each T in
-    `minimums`. data["rows"]: elections beyond the first and leaderless share."""
+    `minimums`. data.rows: elections beyond the first and leaderless share."""
     duration = require_number("duration", duration, positive=True)
     rows = []
     for low in minimums:
@@ -228,7 +271,7 @@ def timing_rule(seed: int = 1, *,
                      / duration})
     return Result("timing_rule", {"minimums": tuple(minimums), "duration": duration,
                                   "latency": latency, "disk_delay": disk_delay},
-                  seed, Metrics(), data={"rows": rows})
+                  seed, Metrics(), data=Table(rows=rows))
 
 
 def raft_kv(seed: int = 1, *, read: str = "log", clients: int = 4,
@@ -237,8 +280,8 @@ def raft_kv(seed: int = 1, *, read: str = "log", clients: int = 4,
             duration: float = 4.0, client_timeout: float = 0.2) -> Result:
     """Clients on a 5-node KVCluster (5 ms network) for `duration` s; during
     `isolate_leader` (start, end) the leader of that moment is cut off from the
-    other servers (clients still reach it). data: "history", "verdict" (the
-    linearizability CheckResult), "reads" and "writes" completed."""
+    other servers (clients still reach it). data, a `KVRun`: history, verdict
+    (the linearizability CheckResult), reads and writes completed."""
     kv = raft.KVCluster(5, seed=seed, read=read, client_timeout=client_timeout,
                         net=NetConfig(latency=0.005, loss=loss))
     kv.workload(clients, think=think, reads=reads)
@@ -257,8 +300,8 @@ def raft_kv(seed: int = 1, *, read: str = "log", clients: int = 4,
                          duration=duration, client_timeout=client_timeout)
     word = "linearizable" if verdict.ok else \
         f"NOT linearizable (window of {len(verdict.window)} ops)"
-    return dataclasses.replace(result, data={
-        **result.data, "history": tuple(kv.history), "verdict": verdict,
-        "reads": sum(op.kind == "get" for op in done),
-        "writes": sum(op.kind != "get" for op in done),
-        "headline": f"read={read}: {len(done)} operations, {word}"})
+    fields = {**vars(result.data), "history": tuple(kv.history), "verdict": verdict,
+              "reads": sum(op.kind == "get" for op in done),
+              "writes": sum(op.kind != "get" for op in done),
+              "headline": f"read={read}: {len(done)} operations, {word}"}
+    return with_data(result, KVRun(**fields))

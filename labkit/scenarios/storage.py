@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,9 +19,11 @@ import numpy as np
 from labkit import check, dist, raft, storage
 from labkit.dist import Distribution
 from labkit.errors import ConfigError, require_int, require_number
-from labkit.metrics import Metrics, Result, TimeSeries
+from labkit.metrics import Metrics, Record, Result, TimeSeries, keyed
 from labkit.net import NetConfig
 from labkit.sim import Simulator
+
+from .common import Table
 
 
 def raft_log(size: int, seed: int, net: NetConfig | None,
@@ -77,7 +80,7 @@ def single_points(seed: int = 7, *, files: int = 20, size: int = 2000) -> Result
         rows.append({"setup": setup, "crash": victim, "files readable": good,
                      "of": files, "time to read all (s)": round(fs.now - start, 3)})
     return Result("single_points", {"files": files, "size": size}, seed, Metrics(),
-                  data={"rows": rows})
+                  data=Table(rows=rows))
 
 
 def storage_tour(seed: int = 7) -> Result:
@@ -131,7 +134,7 @@ def storage_tour(seed: int = 7) -> Result:
     fs.run(1.0)
     step("delete, after they restart", lambda: fs.delete("a.bin"))
     step("download the deleted file", lambda: fs.download("a.bin"))
-    return Result("storage_tour", {}, seed, fs.sim.metrics, data={"rows": rows})
+    return Result("storage_tour", {}, seed, fs.sim.metrics, data=Table(rows=rows))
 
 
 def ring_balance(seed: int = 0, *, servers: int = 10,
@@ -149,8 +152,9 @@ def ring_balance(seed: int = 0, *, servers: int = 10,
         largest[v] = float(shares.max() * servers)
         spread[v] = float(shares.std() / shares.mean())
     return Result("ring_balance", {"servers": servers, "vnodes": list(vnodes)}, seed,
-                  Metrics(), data={"largest": largest, "spread": spread,
-                                   "theory": {v: 1 / math.sqrt(v) for v in vnodes}})
+                  Metrics(), data=RingBalance(
+                      largest=largest, spread=spread,
+                      theory={v: 1 / math.sqrt(v) for v in vnodes}))
 
 
 def join_moves(seed: int = 0, *, sizes: Sequence[int] = (3, 4, 5, 6, 8, 10, 12, 16,
@@ -175,8 +179,8 @@ def join_moves(seed: int = 0, *, sizes: Sequence[int] = (3, 4, 5, 6, 8, 10, 12, 
         exact[n] = _modulo_theory(n, replicas)
     return Result("join_moves", {"sizes": list(sizes), "keys": keys,
                                  "replicas": replicas, "vnodes": vnodes}, seed,
-                  Metrics(), data={"ring": ring, "modulo": modulo, "fair": fair,
-                                   "modulo theory": exact})
+                  Metrics(), data=JoinMoves(ring=ring, modulo=modulo, fair=fair,
+                                            modulo_theory=exact))
 
 
 def _modulo_theory(n: int, replicas: int) -> float:
@@ -209,10 +213,10 @@ def rebalance(seed: int = 7, *, nodes: int = 5, files: int = 40,
                     for c, size in chunks.items())
     moved = fs.sim.metrics["bytes.rebalance"].value
     return Result("rebalance", {"nodes": nodes, "files": files, "size": size}, seed,
-                  fs.sim.metrics, data={"stored": total, "moved": moved,
-                                        "predicted": predicted,
-                                        "fair": total / (nodes + 1),
-                                        "after": fs.stored_bytes()})
+                  fs.sim.metrics, data=Rebalance(stored=total, moved=moved,
+                                                 predicted=predicted,
+                                                 fair=total / (nodes + 1),
+                                                 after=fs.stored_bytes()))
 
 
 #: (N, R, W) combinations the staleness table measures.
@@ -235,7 +239,7 @@ def staleness(seed: int = 1, *, quorums: Sequence[tuple[int, int, int]] = QUORUM
                      "stale (measured)": measured, "C(N−W,R)/C(N,R)": p,
                      "± 4 s.e.": 4 * math.sqrt(max(p * (1 - p), 1e-12) / trials)})
     return Result("staleness", {"quorums": list(quorums), "trials": trials}, seed,
-                  Metrics(), data={"rows": rows})
+                  Metrics(), data=Table(rows=rows))
 
 
 #: Bailis et al.'s synthetic example: write mean, {t: share consistent} from the
@@ -268,8 +272,8 @@ def t_visibility(seed: int = 1, *, trials: int = 1000, points: int = 25) -> Resu
             for label, (_, paper, _) in PBS_PAPER.items()
             for t, share in paper.items()]
     return Result("t_visibility", {"trials": trials, "points": points}, seed,
-                  Metrics(), data={"simulated": simulated, "model": model,
-                                   "rows": rows})
+                  Metrics(), data=Visibility(simulated=simulated, model=model,
+                                             rows=rows))
 
 
 def _visibility(seed: int, delays: storage.WARS, times: Sequence[float],
@@ -324,7 +328,7 @@ def quorum_costs(seed: int = 1, *, n: int = 3, ops: int = 600,
                      "get p99 (ms)": 1e3 * gets.percentile(99),
                      "stale reads": m["reads.stale"].value / ops})
     return Result("quorum_costs", {"n": n, "ops": ops, "combos": list(combos)}, seed,
-                  Metrics(), data={"rows": rows})
+                  Metrics(), data=Table(rows=rows))
 
 
 def convergence(seed: int = 1, *, keys: int = 300, duration: float = 4.0) -> Result:
@@ -360,7 +364,7 @@ def convergence(seed: int = 1, *, keys: int = 300, duration: float = 4.0) -> Res
                           "entries shipped": _value(m, "entropy.entries"),
                           "read repairs": _value(m, "read_repairs")}
     return Result("convergence", {"keys": keys, "duration": duration}, seed,
-                  Metrics(), data={"series": series, "shipped": shipped})
+                  Metrics(), data=Convergence(series=series, shipped=shipped))
 
 
 def _value(metrics: Metrics, name: str) -> int:
@@ -389,7 +393,7 @@ def durability(seed: int = 0, *, schedules: int = 20, steps: int = 20) -> Result
         counts["schedules"] += 1
         counts["linearizable histories"] += verdict.ok
     return Result("durability", {"schedules": schedules, "steps": steps}, seed,
-                  Metrics(), data={"counts": counts})
+                  Metrics(), data=Durability(counts=counts))
 
 
 def _crash_schedule(fs: storage.FileSystem, rng: Any, steps: int,
@@ -514,9 +518,9 @@ def storage_playground(seed: int = 1, *, nodes: int = 5, replication: int = 3,
         "chunk_size": chunk_size, "r": r, "w": w, "reads": reads,
         "partition": partition, "down": tuple(down), "kill_leader": kill_leader,
         "duration": duration}, seed, m,
-        data={"calls": calls, "loads": loads, "stale": kv_stale,
-              "stale theory": storage.stale_probability(n, r, w),
-              "headline": headline})
+        data=StoragePlayground(calls=calls, loads=loads, stale=kv_stale,
+                               stale_theory=storage.stale_probability(n, r, w),
+                               headline=headline))
 
 
 def _stale_share(seed: int, n: int, r: int, w: int, trials: int) -> float:
@@ -526,3 +530,77 @@ def _stale_share(seed: int, n: int, r: int, w: int, trials: int) -> float:
         kv.put(f"k{i}", i)
         kv.get(f"k{i}")
     return kv.sim.metrics["reads.stale"].value / trials
+
+
+# -- the records of this module's scenarios (see labkit.metrics.Record) -----------
+
+@dataclass(frozen=True, kw_only=True)
+class RingBalance(Record):
+    """`ring_balance`'s data, each {vnodes: value}: the largest share times N,
+    the spread (std / mean) of the shares, and 1/sqrt(vnodes)."""
+
+    largest: dict[int, float]
+    spread: dict[int, float]
+    theory: dict[int, float]
+
+
+@dataclass(frozen=True, kw_only=True)
+class JoinMoves(Record):
+    """`join_moves`' data, each {N: share of placements moved}: consistent
+    hashing, modulo hashing, the fair 1/(N+1) and modulo's exact average."""
+
+    ring: dict[int, float]
+    modulo: dict[int, float]
+    fair: dict[int, float]
+    modulo_theory: dict[int, float] = keyed("modulo theory")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Rebalance(Record):
+    """`rebalance`'s data: bytes stored before the join, moved by the janitor,
+    predicted by the ring, the newcomer's fair share, and bytes per server
+    after."""
+
+    stored: int
+    moved: int
+    predicted: int
+    fair: float
+    after: dict[str, int]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Visibility(Table):
+    """`t_visibility`'s data, by write delay: simulated {t: share} and the WARS
+    model's curve {t: share}; rows: paper, model and simulation side by side."""
+
+    simulated: dict[str, dict[float, float]]
+    model: dict[str, dict[float, float]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Convergence(Record):
+    """`convergence`'s data by store: keys on r3 older than the newest version
+    over time ("series"), and hashes compared and entries shipped."""
+
+    series: dict[str, TimeSeries]
+    shipped: dict[str, dict[str, int]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Durability(Record):
+    """`durability`'s data: the counts of the docstring there, by name."""
+
+    counts: dict[str, int]
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoragePlayground(Record):
+    """The storage playground's data: upload and download calls by outcome,
+    KB stored and requests per server ("loads"), the quorum store's measured
+    stale-read share and its closed form, and a headline."""
+
+    calls: dict[str, dict[str, int]]
+    loads: dict[str, dict[str, float]]
+    stale: float
+    stale_theory: float = keyed("stale theory")
+    headline: str

@@ -1,24 +1,26 @@
 """Scenarios of notebook 00, the simulator tour: nodes that ping each other
 over a network with latency, loss and a partition (`ping`, `echo_cluster`,
 `halves`), what each node received and lost according to the trace
-(`journal_by_node`), and four latency shapes with the same mean drawn side by
-side (`latency_samples`).
+(`journal_by_node`; `cluster_step` runs a cluster a while and counts them:
+what the playground draws), and four latency shapes with the same mean
+drawn side by side (`latency_samples`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from types import MappingProxyType
 
 from labkit import dist
 from labkit.dist import Distribution
 from labkit.errors import require_int, require_number
-from labkit.metrics import Result, TraceRecord
+from labkit.metrics import Record, Result, TraceRecord
 from labkit.net import Message, NetConfig, Network
 from labkit.node import Cluster, Node
 from labkit.sim import Simulator
 
-from .common import _window, cluster_result
+from .common import ClusterRun, _window, cluster_data, cluster_result, with_data
 
 #: Four latency shapes with (nearly) the same 10 ms mean and very different tails.
 TOUR_LATENCIES: Mapping[str, Distribution] = MappingProxyType({
@@ -99,6 +101,36 @@ def journal_by_node(trace: Iterable[TraceRecord], names: Sequence[str],
     return counts
 
 
+@dataclass(frozen=True, kw_only=True)
+class ClusterStep(ClusterRun):
+    """`cluster_step`'s data: a `ClusterRun` of the whole run so far, with the
+    messages delivered to and dropped on the way to each node during the step
+    alone ("window", as `journal_by_node` counts them)."""
+
+    window: dict[str, dict[str, int]]
+
+
+def cluster_step(cluster: Cluster, seconds: float,
+                 scenario: str = "cluster_step") -> Result:
+    """Run `cluster` for `seconds` more; the Result of the run so far, with a
+    `ClusterStep` (headline "delivered N · dropped M", the step's window) as
+    its data."""
+    seconds = require_number("seconds", seconds, minimum=0.0)
+    start = len(cluster.sim.trace)
+    cluster.run(seconds)
+    result = cluster.result(scenario)
+    window = journal_by_node(cluster.sim.trace[start:], cluster.names)
+    return with_data(result, ClusterStep(**cluster_data(cluster, result),
+                                         window=window))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Samples(Record):
+    """`latency_samples`' data: the distributions' names, one histogram each."""
+
+    names: list[str]
+
+
 def latency_samples(seed: int = 0, *, samples: int = 10_000,
                     distributions: Mapping[str, Distribution] = TOUR_LATENCIES
                     ) -> Result:
@@ -109,6 +141,6 @@ def latency_samples(seed: int = 0, *, samples: int = 10_000,
     for name, shape in distributions.items():
         draw = dist.as_distribution(shape, name).sampler(sim.rng(f"latency.{name}"))
         sim.metrics.histogram(name).extend(draw() for _ in range(samples))
-    return sim.result("latency_samples", {"samples": samples,
-                                          "distributions": dict(distributions)},
-                      {"names": list(distributions)})
+    result = sim.result("latency_samples", {"samples": samples,
+                                            "distributions": dict(distributions)})
+    return with_data(result, Samples(names=list(distributions)))

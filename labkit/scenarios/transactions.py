@@ -10,15 +10,109 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from labkit import dist, txn
 from labkit.errors import ConfigError, require_number
-from labkit.metrics import Metrics, Result, TimeSeries
+from labkit.metrics import Metrics, Record, Result, TimeSeries, keyed
 from labkit.net import NetConfig
+
+from .common import Table, with_data
 
 #: The crash points a notebook 06 story or playground can choose ("none": no crash).
 TXN_CRASHES = ("none", *txn.CRASH_POINTS)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TxnRun(Record):
+    """A TxnCluster's run (see `TxnCluster.result`): node names, protocol, each
+    transaction's record and outcome, balances, stats, message counts, the
+    nodes up, who is in doubt and what is unsettled at the end."""
+
+    names: list[str]
+    protocol: str
+    records: list[tuple]
+    outcomes: dict[str, str]
+    balances: dict[str, int]
+    stats: dict[str, Any]
+    messages: dict[str, dict[str, int]]
+    up: list[str]
+    in_doubt: list[tuple[str, str]]
+    unsettled: list
+
+
+@dataclass(frozen=True, kw_only=True)
+class TxnStory(TxnRun):
+    """`txn_story`'s data: the transfer's id, what each participant knew at
+    time `look` ("during") and who was in doubt then, what each knows at the
+    end ("views"), the outcome and a headline."""
+
+    txn: str
+    during: dict[str, str]
+    doubt: list[str]
+    look: float
+    views: dict[str, str]
+    outcome: str
+    headline: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class BlockingWindow(TxnRun):
+    """`blocking_window`'s data: commits per second touching the hot row and
+    the rest, the victim transfer's outcome, the hot row's longest lock hold,
+    the coordinator's outage (start, end) and a headline."""
+
+    hot: TimeSeries
+    rest: TimeSeries
+    victim: str
+    hot_hold: float = keyed("hot hold (s)")
+    window: tuple[float, float]
+    headline: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Audit(TxnRun):
+    """`audit_run`'s data: the totals the auditor read, how many reads and how
+    many of them were wrong, the lowest total seen, the true total, whether
+    everything settled and the total once settled."""
+
+    totals: TimeSeries
+    reads: int
+    anomalies: int
+    lowest: int
+    expected: int
+    settled: bool
+    final_total: int = keyed("final total")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TxnPlayground(TxnRun):
+    """`txn_playground`'s data: t1's id, views and outcome, the commit rate of
+    the random transfers, and a headline."""
+
+    txn: str
+    views: dict[str, str]
+    outcome: str
+    rate: TimeSeries
+    headline: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcomes(Record):
+    """`client_outcomes`' data: per protocol, the share of outcomes the client
+    knows over time ("known"), and one row per protocol."""
+
+    known: dict[str, TimeSeries]
+    rows: list[dict[str, Any]]
+
+
+def _txn_result(c: txn.TxnCluster, scenario: str, record: type[TxnRun],
+                fields: dict[str, Any], **params: Any) -> Result:
+    """The cluster's Result, its data a `record` of what `TxnCluster.result`
+    holds plus `fields`."""
+    result = c.result(scenario, **params)
+    return with_data(result, record(**result.data, **fields))
 
 
 def _txn_cluster(seed: int, protocol: str, participants: int, crash: str,
@@ -51,9 +145,9 @@ def txn_story(seed: int = 1, *, protocol: str = "2pc", participants: int = 3,
               timeout: float = 0.1, ttl: float = 1.0,
               duration: float = 2.0) -> Result:
     """One transfer from n1 to every other participant, with an optional crash
-    (see `_txn_cluster`). data["during"]: what each participant knew halfway
-    through the outage (or at 0.5 s with no crash), data["doubt"] who was in
-    doubt then, data["views"] what they know at the end, data["outcome"]."""
+    (see `_txn_cluster`). data.during: what each participant knew halfway
+    through the outage (or at 0.5 s with no crash), data.doubt who was in
+    doubt then, data.views what they know at the end, data.outcome."""
     c = _txn_cluster(seed, protocol, participants, crash, down,
                      coordinator=coordinator, fail_step=fail_step, fsync=fsync,
                      timeout=timeout, ttl=ttl,
@@ -64,7 +158,7 @@ def txn_story(seed: int = 1, *, protocol: str = "2pc", participants: int = 3,
     during, doubt = c.views(t), [node for _, node in c.in_doubt()]
     c.run(duration - look)
     outcome = c.outcome(t)
-    return c.result("txn_story", data={
+    return _txn_result(c, "txn_story", TxnStory, {
         "txn": t, "during": during, "doubt": doubt, "look": look,
         "views": c.views(t), "outcome": outcome,
         "headline": f"{protocol}, crash: {crash} → {outcome}"},
@@ -95,9 +189,9 @@ def blocking_window(seed: int = 1, *, protocol: str = "2pc", down: float = 2.0,
     rest = txn.commit_rate(records, end=duration, width=width, avoiding="n1.0")
     hold = c.sim.metrics.histogram("lock.hold:n1.0")
     longest = float(max(hold.values)) if hold.count else 0.0
-    return c.result("blocking_window", data={
+    return _txn_result(c, "blocking_window", BlockingWindow, {
         "hot": hot, "rest": rest, "victim": c.outcome(victim),
-        "hot hold (s)": longest, "window": (1.0, 1.0 + down),
+        "hot_hold": longest, "window": (1.0, 1.0 + down),
         "headline": f"{protocol}: hot row held {longest:.2f} s at most"},
         seed=seed, protocol=protocol, down=down, rate=rate,
         contention=contention, duration=duration, width=width)
@@ -107,8 +201,8 @@ def audit_run(seed: int = 3, *, protocol: str = "saga", rate: float = 40.0,
               contention: float = 0.2, duration: float = 4.0,
               every: float = 0.1) -> Result:
     """Random transfers while an auditor reads every balance each `every`
-    seconds under short shared leases: data["totals"] is the series of the
-    totals it saw, data["anomalies"] how many differed from the true total."""
+    seconds under short shared leases: data.totals is the series of the
+    totals it saw, data.anomalies how many differed from the true total."""
     c = txn.TxnCluster(protocol, 3, seed=seed, balance=1000, audit_every=every,
                        read_lease=0.02, net=NetConfig(latency=0.005), trace=False)
     c.workload(rate=rate, duration=duration, contention=contention)
@@ -116,12 +210,12 @@ def audit_run(seed: int = 3, *, protocol: str = "saga", rate: float = 40.0,
     left = c.settle(1.0)
     m = c.sim.metrics
     totals = m.series("audit.total")
-    return c.result("audit_run", data={
+    return _txn_result(c, "audit_run", Audit, {
         "totals": totals, "reads": m.counter("audit.reads").value,
         "anomalies": m.counter("audit.anomalies").value,
         "lowest": min(totals.values, default=c.initial_total),
         "expected": c.initial_total, "settled": not left,
-        "final total": c.total()},
+        "final_total": c.total()},
         seed=seed, protocol=protocol, rate=rate, contention=contention,
         duration=duration, every=every)
 
@@ -133,7 +227,7 @@ def contention_sweep(seed: int = 2, *,
                      rate: float = 80.0, duration: float = 3.0) -> Result:
     """Every protocol at every contention level (share of transfers crediting
     one hot account; 30 accounts in all), same seed: committed transfers per
-    second, abort rate and latency. data["rows"]: one dict per (protocol,
+    second, abort rate and latency. data.rows: one dict per (protocol,
     contention)."""
     rows = []
     for protocol in protocols:
@@ -154,7 +248,7 @@ def contention_sweep(seed: int = 2, *,
     return Result("contention_sweep", {"protocols": tuple(protocols),
                                        "contentions": tuple(contentions),
                                        "rate": rate, "duration": duration},
-                  seed, Metrics(), data={"rows": rows})
+                  seed, Metrics(), data=Table(rows=rows))
 
 
 def _txn_faults(c: txn.TxnCluster, duration: float, mean_gap: float) -> None:
@@ -200,8 +294,8 @@ def client_outcomes(seed: int = 1, *,
     four participants at `rate` per second under random crashes, partitions
     and loss (`_txn_faults`) for `faults` seconds; then every fault heals and
     the cluster runs `heal` seconds more while clients ask about what they
-    missed. data["known"]: per protocol, the share of transactions whose
-    outcome the client knows every `width` seconds; data["rows"]: that share
+    missed. data.known: per protocol, the share of transactions whose
+    outcome the client knows every `width` seconds; data.rows: that share
     when the faults stop and after the heal, and whether every outcome the
     client knows then is the one the system reached."""
     faults = require_number("faults", faults, positive=True)
@@ -227,7 +321,7 @@ def client_outcomes(seed: int = 1, *,
     return Result("client_outcomes", {"protocols": tuple(protocols),
                                       "faults": faults, "heal": heal, "rate": rate,
                                       "width": width},
-                  seed, Metrics(), data={"known": known, "rows": rows})
+                  seed, Metrics(), data=Outcomes(known=known, rows=rows))
 
 
 def txn_playground(seed: int = 1, *, protocol: str = "2pc", crash: str = "none",
@@ -248,7 +342,7 @@ def txn_playground(seed: int = 1, *, protocol: str = "2pc", crash: str = "none",
     c.run(duration)
     records = [dataclasses.astuple(r) for r in c.client.records.values()]
     s = c.stats()
-    return c.result("txn_playground", data={
+    return _txn_result(c, "txn_playground", TxnPlayground, {
         "txn": t, "views": c.views(t), "outcome": c.outcome(t),
         "rate": txn.commit_rate(records, end=1.5 + duration, width=0.25),
         "headline": f"t1 {c.outcome(t)} · {s['committed']} of {s['submitted']} "
