@@ -72,5 +72,6 @@ bench: install-dev
 	$(BIN)/python bench/simcore.py
 	$(BIN)/python bench/balancing.py
 	$(BIN)/python bench/raft.py
+	$(BIN)/python bench/check.py
 	$(BIN)/python bench/labs.py
 	$(BIN)/python bench/widgets.py

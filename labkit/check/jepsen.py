@@ -1,0 +1,154 @@
+"""Read the histories that other checkers publish as test data, as labkit `Op`s.
+
+Jepsen writes histories as EDN: one map per event, `{:process 3, :type :invoke,
+:f :write, :value 2}`, then `:ok` (it happened), `:fail` (it did not) or `:info`
+(unknown: it may have happened at any time after its call) for the same process.
+Knossos' register histories and Porcupine's key-value logs both use this form,
+so one small EDN reader serves both; the event's position in the file is its time.
+
+    read_knossos(text)    -> ops on one register ("read", "write", "cas")
+    read_porcupine(text)  -> key-value ops ("get", "put", "append"), keys from ":key"
+
+An `:ok` read whose value is nil tells nothing (Knossos' rule) and is left out; so
+are operations that `:fail`ed. A call with no completion never returned. Events of
+a process that is not a number (Jepsen's `:nemesis`, injecting faults) are skipped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from labkit.check.models import Op
+
+_TOKEN = re.compile(r"""
+    (?P<space>[\s,]+|;[^\n]*)
+  | (?P<open>[\[({])
+  | (?P<close>[\])}])
+  | (?P<string>"(?:[^"\\]|\\.)*")
+  | (?P<keyword>:[^\s,\[\](){}";]+)
+  | (?P<number>-?\d+(?:\.\d+)?(?![^\s,\[\](){}]))
+  | (?P<symbol>[^\s,\[\](){}";]+)
+""", re.VERBOSE)
+
+_CLOSERS = {"[": "]", "(": ")", "{": "}"}
+_ESCAPE = re.compile(r"\\(.)")
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r"}
+
+
+class Keyword(str):
+    """An EDN keyword such as `:ok`, kept apart from strings (its name, no colon)."""
+
+
+def read_edn(text: str) -> list[Any]:
+    """Every top-level EDN form in `text`: maps become dicts, vectors and lists
+    become lists, keywords `Keyword`, nil None; numbers and strings as Python's."""
+    stack: list[tuple[str, list]] = [("", [])]
+    for match in _TOKEN.finditer(text):
+        kind, token = match.lastgroup, match.group()
+        if kind == "space":
+            continue
+        if kind == "open":
+            stack.append((token, []))
+            continue
+        if kind == "close":
+            opener, items = stack.pop()
+            if not opener or _CLOSERS[opener] != token:
+                raise ValueError(f"unbalanced {token!r} at offset {match.start()}")
+            value = dict(zip(items[::2], items[1::2], strict=True)) \
+                if opener == "{" else items
+        elif kind == "string":
+            value = _ESCAPE.sub(lambda m: _ESCAPES.get(m.group(1), m.group(1)),
+                                token[1:-1])
+        elif kind == "keyword":
+            value = Keyword(token[1:])
+        elif kind == "number":
+            value = float(token) if "." in token else int(token)
+        else:
+            value = {"nil": None, "true": True, "false": False}.get(token, token)
+        stack[-1][1].append(value)
+    if len(stack) != 1:
+        raise ValueError(f"unclosed {stack[-1][0]!r} at the end of the text")
+    return stack[0][1]
+
+
+def events(text: str) -> list[dict]:
+    """The event maps of a history file: a single vector or list of maps, or maps
+    one after another."""
+    forms = read_edn(text)
+    if len(forms) == 1 and isinstance(forms[0], list):
+        forms = forms[0]
+    if not all(isinstance(form, dict) for form in forms):
+        raise ValueError("a history is a sequence of EDN maps")
+    return forms
+
+
+def pair(text: str, make: Callable[[dict, dict | None, int, int | None], Op | None]
+         ) -> list[Op]:
+    """Match each completion to its process's latest call and build one Op per
+    pair with `make(call_event, completion_or_None, call_time, return_time)`
+    (None to leave it out). `:fail` pairs are left out, `:info` never returned."""
+    open_calls: dict[Any, tuple[int, dict]] = {}
+    ops: list[tuple[int, Op]] = []
+    for time, event in enumerate(events(text)):
+        process, kind = event.get(Keyword("process")), event.get(Keyword("type"))
+        if not isinstance(process, int):
+            continue                            # the nemesis, injecting faults
+        if kind == "invoke":
+            open_calls[process] = (time, event)
+            continue
+        if process not in open_calls:
+            raise ValueError(f"event {time}: a {kind} for process {process} with no "
+                             "call")
+        start, call = open_calls.pop(process)
+        if kind == "fail":
+            continue
+        op = make(call, event if kind == "ok" else None, start,
+                  time if kind == "ok" else None)
+        if op is not None:
+            ops.append((start, op))
+    for start, call in open_calls.values():
+        op = make(call, None, start, None)
+        if op is not None:
+            ops.append((start, op))
+    return [op for _, op in sorted(ops, key=lambda pair: pair[0])]
+
+
+def _field(event: dict, name: str) -> Any:
+    return event.get(Keyword(name))
+
+
+def read_knossos(text: str, key: str = "r") -> list[Op]:
+    """Knossos' compare-and-swap register histories: `:read`, `:write` and
+    `:cas` (value `[from to]`) on one register, named `key`."""
+    def make(call: dict, done: dict | None, start: int, end: int | None) -> Op | None:
+        f, client = _field(call, "f"), str(_field(call, "process"))
+        if f == "read":
+            output = None if done is None else _field(done, "value")
+            if output is None:                  # unknown value: constrains nothing
+                return None
+            return Op(client, "read", key, None, output, start, end)
+        if f == "write":
+            return Op(client, "write", key, _field(call, "value"), None, start, end)
+        if f == "cas":
+            return Op(client, "cas", key, tuple(_field(call, "value")), None, start,
+                      end)
+        raise ValueError(f"event {start}: unknown register operation {f!r}")
+    return pair(text, make)
+
+
+def read_porcupine(text: str) -> list[Op]:
+    """Porcupine's key-value logs: `:get`, `:put` and `:append` with a `:key`;
+    every key starts as "" (check them with `KV.starting("")`)."""
+    def make(call: dict, done: dict | None, start: int, end: int | None) -> Op | None:
+        f, client = _field(call, "f"), str(_field(call, "process"))
+        key = _field(call, "key")
+        if f == "get":
+            if done is None:
+                return None
+            return Op(client, "get", key, None, _field(done, "value"), start, end)
+        if f in ("put", "append"):
+            return Op(client, f, key, _field(call, "value"), None, start, end)
+        raise ValueError(f"event {start}: unknown key-value operation {f!r}")
+    return pair(text, make)

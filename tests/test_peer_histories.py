@@ -1,0 +1,171 @@
+"""The checker against the published test histories of two other checkers
+(data/peer-histories: Porcupine's key-value logs, Knossos' register histories):
+every verdict their suites expect, a small window for each failure, and the
+EDN reader that turns them into operations."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from labkit.check import KV, REGISTER, Model, Op, SearchTooLarge, linearizable
+from labkit.check.jepsen import (
+    Keyword,
+    events,
+    pair,
+    read_edn,
+    read_knossos,
+    read_porcupine,
+)
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "peer-histories"
+EXPECTED = json.loads((DATA / "expected.json").read_text())["verdicts"]
+
+
+def text(path: str) -> str:
+    return gzip.decompress((DATA / f"{path}.gz").read_bytes()).decode()
+
+
+# -- Knossos' multi-register: a custom model (transactions over two registers) -------
+
+def _txn_step(state: tuple, op: Op) -> tuple[bool, tuple]:
+    values = dict(state)
+    for f, register, value in op.value:
+        if f == "read":
+            if value is not None and values[register] != value:
+                return False, state
+        else:
+            values[register] = value
+    return True, tuple(sorted(values.items()))
+
+
+def _txn_observes(read: Op, write: Op) -> bool:
+    wrote = {(r, v) for f, r, v in write.value if f == "write"}
+    return any(f == "read" and (r, v) in wrote for f, r, v in read.value)
+
+
+MULTI = Model(init=(("x", 0), ("y", 0)), step=_txn_step, observes=_txn_observes,
+              kinds=("txn",))
+
+
+def read_multi(history: str) -> list[Op]:
+    """Each transaction with the values its completion reports (reads of nil when
+    it never completed, which constrain nothing)."""
+    def make(call, done, start, end):
+        micro = (done or call)[Keyword("value")]
+        return Op(str(call[Keyword("process")]), "txn", "xy",
+                  tuple((str(f), str(r), v) for f, r, v in micro), None, start, end)
+    return pair(history, make)
+
+
+def history(path: str) -> tuple[list[Op], Model]:
+    if path.startswith("porcupine/"):
+        return read_porcupine(text(path)), KV.starting("")
+    if path.startswith("knossos/multi-register/"):
+        return read_multi(text(path)), MULTI
+    return read_knossos(text(path)), REGISTER.starting(0)
+
+
+# -- every published verdict ---------------------------------------------------------
+
+def test_all_published_histories_are_here():
+    assert len(EXPECTED) == 127
+    assert sorted(p.relative_to(DATA).as_posix()[:-3] for p in DATA.rglob("*.gz")) \
+        == sorted(EXPECTED)
+    assert sum(not ok for ok in EXPECTED.values()) == 10
+
+
+@pytest.mark.parametrize("path", sorted(EXPECTED))
+def test_the_published_verdict(path):
+    ops, model = history(path)
+    result = linearizable(ops, model=model)
+    assert result.ok == EXPECTED[path], result.explain()
+    if not result.ok:
+        # A failure comes with a small window that fails on its own...
+        assert result.minimal and 1 <= len(result.window) <= 12, result.explain()
+        assert not linearizable(result.window, model=model, minimize=False).ok
+        # ...made of operations of the history, of the key it names.
+        assert set(result.window) <= set(ops)
+        assert {op.key for op in result.window} == {result.key}
+
+
+def test_a_failing_key_is_found_behind_an_undecidable_one():
+    # Porcupine answers c50-bad by checking keys in parallel. In c50-bad, key "7"
+    # (196 operations) takes millions of configurations and key "3" (206) fails
+    # within a few thousand: labkit tries "7" first (smaller), gives up on it, and
+    # must still reach "3".
+    ops, model = history("porcupine/c50-bad.txt")
+    both = [op for op in ops if op.key in ("7", "3")]
+    result = linearizable(both, model=model, max_states=20_000)
+    assert not result.ok and result.key == "3"
+    with pytest.raises(SearchTooLarge, match=r"undecided: .* 1 of 1 .*key '7'"):
+        linearizable([op for op in ops if op.key == "7"], model=model,
+                     max_states=20_000)
+
+
+def test_the_stale_read_in_rethink_fail_minimal_is_the_window():
+    # The file's own comment: value 0, concurrent write 4 and read 3: "could
+    # have been 0 or 4 but not 3". No one ever writes 3.
+    ops, model = history("knossos/cas-register/bad/rethink-fail-minimal.edn")
+    result = linearizable(ops, model=model)
+    assert [(op.kind, op.output) for op in result.window] == [("read", 3)]
+
+
+# -- the reader ------------------------------------------------------------------------
+
+def test_edn_values():
+    forms = read_edn('{:a 1, :b [2 -3.5 "x\\"y é"], :c nil} ; a comment\n(true :k)')
+    assert forms == [{"a": 1, "b": [2, -3.5, 'x"y é'], "c": None}, [True, "k"]]
+    assert all(isinstance(k, Keyword) for k in forms[0])
+    assert not isinstance(forms[0]["b"][2], Keyword)
+
+
+@pytest.mark.parametrize("bad,message", [
+    ("[1 2", "unclosed"), ("[1 2)", "unbalanced"), ("{:a}", "zip"),
+])
+def test_edn_errors(bad, message):
+    with pytest.raises(ValueError, match=message):
+        read_edn(bad)
+
+
+def test_events_are_paired_by_process():
+    log = """[{:process 0, :type :invoke, :f :write, :value 1}
+              {:process 1, :type :invoke, :f :read, :value nil}
+              {:process :nemesis, :type :info, :f :start}
+              {:process 0, :type :ok, :f :write, :value 1}
+              {:process 2, :type :invoke, :f :cas, :value [1 2]}
+              {:process 1, :type :ok, :f :read, :value 1}
+              {:process 3, :type :invoke, :f :write, :value 3}
+              {:process 3, :type :fail, :f :write, :value 3}
+              {:process 4, :type :invoke, :f :read, :value nil}
+              {:process 4, :type :ok, :f :read, :value nil}
+              {:process 5, :type :invoke, :f :write, :value 5}
+              {:process 5, :type :info, :f :write, :value 5}]"""
+    assert len(events(log)) == 12
+    assert read_knossos(log) == [
+        Op("0", "write", "r", 1, None, 0, 3),
+        Op("1", "read", "r", None, 1, 1, 5),
+        Op("2", "cas", "r", (1, 2), None, 4, None),     # no completion: never returned
+        Op("5", "write", "r", 5, None, 10, None)]       # :info: never returned
+
+
+def test_porcupine_logs_have_keys():
+    log = ('{:process 0, :type :invoke, :f :append, :key "1", :value "a"}\n'
+           '{:process 1, :type :invoke, :f :get, :key "1", :value nil}\n'
+           '{:process 1, :type :ok, :f :get, :key "1", :value "a"}\n'
+           '{:process 0, :type :ok, :f :append, :key "1", :value "a"}\n')
+    assert read_porcupine(log) == [Op("0", "append", "1", "a", None, 0, 3),
+                                   Op("1", "get", "1", None, "a", 1, 2)]
+
+
+@pytest.mark.parametrize("bad,message", [
+    ('{:process 0, :type :ok, :f :read, :value 1}', "no call"),
+    ('{:process 0, :type :invoke, :f :incr, :value 1}', "unknown register"),
+    ('[1 2]', "sequence of EDN maps"),
+])
+def test_malformed_histories_are_refused(bad, message):
+    with pytest.raises(ValueError, match=message):
+        read_knossos(bad)
