@@ -79,3 +79,15 @@ def test_running_again_never_overwrites_a_students_work(tmp_path):
     message = student.update(target, "v3", written, "nb")
     assert target.read_text() == "v2 and my answer"       # edited: kept
     assert (tmp_path / "nb.new.ipynb").read_text() == "v3" and "nb.new.ipynb" in message
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_every_open_exercise_has_a_hint_and_a_rubric(path):
+    """Both collapsed, so neither gives the answer away before a click."""
+    for cell in nbformat.read(path, as_version=4).cells:
+        if cell.cell_type != "markdown":
+            continue
+        opened = len(re.findall(r"\*\*Exercise \d+ \(open\)\.\*\*", cell.source))
+        assert cell.source.count("<details><summary>Hint</summary>") == opened
+        assert cell.source.count(
+            "<details><summary>What a good answer contains</summary>") == opened
