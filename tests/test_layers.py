@@ -37,6 +37,7 @@ LAYERS = {
     "labkit.txn": 5,
     "labkit.storage": 5,
     "labkit.mapreduce": 5,
+    "labkit.dataflow": 5,
     "labkit.scenarios": 6,
     "labkit.labs": 6.5,    # skeletons, worked answers, graders: above the scenarios
     "labkit.plot": 7,

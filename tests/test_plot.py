@@ -12,7 +12,7 @@ import pytest
 from labkit import plot
 from labkit.errors import ConfigError
 from labkit.metrics import Histogram, TimeSeries
-from labkit.node import Cluster
+from labkit.node import Cluster, Node
 from labkit.scenarios import cluster_result, echo_cluster, latency_samples, ping
 
 
@@ -169,3 +169,38 @@ def test_bad_arguments_are_named():
         plot.latency_hist({"h": [1, 2, 3]})
     with pytest.raises(TypeError, match="TimeSeries"):
         plot.timeseries({"s": [1, 2]})
+
+
+def test_sequence_diagram_fits_its_time_axis_to_the_messages():
+    """60 ms of messages in a 1.5 s run fill the axis, not a sliver of it; a
+    timer ticking later does not widen it, a crash does."""
+    class Quiet(Node):
+        def on_ping(self, msg):
+            pass
+
+    cluster = Cluster(3, seed=4, node_factory=Quiet)
+    n1, n2 = cluster.nodes["n1"], cluster.nodes["n2"]
+    cluster.sim.schedule(0.10, lambda: n1.send("n2", "ping"))
+    cluster.sim.schedule(0.14, lambda: n2.send("n3", "ping"))
+    cluster.sim.schedule(1.40, lambda: n1.set_timer("late", 0.01, lambda: None))
+    cluster.run(1.5)
+    lo, hi = plot.sequence_diagram(cluster.result()).layout.xaxis.range
+    sends = [r.time for r in cluster.sim.trace if r.event == "send"]
+    delivered = [r.time for r in cluster.sim.trace if r.event == "deliver"]
+    covered = (max(delivered) - min(sends)) / (hi - lo)
+    assert lo <= min(sends) and max(delivered) <= hi and covered >= 0.8
+    cluster.kill("n3")
+    cluster.run(0.1)
+    assert plot.sequence_diagram(cluster.result()).layout.xaxis.range[1] > 1.5
+
+
+def test_ccdf_gives_the_share_of_values_above_x_on_log_axes():
+    h = Histogram("latency")
+    for v in range(1, 1001):            # 1 .. 1000 ms, each once
+        h.add(v / 1000)
+    fig = plot.latency_ccdf({"even": h})
+    (curve,) = fig.data
+    for x, y in zip(curve.x, curve.y, strict=True):
+        assert y == pytest.approx((1000 - x) / 1000)    # x ms: 1000 - x values above
+    assert min(curve.y) == pytest.approx(0.001) and max(curve.x) == 999
+    assert fig.layout.xaxis.type == fig.layout.yaxis.type == "log"
