@@ -54,7 +54,7 @@ from .lab import Budget, BudgetExceeded, Failed, Lab, Scenario, Trial
 from .report import Failure, Report, Run
 
 #: Every lab, by name: each is the module labkit.labs.<name>, which defines LAB.
-LABS = ("raft", "balancing", "paxos", "storage", "resilience", "txn")
+LABS = ("raft", "balancing", "paxos", "storage", "resilience", "txn", "mapreduce")
 
 
 def lab(name: str) -> Lab:

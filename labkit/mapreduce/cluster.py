@@ -30,14 +30,18 @@ class MapReduceCluster(Cluster):
     (a restarted worker is a new process with an empty local disk). The master
     stops the clock when the last reduce task commits. Tracing every message
     is off by default (a job sends tens of thousands); the timeline of task
-    attempts tells a job's story.
+    attempts tells a job's story. `master`: the master's class, labkit's
+    `Master` or a subclass (e.g. a lab answer derived from
+    `labkit.labs.skeleton("mapreduce")`).
     """
 
     def __init__(self, job: Job, workers: Sequence[str], *, seed: int = 1,
-                 trace: bool = False):
+                 trace: bool = False, master: type[Master] = Master):
+        _master_class(master)
+
         def build(name: str, net: Network) -> Node:
             if name == MASTER:
-                return Master(name, net, job, workers)
+                return master(name, net, job, workers)
             return Worker(name, net, job)
 
         super().__init__(names=[MASTER, *workers], seed=seed, trace=trace,
@@ -53,6 +57,12 @@ class MapReduceCluster(Cluster):
             raise ConfigError("the master cannot be killed: as in the paper (§3.3) "
                               "its failure aborts the job; kill a worker instead")
         super().kill(name)
+
+
+def _master_class(master: Any) -> None:
+    if not (isinstance(master, type) and issubclass(master, Master)):
+        raise TypeError(f"master must be a class derived from labkit.mapreduce."
+                        f"Master (e.g. your lab answer), got {master!r}")
 
 
 def _callable(name: str, fn: Any, optional: bool = False) -> None:
@@ -92,7 +102,8 @@ def run(mapper: Callable[[Any], Iterable[tuple[Any, Any]]],
         splits: int | None = None, partitions: int | None = None,
         partitioner: Callable[[Any, int], int] = hash_partition,
         locality: bool = True, cost: Cost | None = None, heartbeat: float = 1.0,
-        timeout: float = 10.0, deadline: float = 36_000.0) -> MapReduceResult:
+        timeout: float = 10.0, deadline: float = 36_000.0,
+        master: type[Master] = Master) -> MapReduceResult:
     """Run one MapReduce job to completion and return its MapReduceResult.
 
     mapper(record) yields (key, value) pairs; reducer(key, values) returns one
@@ -106,8 +117,9 @@ def run(mapper: Callable[[Any], Iterable[tuple[Any, Any]]],
     disk and CPU). backup_tasks: True (default Backups()), False, or a Backups.
     locality: give a worker the map tasks whose input it stores. Workers
     heartbeat every `heartbeat` s; one silent for `timeout` s is declared dead.
-    Raises TaskError if the user's code fails, Unavailable if the job has not
-    finished by `deadline` simulated seconds.
+    master: the master's class (default labkit's `Master`; a lab answer runs
+    here the same way). Raises TaskError if the user's code fails, Unavailable
+    if the job has not finished by `deadline` simulated seconds.
     """
     _callable("mapper", mapper)
     _callable("reducer", reducer)
@@ -155,12 +167,14 @@ def run(mapper: Callable[[Any], Iterable[tuple[Any, Any]]],
     heartbeat = require_number("heartbeat", heartbeat, positive=True)
     timeout = require_number("timeout", timeout, positive=True)
     deadline = require_number("deadline", deadline, positive=True)
+    _master_class(master)
 
     placement = random.Random(f"{seed}:mapreduce.placement")
     cluster = MapReduceCluster(Job(
         mapper, reducer, combiner, partitioner,
         make_splits(inputs, splits, names, placement), partitions, speeds,
-        cost or Cost(), backups, locality, heartbeat, timeout), names, seed=seed)
+        cost or Cost(), backups, locality, heartbeat, timeout), names, seed=seed,
+        master=master)
     job, sim = cluster.job, cluster.sim
     for counter in ("bytes.shuffled", "tasks.reexecuted", "tasks.backup",
                     "tasks.preempted", "workers.failed"):

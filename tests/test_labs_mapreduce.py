@@ -1,0 +1,192 @@
+"""The MapReduce lab's grader, tested by the bugs it must catch: classic
+mistakes of a MapReduce master, each a mutant of the worked answer
+overriding one method, must fail grading at the default seeds, each for its
+own reason; the worked answer passes every scenario on 100 seeds; the
+skeleton fails with readable reports; and an answer runs in the topic's own
+facade, `mapreduce.run(..., master=...)`."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from test_labs import assert_caught, assert_reference_passes
+
+import labkit.labs as labs
+from labkit import mapreduce
+from labkit.labs.mapreduce import MasterReference
+from labkit.labs.mapreduce.scenarios import corpus, total, words
+
+
+class NeverDetects(MasterReference):
+    """Waits for a dead worker's heartbeat for ever: no failure detector."""
+
+    def silent_workers(self):
+        return []
+
+
+class NeverReassigns(MasterReference):
+    """Sends a dead worker's completed maps back to idle, but forgets the task
+    it was running: it stays 'running' on a dead worker."""
+
+    def reassign(self, worker):
+        for task in self.maps:
+            if task.state == "completed" and task.location == worker:
+                task.state, task.location = "idle", None
+
+
+class KeepsLostMapOutput(MasterReference):
+    """Re-runs a dead worker's running task, but trusts its completed map
+    output, which died with its local disk."""
+
+    def reassign(self, worker):
+        for task in self.maps + self.reduces:
+            task.running = [a for a in task.running if a.worker != worker]
+            if task.state == "running" and not task.running:
+                task.state = "idle"
+
+
+class RerunsCompletedReduces(MasterReference):
+    """Also sends a dead worker's completed reduce tasks back to idle, although
+    their output is in the global file system."""
+
+    def reassign(self, worker):
+        super().reassign(worker)
+        for task in self.reduces:
+            if task.state == "completed" and task.done_by.worker == worker:
+                task.state = "idle"
+
+
+class AcceptsLateCompletion(MasterReference):
+    """Counts any completion of a task not yet completed, even one from an
+    attempt it gave up on (its worker declared dead)."""
+
+    def finish(self, attempt):
+        task = self.task_of(attempt)
+        if task.state == "completed":
+            return None
+        for other in list(task.running):
+            if other is not attempt:
+                self.cancel(other)
+        task.running, task.state, task.done_by = [], "completed", attempt
+        if task.phase == "map":
+            task.location = attempt.worker
+        return task
+
+
+class CountsEveryCopy(MasterReference):
+    """Counts each completion of an attempt it counts on, but neither stops
+    counting on the attempt nor cancels the other copies: a duplicated
+    message, or a backup's second copy, completes the task twice."""
+
+    def finish(self, attempt):
+        task = self.task_of(attempt)
+        if attempt not in task.running:
+            return None
+        task.state, task.done_by = "completed", attempt
+        if task.phase == "map":
+            task.location = attempt.worker
+        return task
+
+
+class ReducesEarly(MasterReference):
+    """Hands out reduce tasks as soon as a worker is free, before the maps are
+    done (the reducers then hold workers the maps need)."""
+
+    def pick(self, worker):
+        maps = [t for t in self.maps if t.state == "idle"]
+        if maps:
+            return maps[0]
+        return next((t for t in self.reduces if t.state == "idle"), None)
+
+
+class NoBackups(MasterReference):
+    """Never launches a backup copy: the job waits for the straggler."""
+
+    def backup_for(self, worker):
+        return None
+
+
+class PilesOnTheOldest(MasterReference):
+    """Every idle worker copies the oldest running task, however many copies
+    it already has."""
+
+    def backup_for(self, worker):
+        phase = self.reduces if self.reducing else self.maps
+        running = [t for t in phase if t.state == "running"
+                   and all(a.worker != worker for a in t.running)]
+        return min(running, key=lambda t: t.running[0].start, default=None)
+
+
+class BacksUpFromTheStart(MasterReference):
+    """Copies a running task before handing out the tasks still waiting: a
+    backup for every task, from the start of the phase."""
+
+    def pick(self, worker):
+        if self.job.backups is not None:
+            copy = self.backup_for(worker)
+            if copy is not None:
+                copy.backups += 1
+                return copy
+        return super().pick(worker)
+
+
+# mutant, a scenario that must catch it, the reasons its failures may give
+MUTANTS = [
+    (NeverDetects, "crash_during_maps", ["never declared", "ran none of",
+                                              "stale location"]),
+    (NeverReassigns, "crash_during_maps", ["never handed it out again",
+                                                "stale location",
+                                                "did not finish"]),
+    (KeepsLostMapOutput, "crash_after_maps", ["never ran it again",
+                                              "stale location", "still waits for",
+                                              "ran none of"]),
+    (RerunsCompletedReduces, "crash_after_commit", ["completed reduce re-executed"]),
+    (AcceptsLateCompletion, "late_completion", ["stale location"]),
+    (CountsEveryCopy, "unreliable_network", ["reduce before maps",
+                                             "missing output", "too slow"]),
+    (CountsEveryCopy, "slow_mapper", ["reduce before maps", "missing output",
+                                      "too slow"]),
+    (ReducesEarly, "healthy", ["reduce before maps"]),
+    (NoBackups, "slow_mapper", ["too slow"]),
+    (PilesOnTheOldest, "backups_are_cheap", ["wasteful backup"]),
+    (BacksUpFromTheStart, "backups_are_cheap", ["wasteful backup"]),
+]
+
+
+@pytest.mark.parametrize("mutant,scenario,reasons", MUTANTS,
+                         ids=[f"{m[0].__name__}-{m[1]}" for m in MUTANTS])
+def test_mutant_fails_for_the_right_reason(mutant, scenario, reasons):
+    assert_caught("mapreduce", mutant, scenario, reasons)
+
+
+@pytest.mark.parametrize("part", labs.parts("mapreduce"))
+def test_the_reference_passes_on_100_seeds(part):
+    assert_reference_passes("mapreduce", part)
+
+
+def test_the_skeleton_fails_saying_which_method_to_write():
+    report = labs.grade("mapreduce", labs.skeleton("mapreduce"), part="reassignment",
+                        seeds=[1])
+    assert not report.passed and len(report.failures) == len(report.runs)
+    why = report.failures[0].why
+    assert why.startswith("not yet implemented: ")
+    assert "in MasterSkeleton." in why and "line" in why
+    assert 'lk.labs.replay("mapreduce", MasterSkeleton, "healthy", seed=1)' in repr(
+        report)
+
+
+def test_the_answer_runs_in_the_topic_facade():
+    docs = corpus(7)
+    truth = Counter(w for line in docs for w in line.split())
+    run = mapreduce.run(words, total, docs, workers=5, seed=7, crash={"w3": 20.0},
+                        master=MasterReference)
+    assert run.output == truth
+    lost = [a for a in run.timeline if a.worker == "w3" and a.outcome == "lost"]
+    assert lost and run.reexecutions >= len(lost)
+
+
+@pytest.mark.parametrize("master", [object, "MasterReference", None])
+def test_run_refuses_a_master_that_is_not_a_master_class(master):
+    with pytest.raises(TypeError, match="master must be a class derived from"):
+        mapreduce.run(words, total, corpus(1), master=master)
