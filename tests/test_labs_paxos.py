@@ -1,15 +1,18 @@
 """The Paxos lab's grader, tested by the bugs it must catch: classic Paxos
-mistakes, each a mutant of the worked answer overriding one method, must fail
-grading at the default seeds, each for its own reason; and the worked answer
-passes every scenario on 100 seeds."""
+and Multi-Paxos mistakes, each a mutant of the worked answer overriding one
+method, must fail grading of their part at the default seeds, each for its
+own reason; and the worked answer passes every scenario on 100 seeds."""
 
 from __future__ import annotations
 
 import pytest
-from test_labs import assert_caught, assert_reference_passes
+from test_labs import assert_reference_passes
 
 import labkit.labs as labs
+from labkit.errors import ConfigError
 from labkit.labs.paxos import PaxosReference
+from labkit.net import NetConfig
+from labkit.paxos import NOOP, MultiPaxosCluster
 
 
 class PromisesAnyBallot(PaxosReference):
@@ -85,22 +88,157 @@ class ForgetsItsBallot(PaxosReference):
         self.arm_timeout()
 
 
-# mutant, a scenario that must catch it, the reasons its failures may give
+# -- part multi ---------------------------------------------------------------------
+
+class IgnoresAcceptedValues(PaxosReference):
+    """A new leader fills every open slot with a no-op, whatever the promises
+    report was accepted there."""
+
+    def become_leader(self):
+        self.promises = {a: tuple((slot, ballot, NOOP) for slot, ballot, _ in acc)
+                         for a, acc in self.promises.items()}
+        super().become_leader()
+
+
+class SkipsHoles(PaxosReference):
+    """A new leader re-proposes what the promises report but leaves the other
+    open slots empty (no no-ops)."""
+
+    def propose_at(self, slot, value):
+        if value is not NOOP:
+            super().propose_at(slot, value)
+
+
+class PhaseOnePerCommand(PaxosReference):
+    """The leader sends a p1a before every command, as if each slot needed its
+    own phase 1."""
+
+    def submit(self, command):
+        if self.role == "leader":
+            for name in self.members:
+                self.send(name, "p1a", ballot=self.ballot, slot=self.frontier())
+        return super().submit(command)
+
+
+class AcceptsLowerBallot(PaxosReference):
+    """An acceptor accepts every p2a, even below the ballot it promised."""
+
+    def on_p2a(self, msg):
+        self.disk["accepted"][msg.slot] = (msg.ballot, msg.value)
+        self.disk["promised"] = max(self.disk["promised"], msg.ballot)
+        self.persist()
+        if msg.ballot > self.ballot:
+            self.follow(msg.ballot)
+        self.send(msg.src, "p2b", ballot=msg.ballot, slot=msg.slot,
+                  promised=msg.ballot)
+
+
+class AppliesOutOfOrder(PaxosReference):
+    """Applies every slot known chosen as soon as it is known, skipping gaps."""
+
+    def apply_chosen(self):
+        for slot, value in sorted(self.disk["chosen"].items()):
+            if slot > self.applied_slot:
+                self.apply(slot, value)
+
+
+class IgnoresRejects(PaxosReference):
+    """A leader whose p2a is refused with a higher promise keeps leading."""
+
+    def on_p2b(self, msg):
+        if msg.promised <= self.ballot:
+            super().on_p2b(msg)
+
+
+class NextIntegerBallots(PaxosReference):
+    """Every server campaigns with the next integer: two may share a ballot."""
+
+    def new_ballot(self):
+        return self.highest + 1
+
+
+class ForgetsAcceptances(PaxosReference):
+    """Accepts a p2a without persisting it: a crash undoes the acceptance."""
+
+    def on_p2a(self, msg):
+        if msg.ballot >= self.disk["promised"]:
+            self.disk["promised"] = msg.ballot
+            self.disk["accepted"][msg.slot] = (msg.ballot, msg.value)
+            if msg.ballot > self.ballot:
+                self.follow(msg.ballot)
+        self.send(msg.src, "p2b", ballot=msg.ballot, slot=msg.slot,
+                  promised=self.disk["promised"])
+
+
+# mutant, its part, a scenario that must catch it, the reasons its failures may give
 MUTANTS = [
-    (PromisesAnyBallot, "dueling_proposers", ["promise rule"]),
-    (AcceptsBelowPromise, "dueling_proposers", ["accept rule"]),
-    (ProposesOwnValue, "chosen_value_survives", ["agreement"]),
-    (MinorityQuorum, "no_majority", ["quorum", "agreement"]),
-    (RepliesBeforePersisting, "amnesia", ["promise report", "accept rule"]),
-    (SharedBallots, "dueling_proposers", ["ballot uniqueness"]),
-    (ForgetsItsBallot, "proposer_restarts", ["ballot freshness"]),
+    (PromisesAnyBallot, "single_decree", "dueling_proposers", ["promise rule"]),
+    (AcceptsBelowPromise, "single_decree", "dueling_proposers", ["accept rule"]),
+    (ProposesOwnValue, "single_decree", "chosen_value_survives", ["agreement"]),
+    (MinorityQuorum, "single_decree", "no_majority", ["quorum", "agreement"]),
+    (RepliesBeforePersisting, "single_decree", "amnesia",
+     ["promise report", "accept rule"]),
+    (SharedBallots, "single_decree", "dueling_proposers", ["ballot uniqueness"]),
+    (ForgetsItsBallot, "single_decree", "proposer_restarts", ["ballot freshness"]),
+    (IgnoresAcceptedValues, "multi", "leader_crash", ["agreement"]),
+    (SkipsHoles, "multi", "holes", ["was never chosen"]),
+    (PhaseOnePerCommand, "multi", "stable_leader", ["phase 1 ran again"]),
+    (AcceptsLowerBallot, "multi", "deposed_leader", ["accept rule"]),
+    (AppliesOutOfOrder, "multi", "unreliable_log", ["apply order"]),
+    (IgnoresRejects, "multi", "deposed_leader", ["still acts as leader"]),
+    (NextIntegerBallots, "multi", "partitions", ["ballot uniqueness"]),
+    (ForgetsAcceptances, "multi", "crash_restart", ["promise report"]),
 ]
 
 
-@pytest.mark.parametrize("mutant,scenario,reasons", MUTANTS,
+@pytest.mark.parametrize("mutant,part,scenario,reasons", MUTANTS,
                          ids=[m[0].__name__ for m in MUTANTS])
-def test_mutant_fails_for_the_right_reason(mutant, scenario, reasons):
-    assert_caught("paxos", mutant, scenario, reasons)
+def test_mutant_fails_for_the_right_reason(mutant, part, scenario, reasons):
+    report = labs.grade("paxos", mutant, part=part)
+    assert not report.passed, f"{mutant.__name__} passed:\n{report!r}"
+    assert scenario in {f.scenario for f in report.failures}, repr(report)
+    for failure in report.failures:
+        assert any(r in failure.why for r in reasons), str(failure)
+
+
+def test_one_class_grades_part_by_part():
+    """An answer with only part 1 written passes it and fails part 2 saying
+    which method to write."""
+
+    class FirstPartOnly(labs.skeleton("paxos")):
+        pass
+
+    for name in ("on_prepare", "on_accept", "new_ballot", "prepare", "on_promise",
+                 "choose_value", "on_accepted", "on_nack"):
+        setattr(FirstPartOnly, name, getattr(PaxosReference, name))
+    assert labs.grade("paxos", FirstPartOnly, part="single_decree",
+                      seeds=[1]).passed
+    report = labs.grade("paxos", FirstPartOnly, part="multi", seeds=[1])
+    assert len(report.failures) == len(labs.scenarios("paxos", "multi"))
+    assert all("not yet implemented: " in f.why for f in report.failures)
+
+
+def test_the_multi_paxos_facade_runs_an_answer_through_a_leader_crash():
+    c = MultiPaxosCluster(5, seed=3, node=PaxosReference,
+                          net=NetConfig(latency=0.010))
+    c.run(1.0)
+    first = c.leader()
+    assert [c.submit(cmd) for cmd in ("a", "b")] == [1, 2]
+    c.run(0.1)
+    c.kill(first)
+    c.run(1.0)
+    assert c.leader() not in (None, first)
+    assert c.submit("c") == 3
+    c.restart(first)
+    c.run(0.5)
+    assert all(c.applied(n) == ["a", "b", "c"] for n in c.names)
+    assert c.chosen() == {1: "a", 2: "b", 3: "c"}
+    c.check()
+
+
+def test_the_multi_paxos_facade_refuses_a_node_that_is_not_a_class():
+    with pytest.raises(ConfigError, match="node must be a class"):
+        MultiPaxosCluster(3, node="PaxosReference")
 
 
 @pytest.mark.parametrize("part", labs.parts("paxos"))

@@ -287,20 +287,28 @@ class MultiPaxosCluster(Cluster):
     and returns the slot, or None if it does not lead; `applied(name)` lists
     the client commands that server applied, in order (no-ops are not listed);
     `check()` raises InvariantViolation if two values were chosen for a slot or
-    a server learned or applied anything else.
+    a server learned or applied anything else. `node`: a class to run as every
+    server instead of `MultiPaxosNode` (a lab answer, see labkit.labs.paxos);
+    it is built as node(name, network, settings) and must keep the state the
+    facade reads: `role`, `ballot`, `log`, `submit(command)`, and on its disk
+    "promised", "chosen" and the ghost "history".
     """
 
     def __init__(self, size: int = 5, *, seed: int = 0, net: NetConfig | None = None,
                  election_timeout: tuple[float, float] = (0.150, 0.300),
-                 heartbeat: float = 0.050, trace: bool = True):
+                 heartbeat: float = 0.050, trace: bool = True,
+                 node: type | None = None):
         size = require_int("size", size, minimum=1)
         self.settings = LogSettings(
             names=tuple(f"n{i}" for i in range(1, size + 1)),
             election_timeout=_range("election_timeout", election_timeout,
                                     positive=True),
             heartbeat=require_number("heartbeat", heartbeat, positive=True))
+        if node is not None and not isinstance(node, type):
+            raise ConfigError(f"node must be a class, got {node!r}")
+        server = MultiPaxosNode if node is None else node
         super().__init__(None, seed=seed, net=net, names=list(self.settings.names),
-                         node_factory=lambda name, network: MultiPaxosNode(
+                         node_factory=lambda name, network: server(
                              name, network, self.settings), trace=trace)
 
     def leader(self) -> str | None:

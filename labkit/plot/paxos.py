@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 
 from labkit.metrics import Result
 
-from .common import DOWN, PALETTE, UP, _layout, _round, sequence_diagram
+from .common import DOWN, PALETTE, UP, _layout, _round, data_field, sequence_diagram
 
 
 def quorums(names: Sequence[str], first: Iterable[str], second: Iterable[str], *,
@@ -53,10 +53,10 @@ def paxos_timeline(result: Result, *, until: float | None = None,
     """The run's space-time diagram (`sequence_diagram`) with a green line where
     a value became chosen (a majority of acceptors had accepted it)."""
     fig = sequence_diagram(result, until=until, kinds=kinds,
-                           title=title or result.data.headline)
-    at = result.data.chosen_at
+                           title=title or data_field(result, "headline"))
+    at = data_field(result, "chosen_at")
     if at is not None and (until is None or at <= until):
         fig.add_vline(x=round(at, 6), line={"color": UP, "width": 2},
-                      annotation_text=f"{result.data.chosen!r} chosen",
+                      annotation_text=f"{data_field(result, 'chosen')!r} chosen",
                       annotation_position="bottom right")
     return fig

@@ -1,32 +1,41 @@
-"""The Paxos lab: write single-decree Paxos's acceptor and proposer, run them
-in `PaxosCluster`, let the grader break them.
+"""The Paxos lab: write single-decree Paxos's acceptor and proposer, then a
+Multi-Paxos replica, run them in labkit's facades, let the grader break them.
 
-A student derives `MyPaxos` from `PaxosSkeleton` and fills in its methods:
-the acceptor's `on_prepare` and `on_accept`, and the proposer's
-`new_ballot`, `prepare`, `on_promise`, `choose_value`, `on_accepted` and
-`on_nack`. One class plays both roles (`self.role`); labkit's own `Learner`
-nodes learn. `lk.paxos.PaxosCluster(5, 2, seed=1, node=MyPaxos)` runs it
-with the fault verbs, `delay` (the adversary) and `check()`. Grading:
+A student derives `MyPaxos` from `PaxosSkeleton` and fills in its methods,
+part by part. Part `single_decree`: the acceptor's `on_prepare` and
+`on_accept`, and the proposer's `new_ballot`, `prepare`, `on_promise`,
+`choose_value`, `on_accepted` and `on_nack`. One class plays both roles
+(`self.role`); labkit's own `Learner` nodes learn.
+`lk.paxos.PaxosCluster(5, 2, seed=1, node=MyPaxos)` runs it with the fault
+verbs, `delay` (the adversary) and `check()`. Part `multi`: the same class
+as a Multi-Paxos replica (acceptor `on_p1a`, `on_p2a`; leader
+`on_election_timeout`, `on_p1b`, `become_leader`, `submit`, `on_p2b`;
+follower `on_heartbeat`; `apply_chosen`), reusing `new_ballot`, in
+`lk.paxos.MultiPaxosCluster(5, seed=1, node=MyPaxos)`. Grading:
 
   single_decree  one_proposer, dueling_proposers, unreliable_network,
                  acceptor_crashes, no_majority, chosen_value_survives,
                  amnesia, forgotten_promise, proposer_restarts
+  multi          stable_leader, leader_crash, holes, partitions,
+                 unreliable_log, crash_restart, deposed_leader
 
-The referee trusts nothing a node claims about itself: it watches what every
-node sends (see `Referee`). From the promises and acceptances on the wire it
-checks each acceptor's rules, from the prepares that ballots are unique and
-fresh, and from a majority of acceptances in one ballot which value is
-chosen: at most one, and one a client proposed. A proposer may decide only a
-chosen value, and labkit's learners may learn only it.
+The referees trust nothing a node claims about itself: they watch what every
+node sends. From the promises and acceptances on the wire they check each
+acceptor's rules, from the prepares that ballots are unique and fresh, and
+from a majority of acceptances in one ballot which value is chosen (per
+slot, in Multi-Paxos): at most one. A proposer may decide, a replica learn
+and apply, only a chosen value, and a replica applies slots in order.
 
-Where to read what: `base` (what an answer is given, and the referee),
+Where to read what: `base` (what an answer is given, and the single-decree
+referee), `multi_base` (what a replica is given, and its referee),
 `skeleton` (the methods to write), `reference` (the worked answer),
-`scenarios` (the graded stories).
+`scenarios` and `multi_scenarios` (the graded stories).
 """
 
 from __future__ import annotations
 
 from ..lab import Budget, Lab, Scenario
+from . import multi_scenarios as m
 from . import scenarios as s
 from .base import PaxosBase, Referee
 from .reference import PaxosReference
@@ -34,12 +43,13 @@ from .skeleton import PaxosSkeleton
 
 LAB = Lab(
     name="paxos",
-    title="Paxos: single-decree acceptors and proposers",
-    parts=("single_decree",),
+    title="Paxos: single-decree acceptors and proposers, then Multi-Paxos",
+    parts=("single_decree", "multi"),
     scenarios=tuple(Scenario(fn.__name__, "single_decree", fn) for fn in (
         s.one_proposer, s.dueling_proposers, s.unreliable_network,
         s.acceptor_crashes, s.no_majority, s.chosen_value_survives, s.amnesia,
-        s.forgotten_promise, s.proposer_restarts)),
+        s.forgotten_promise, s.proposer_restarts)) + tuple(
+        Scenario(fn.__name__, "multi", fn) for fn in m.SCENARIOS),
     skeleton=PaxosSkeleton,
     reference=PaxosReference,
     seeds=(1, 2, 3, 4, 5),
@@ -58,6 +68,13 @@ LAB = Lab(
         "promise or an acceptance",
         "ballot uniqueness": "Proposers draw ballots from disjoint sets",
         "ballot freshness": "Persist the last ballot before sending its prepare",
+        "phase 1 first": "A leader sends p2a only in a ballot a majority promised",
+        "apply order": "Apply slot k + 1 only after slot k: a hole waits until a "
+        "leader gets a value (or a no-op) chosen there",
+        "learning": "Learn a slot's value only once a majority accepted it in the "
+        "leader's ballot",
+        "state machine safety": "Every replica applies the same command at a slot: "
+        "the chosen one",
     },
 )
 

@@ -1,5 +1,6 @@
 """What a Paxos lab answer is given: `PaxosBase`, an acceptor or proposer
-with everything but the protocol, and the `Referee` that watches it.
+with everything but the protocol, and the `Referee` that watches it. (In a
+`MultiPaxosCluster` the same class is a replica: `multi_base`.)
 
 The referee trusts nothing a node claims about itself: it sees every message
 a node sends. From promises and acceptances it checks each acceptor's rules
@@ -14,14 +15,23 @@ rule, so a failure points at its cause.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
-from copy import deepcopy
 from typing import Any
 from weakref import WeakKeyDictionary
 
 from labkit.errors import InvariantViolation
 from labkit.net import Message, Network
 from labkit.node import Node
-from labkit.paxos import Settings, majority
+from labkit.paxos import LogSettings, Settings, majority
+
+from .multi_base import ReplicaBase
+from .wire import check_new_ballot
+
+
+def _copy(value: Any) -> Any:
+    """A copy of a disk value: lists, dicts and sets copied, what they hold
+    shared (ballots, slots and values are immutable; NOOP stays itself)."""
+    return type(value)(value) if isinstance(value, list | dict | set) else value
+
 
 GHOSTS = ("history", "heard", "learned", "learned_at")   # the referee's, kept on crash
 CHECKED = {"proposer": ("prepare", "accept"), "acceptor": ("promise", "accepted")}
@@ -53,23 +63,8 @@ class Referee:
             getattr(self, "_" + kind)(node.name, body)
 
     def _prepare(self, src: str, body: dict) -> None:
-        b = body.get("ballot")
-        if type(b) is not int or b <= 0:
-            raise InvariantViolation(f"ballots: {src} sent a prepare with ballot "
-                                     f"{b!r}; ballots are positive ints")
-        owner = self.owner.setdefault(b, src)
-        if owner != src:
-            raise InvariantViolation(
-                f"ballot uniqueness: {src} started ballot {b}, which {owner} "
-                "started already; no two proposers may share a ballot (proposer i "
-                "of n owns i, i + n, i + 2n, ...)")
-        last = self.started.get(src, 0)
-        if b < last:
-            raise InvariantViolation(
-                f"ballot freshness: {src} started ballot {b} after ballot {last}; "
-                "each new ballot must exceed every ballot this proposer used, also "
-                "across a crash (persist it before sending the prepare)")
-        self.started[src] = b
+        check_new_ballot(self.owner, self.started, src, body.get("ballot"),
+                         "prepare")
 
     def _accept(self, src: str, body: dict) -> None:
         if body.get("value") not in self.proposed:
@@ -131,7 +126,7 @@ class Referee:
 _REFEREES: WeakKeyDictionary[Network, Referee] = WeakKeyDictionary()
 
 
-class PaxosBase(Node):
+class PaxosBase(ReplicaBase, Node):
     """One Paxos node of the lab, acceptor or proposer: everything but the
     protocol.
 
@@ -156,22 +151,33 @@ class PaxosBase(Node):
     (retry this ballot if it has not finished within settings.timeout),
     `retry_later()` (a new ballot after a random backoff) and `decide(value)`
     (the value is chosen: learn it and announce it to everyone who learns).
+
+    Built by `MultiPaxosCluster` (part `multi`), the same class is a
+    Multi-Paxos replica instead: see `ReplicaBase` for what it is given.
     """
 
-    def __init__(self, name: str, net: Network, settings: Settings):
+    def __init__(self, name: str, net: Network, settings: Settings | LogSettings):
         self.settings = settings
-        self.acceptors, self.proposers = settings.acceptors, settings.proposers
-        self.role = "proposer" if name in self.proposers else "acceptor"
-        self.index = self.proposers.index(name) + 1 if self.role == "proposer" else 0
-        self.majority = majority(len(self.acceptors))
-        self.referee = _REFEREES.setdefault(net, Referee(len(self.acceptors)))
-        self.rng = net.sim.rng(f"paxos.{name}")
+        self.multi = isinstance(settings, LogSettings)
         self._stable: dict[str, Any] = {}
         self._trap: tuple | None = None
         self._dying = False
+        if self.multi:
+            self._init_replica(name, net, settings)
+        else:
+            self.acceptors, self.proposers = settings.acceptors, settings.proposers
+            self.role = "proposer" if name in self.proposers else "acceptor"
+            self.index = self.proposers.index(name) + 1 \
+                if self.role == "proposer" else 0
+            self.majority = majority(len(self.acceptors))
+            self.referee = _REFEREES.setdefault(net, Referee(len(self.acceptors)))
+            self.rng = net.sim.rng(f"paxos.{name}")
         super().__init__(name, net)
 
     def reset(self) -> None:
+        if self.multi:
+            self._reset_replica()
+            return
         disk = self.disk
         if self.role == "acceptor":
             if "promised" not in disk:
@@ -193,7 +199,7 @@ class PaxosBase(Node):
     def persist(self) -> None:
         """Write `self.disk` to stable storage (an fsync): what a crash keeps."""
         if not self._dying:
-            self._stable = {k: deepcopy(v) for k, v in self.disk.items()
+            self._stable = {k: _copy(v) for k, v in self.disk.items()
                             if k not in GHOSTS}
 
     # -- the proposer's given helpers ----------------------------------------
@@ -263,13 +269,24 @@ class PaxosBase(Node):
         self.send(msg.src, "learned")
 
     # -- the referee and crashes -----------------------------------------------
+    def deliver(self, msg: Message) -> None:
+        super().deliver(msg)
+        if self.multi and self.alive:
+            self.apply_chosen()         # what became chosen is applied at once
+
     def send(self, dst: str, kind: str, **body: Any) -> Message | None:
         if self._dying:              # crashed in mid-handler: nothing more leaves
             return None
-        self.referee.sent(self, dst, kind, body)
-        if kind == "accepted" and self.role == "acceptor":
-            self.disk.setdefault("history", []).append(
-                (self.sim.now, body.get("ballot"), body.get("value")))
+        if self.multi:
+            value = self.referee.sent(self, dst, kind, body)
+            if kind == "p2b" and body.get("promised") == body.get("ballot"):
+                self.disk["history"].append(
+                    (self.sim.now, body.get("slot"), body.get("ballot"), value))
+        else:
+            self.referee.sent(self, dst, kind, body)
+            if kind == "accepted" and self.role == "acceptor":
+                self.disk.setdefault("history", []).append(
+                    (self.sim.now, body.get("ballot"), body.get("value")))
         msg = super().send(dst, kind, **body)
         trap = self._trap
         if trap is not None and kind in trap[0]:
@@ -290,5 +307,5 @@ class PaxosBase(Node):
         if self.alive:
             super().kill()
             ghosts = {k: self.disk[k] for k in GHOSTS if k in self.disk}
-            self.disk = {**deepcopy(self._stable), **ghosts}
+            self.disk = {**{k: _copy(v) for k, v in self._stable.items()}, **ghosts}
             self._trap, self._dying = None, False

@@ -1,9 +1,12 @@
 """The Paxos lab's worked answer: single-decree Paxos as in "Paxos Made
-Simple" §2.2, in the skeleton's methods."""
+Simple" §2.2, and Multi-Paxos with a stable leader as in §3, in the
+skeleton's methods."""
 
 from __future__ import annotations
 
 from collections.abc import Hashable
+
+from labkit.paxos import NOOP
 
 from .skeleton import PaxosSkeleton
 
@@ -68,3 +71,99 @@ class PaxosReference(PaxosSkeleton):
         self.highest = max(self.highest, msg.promised)
         if msg.ballot == self.ballot and self.phase in ("prepare", "accept"):
             self.retry_later()
+
+    # -- multi: acceptor -------------------------------------------------------------
+    def on_p1a(self, msg) -> None:
+        disk = self.disk
+        if msg.ballot >= disk["promised"]:
+            disk["promised"] = msg.ballot
+            self.persist()
+            if msg.ballot > self.ballot:
+                self.follow(msg.ballot)
+        accepted = tuple((slot, ballot, value) for slot, (ballot, value)
+                         in sorted(disk["accepted"].items()) if slot >= msg.slot)
+        self.send(msg.src, "p1b", ballot=msg.ballot, promised=disk["promised"],
+                  accepted=accepted)
+
+    def on_p2a(self, msg) -> None:
+        disk = self.disk
+        if msg.ballot >= disk["promised"]:
+            disk["promised"] = msg.ballot
+            disk["accepted"][msg.slot] = (msg.ballot, msg.value)
+            self.persist()
+            if msg.ballot > self.ballot:
+                self.follow(msg.ballot)
+        self.send(msg.src, "p2b", ballot=msg.ballot, slot=msg.slot,
+                  promised=disk["promised"])
+
+    # -- multi: leader ----------------------------------------------------------------
+    def on_election_timeout(self) -> None:
+        if self.role == "leader":
+            return
+        self.highest = max(self.highest, self.disk["promised"])
+        self.ballot = self.disk["ballot"] = self.new_ballot()
+        self.persist()
+        self.role, self.promises = "candidate", {}
+        for name in self.members:
+            self.send(name, "p1a", ballot=self.ballot, slot=self.frontier())
+        self.reset_election_timer()
+
+    def on_p1b(self, msg) -> None:
+        if msg.promised > self.ballot:
+            self.follow(msg.promised)
+            return
+        if self.role != "candidate" or msg.ballot != self.ballot:
+            return
+        self.promises[msg.src] = msg.accepted
+        if len(self.promises) >= self.majority:
+            self.become_leader()
+
+    def become_leader(self) -> None:
+        self.role = "leader"
+        self.cancel_timer("election")
+        best: dict[int, tuple[int, object]] = {}
+        for accepted in self.promises.values():
+            for slot, ballot, value in accepted:
+                if slot not in best or ballot > best[slot][0]:
+                    best[slot] = (ballot, value)
+        chosen, start = self.disk["chosen"], self.frontier()
+        top = max([start - 1, *best, *chosen])
+        for slot in range(start, top + 1):
+            if slot not in chosen:
+                self.propose_at(slot, best.get(slot, (0, NOOP))[1])
+        self.next_slot = top + 1
+        self.beat()
+
+    def submit(self, command) -> int | None:
+        if self.role != "leader":
+            return None
+        slot, self.next_slot = self.next_slot, self.next_slot + 1
+        self.propose_at(slot, command)
+        return slot
+
+    def on_p2b(self, msg) -> None:
+        if msg.promised > self.ballot:
+            self.follow(msg.promised)
+            return
+        proposal = self.proposals.get(msg.slot)
+        if self.role != "leader" or msg.ballot != self.ballot or proposal is None \
+                or msg.src in proposal.acks:
+            return
+        proposal.acks.append(msg.src)
+        if len(proposal.acks) >= self.majority:
+            del self.proposals[msg.slot]
+            self.learn(msg.slot, proposal.value)
+
+    # -- multi: follower and state machine ---------------------------------------------
+    def on_heartbeat(self, msg) -> None:
+        if msg.ballot < self.disk["promised"]:
+            return
+        self.follow(msg.ballot)
+        for slot, value in msg.chosen:
+            self.learn(slot, value)
+        self.send(msg.src, "heartbeat_ok", ballot=msg.ballot, frontier=self.frontier())
+
+    def apply_chosen(self) -> None:
+        chosen = self.disk["chosen"]
+        while self.applied_slot + 1 in chosen:
+            self.apply(self.applied_slot + 1, chosen[self.applied_slot + 1])

@@ -1,5 +1,6 @@
-"""The Paxos lab's skeleton, the class a student derives from: an acceptor's
-two handlers and a proposer's six methods, each raising NotImplementedError
+"""The Paxos lab's skeleton, the class a student derives from: part
+`single_decree`, an acceptor's two handlers and a proposer's six methods;
+part `multi`, a Multi-Paxos replica's nine. Each raises NotImplementedError
 that says what it must do."""
 
 from __future__ import annotations
@@ -8,8 +9,24 @@ from .base import PaxosBase
 
 
 class PaxosSkeleton(PaxosBase):
-    """Your Paxos node: an acceptor's two handlers and a proposer's six methods
-    (Paxos Made Simple, §2.2)."""
+    """Your Paxos node. Parts, in order:
+      single_decree  an acceptor's on_prepare, on_accept and a proposer's
+                     new_ballot, prepare, on_promise, choose_value, on_accepted,
+                     on_nack (Paxos Made Simple, §2.2), in PaxosCluster
+      multi          a Multi-Paxos replica (§3) in MultiPaxosCluster: acceptor
+                     (on_p1a, on_p2a), leader (on_election_timeout, on_p1b,
+                     become_leader, submit, on_p2b), follower (on_heartbeat)
+                     and apply_chosen; it reuses new_ballot from part 1
+    Multi-Paxos messages (send to every server in self.members, yourself too):
+      p1a        ballot, slot: phase 1 for every slot from `slot` on
+      p1b        ballot, promised (your promise after it: == ballot means
+                 promised), accepted (a tuple of (slot, ballot, value) for
+                 every slot >= the p1a's slot you accepted a value in)
+      p2a        ballot, slot, value (sent for you by propose_at)
+      p2b        ballot, slot, promised (== ballot means accepted)
+      heartbeat  ballot, chosen (sent for you by beat(): (slot, value) pairs)
+      heartbeat_ok  ballot, frontier (your frontier())
+    """
 
     # -- acceptor --------------------------------------------------------------
     def on_prepare(self, msg) -> None:
@@ -73,3 +90,79 @@ class PaxosSkeleton(PaxosBase):
             "not yet implemented: on_nack: raise self.highest to msg.promised; if "
             "msg.ballot is the current ballot and phase is 'prepare' or 'accept', "
             "retry_later()")
+
+    # -- multi: acceptor -----------------------------------------------------------
+    def on_p1a(self, msg) -> None:
+        """Phase 1b for every slot from msg.slot on."""
+        raise NotImplementedError(
+            "not yet implemented: on_p1a: if msg.ballot >= disk['promised'], promise "
+            "it (disk['promised'] = msg.ballot, persist()) and, if msg.ballot > "
+            "self.ballot, follow(msg.ballot); either way answer a 'p1b' (ballot, "
+            "promised=disk['promised'], accepted=((slot, ballot, value) for each "
+            "slot >= msg.slot in disk['accepted'], in slot order))")
+
+    def on_p2a(self, msg) -> None:
+        """Phase 2b for one slot."""
+        raise NotImplementedError(
+            "not yet implemented: on_p2a: if msg.ballot >= disk['promised'], set "
+            "disk['promised'] = msg.ballot and disk['accepted'][msg.slot] = "
+            "(msg.ballot, msg.value), persist(), and if msg.ballot > self.ballot "
+            "follow(msg.ballot); either way answer a 'p2b' (ballot, slot, "
+            "promised=disk['promised'])")
+
+    # -- multi: leader -------------------------------------------------------------
+    def on_election_timeout(self) -> None:
+        """No leader was heard for an election timeout: run phase 1."""
+        raise NotImplementedError(
+            "not yet implemented: on_election_timeout: unless leader, raise "
+            "self.highest to disk['promised'], take ballot = new_ballot(), set "
+            "self.ballot and disk['ballot'] to it and persist(); role 'candidate', "
+            "empty promises; send 'p1a' (ballot, slot=frontier()) to every member; "
+            "reset_election_timer() (to retry if no majority answers)")
+
+    def on_p1b(self, msg) -> None:
+        """An answer to your p1a."""
+        raise NotImplementedError(
+            "not yet implemented: on_p1b: if msg.promised > self.ballot, someone "
+            "runs a higher ballot: follow(msg.promised); else as candidate of "
+            "msg.ballot store msg.accepted in self.promises[msg.src], and at a "
+            "majority become_leader()")
+
+    def become_leader(self) -> None:
+        """A majority promised your ballot."""
+        raise NotImplementedError(
+            "not yet implemented: become_leader: role 'leader', cancel_timer("
+            "'election'); per slot, the value of the highest ballot the promises "
+            "report; for every slot from frontier() to the highest slot reported or "
+            "known chosen that is not known chosen, propose_at(slot, that value, or "
+            "NOOP if none); next_slot = that highest slot + 1; beat()")
+
+    def submit(self, command) -> int | None:
+        """A client's command: its slot, or None if you do not lead."""
+        raise NotImplementedError(
+            "not yet implemented: submit: if leader, take slot = next_slot, advance "
+            "next_slot, propose_at(slot, command) and return slot; else None")
+
+    def on_p2b(self, msg) -> None:
+        """An answer to your p2a."""
+        raise NotImplementedError(
+            "not yet implemented: on_p2b: if msg.promised > self.ballot, you are "
+            "superseded: follow(msg.promised); else as leader of msg.ballot add "
+            "msg.src to self.proposals[msg.slot].acks once, and at a majority the "
+            "value is chosen: drop the proposal and learn(slot, value)")
+
+    # -- multi: follower and state machine -------------------------------------------
+    def on_heartbeat(self, msg) -> None:
+        """A leader's heartbeat."""
+        raise NotImplementedError(
+            "not yet implemented: on_heartbeat: ignore it if msg.ballot is below "
+            "disk['promised'] (a deposed leader); else follow(msg.ballot) (which "
+            "re-arms the election timer), learn(slot, value) for each pair in "
+            "msg.chosen, and answer 'heartbeat_ok' (ballot, frontier=frontier())")
+
+    def apply_chosen(self) -> None:
+        """Runs after every message and timer: apply what is newly chosen."""
+        raise NotImplementedError(
+            "not yet implemented: apply_chosen: while slot applied_slot + 1 is in "
+            "disk['chosen'], apply(slot, its value); stop at the first slot not "
+            "known chosen")
