@@ -16,7 +16,7 @@ import pytest
 
 from labkit import plot, scenarios, widgets
 from labkit.errors import ConfigError
-from labkit.metrics import Metrics, Result
+from labkit.metrics import Metrics, Result, record_items
 from labkit.scenarios import (
     CAPSTONE_FAULTS,
     CAPSTONE_START,
@@ -28,6 +28,7 @@ from labkit.scenarios import (
     scorecard,
     verdict,
 )
+from labkit.scenarios.capstone import CapstoneRun
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,9 +47,11 @@ def summary_result(p99_ms: float, availability: float, lost: int,
                    **params) -> Result:
     """A stand-in capstone Result carrying only the numbers a scorecard reads."""
     return Result("capstone", {**CAPSTONE_START, "kill": (), **params}, seed=0,
-                  metrics=Metrics(), data={"summary": {
-                      "p99 (ms)": p99_ms, "availability": availability,
-                      "lost acked writes": lost}})
+                  metrics=Metrics(), data=CapstoneRun(
+                      windows=[], load={}, roles={}, faults=[], operations={},
+                      headline="", summary={"p99 (ms)": p99_ms,
+                                            "availability": availability,
+                                            "lost acked writes": lost}))
 
 
 # -- scorecard ---------------------------------------------------------------------
@@ -87,8 +90,13 @@ def test_slo_rejects_impossible_objectives(bad, message):
         SLO(**bad)
 
 
-def test_scorecard_needs_a_capstone_result():
-    other = Result("ping", {}, seed=0, metrics=Metrics())
+@pytest.mark.parametrize("other", [
+    Result("ping", {}, seed=0, metrics=Metrics()),
+    Result("capstone", {}, seed=0, metrics=Metrics(),      # an untyped look-alike
+           data={"summary": {"p99 (ms)": 1.0, "availability": 1.0,
+                             "lost acked writes": 0}}),
+])
+def test_scorecard_needs_a_capstone_result(other):
     with pytest.raises(ConfigError, match="scenarios.capstone result"):
         scorecard(other)
 
@@ -117,7 +125,8 @@ def test_journal_records_runs_and_names_the_knob_that_changed():
 def test_journal_says_when_nothing_changed():
     journal = TuningJournal()
     journal.record(summary_result(100.0, 1.0, 0))
-    assert journal.record(summary_result(100.0, 1.0, 0))["changed"] == "nothing"
+    entry = journal.record(summary_result(100.0, 1.0, 0))
+    assert entry.changed == "nothing" and entry.run == 2 and entry.meets_slo
 
 
 # -- the service -------------------------------------------------------------------
@@ -125,7 +134,7 @@ def test_journal_says_when_nothing_changed():
 def test_same_seed_same_run_and_another_seed_another(start):
     again = capstone(1, **CAPSTONE_START)
     assert again.fingerprint == start.fingerprint
-    assert again.data["windows"] == start.data["windows"]
+    assert again.data.windows == start.data.windows
     assert capstone(2, **CAPSTONE_START).fingerprint != start.fingerprint
 
 
@@ -142,19 +151,17 @@ def test_same_run_under_another_hash_seed(start):
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_tuned_config_loses_no_acknowledged_write_under_the_faults(seed, tuned):
     run = tuned if seed == 1 else capstone(seed, **CAPSTONE_TUNED)
-    summary = run.data["summary"]
-    assert summary["lost acked writes"] == 0, f"seed {seed}"
-    assert all(w["lost acked writes"] == 0 for w in run.data["windows"]), \
-        f"seed {seed}"
+    assert run.data.summary["lost acked writes"] == 0, f"seed {seed}"
+    assert all(w.lost_writes == 0 for w in run.data.windows), f"seed {seed}"
 
 
 def test_w_1_loses_writes_acknowledged_by_a_server_cut_off_and_then_replaced(start):
     # s4 is partitioned from 34 s and its disk is lost at 38 s: with W = 1 it
     # acknowledged writes no other replica got.
     assert start.params["w"] == 1
-    rows = {w["t (s)"]: w["lost acked writes"] for w in start.data["windows"]}
+    rows = {w.t: w.lost_writes for w in start.data.windows}
     assert rows[34.0] == 0 < rows[38.0]
-    assert start.data["summary"]["lost acked writes"] >= rows[38.0]
+    assert start.data.summary["lost acked writes"] >= rows[38.0]
 
 
 @pytest.mark.parametrize("r, w, stale", [(2, 2, False), (1, 1, True)])
@@ -163,23 +170,23 @@ def test_reads_are_stale_only_when_read_and_write_quorums_may_miss(r, w, stale):
     # acknowledged write's quorum.
     faults = [f for f in CAPSTONE_FAULTS if f.kind != "replace"]
     run = capstone(1, **{**CAPSTONE_TUNED, "r": r, "w": w}, faults=faults)
-    assert (run.data["summary"]["stale reads"] > 0) is stale
+    assert (run.data.summary["stale reads"] > 0) is stale
 
 
 def test_traffic_follows_the_day(start):
     # The rate rises from 0.2 to 1 of the peak and back: its mean is 0.6 peak.
     p = start.params
     expected = 0.6 * p["peak_rate"] * p["duration"]
-    requests = start.data["summary"]["requests"]
+    requests = start.data.summary["requests"]
     assert abs(requests - expected) < 4 * math.sqrt(expected)
-    shares = {op: n / requests for op, n in start.data["operations"].items()}
+    shares = {op: n / requests for op, n in start.data.operations.items()}
     assert shares["get"] == pytest.approx(p["reads"], abs=0.02)
     assert shares["meta"] == pytest.approx(p["meta"], abs=0.02)
-    windows = start.data["windows"]
+    windows = start.data.windows
     assert len(windows) == math.ceil(p["duration"] / p["window"])
-    assert sum(w["requests/s"] * p["window"] for w in windows) == \
+    assert sum(w.request_rate * p["window"] for w in windows) == \
         pytest.approx(requests)
-    peak = max(windows, key=lambda w: w["requests/s"])["t (s)"]
+    peak = max(windows, key=lambda w: w.request_rate).t
     assert p["duration"] / 3 < peak < 2 * p["duration"] / 3
 
 
@@ -191,25 +198,44 @@ def test_busy_share_follows_the_utilisation_law():
     writes = 1 - p["reads"] - p["meta"]
     work = cost["coordinate"] + p["replication"] * (p["reads"] * cost["get"]
                                                     + writes * cost["put"])
-    served = run.data["summary"]["requests"]
-    busy = sum(sum(server) for server in run.data["load"].values()) * p["window"]
+    served = run.data.summary["requests"]
+    busy = sum(sum(server) for server in run.data.load.values()) * p["window"]
     assert busy == pytest.approx(served * work, rel=0.05)
 
 
 def test_dashboard_shows_each_fault_where_it_struck(start):
-    assert [(f["fault"], f["from (s)"]) for f in start.data["faults"]] == [
-        (f.kind, f.at) for f in CAPSTONE_FAULTS]
-    load, rows = start.data["load"], start.data["windows"]
-    during = [i for i, w in enumerate(rows) if 8 <= w["t (s)"] < 14]
+    assert [(f.fault, f.start, f.end) for f in start.data.faults] == [
+        (f.kind, f.at, f.at + f.duration) for f in CAPSTONE_FAULTS]
+    load, rows = start.data.load, start.data.windows
+    during = [i for i, w in enumerate(rows) if 8 <= w.t < 14]
     # s2 runs 4x slower from 6 s to 16 s: the busiest server there.
     for i in during:
         assert load["s2"][i] == max(server[i] for server in load.values())
     # s4 is down (replaced) from 38 s to 44 s: no work, roles show the crash.
-    assert all(load["s4"][i] == 0 for i, w in enumerate(rows)
-               if 38 <= w["t (s)"] < 44)
-    leader_at_start = rows[0]["leader"]
-    assert start.data["roles"][leader_at_start][10] == "down"      # t = 22 s
+    assert all(load["s4"][i] == 0 for i, w in enumerate(rows) if 38 <= w.t < 44)
+    leader_at_start = rows[0].leader
+    assert start.data.roles[leader_at_start][10] == "down"      # t = 22 s
     assert all(0 <= x <= 1.0 + 1e-9 for server in load.values() for x in server)
+
+
+def test_the_record_keeps_the_keys_fingerprints_and_sweeps_read(start):
+    # A record is fingerprinted as the dict of its keys, and a sweep's row names
+    # its columns by them ("summary.p99 (ms)"): these are the keys the run's
+    # data had when it was a dict, so a renamed key would show here.
+    data = start.data
+    assert list(record_items(data)) == ["windows", "load", "roles", "summary",
+                                        "faults", "operations", "headline"]
+    assert set(record_items(data.windows[0])) == {
+        "t (s)", "requests/s", "attempts/s", "errors", "p50 (ms)", "p99 (ms)",
+        "leader", "leaderless (s)", "elections", "under-replicated keys",
+        "lost acked writes"}
+    assert set(record_items(data.faults[0])) == {"fault", "target", "from (s)",
+                                                 "to (s)"}
+    assert {"p99 (ms)", "availability", "lost acked writes"} <= set(data.summary)
+    with pytest.raises(AttributeError):
+        data.window                                          # noqa: B018 (a typo)
+    with pytest.raises(AttributeError):
+        data.windows[0].p99                                  # noqa: B018
 
 
 def test_dashboard_figure(start):

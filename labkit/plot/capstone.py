@@ -27,8 +27,9 @@ def capstone_dashboard(result: Result, *, p99_ms: float | None = None) -> go.Fig
     latency (p50, p99 and the objective `p99_ms`), each storage server's busy
     share, each metadata node's role, and data safety (under-replicated keys,
     acknowledged writes lost). Shaded: the faults."""
-    rows, w = result.data["windows"], result.params["window"]
-    x = _round([row["t (s)"] + w / 2 for row in rows], 3)
+    data, w = result.data, result.params["window"]
+    windows = data.windows
+    x = _round([win.t + w / 2 for win in windows], 3)
     fig = make_subplots(
         rows=3, cols=2, shared_xaxes=True, vertical_spacing=0.09,
         horizontal_spacing=0.1, specs=[[{}, {}], [{}, {}], [{}, {"secondary_y": True}]],
@@ -44,22 +45,21 @@ def capstone_dashboard(result: Result, *, p99_ms: float | None = None) -> go.Fig
                             line={"color": colour}, legendgroup=name, row=row,
                             col=col, **style)
 
-    def column(name: str, scale: float = 1.0) -> list[float]:
-        return [row[name] * scale for row in rows]
-
-    lines({"requests/s": column("requests/s"), "attempts/s": column("attempts/s")},
-          1, 1, PALETTE[:2])
-    lines({"errors %": column("errors", 100)}, 1, 2, [CUT], fill="tozeroy")
-    lines({"p50": column("p50 (ms)"), "p99": column("p99 (ms)")}, 2, 1,
-          PALETTE[2:4])
-    load = result.data["load"]
-    lines({name: values[:len(rows)] for name, values in load.items()}, 2, 2,
+    lost = [win.lost_writes for win in windows]
+    lines({"requests/s": [win.request_rate for win in windows],
+           "attempts/s": [win.attempt_rate for win in windows]}, 1, 1, PALETTE[:2])
+    lines({"errors %": [win.errors * 100 for win in windows]}, 1, 2, [CUT],
+          fill="tozeroy")
+    lines({"p50": [win.p50_ms for win in windows],
+           "p99": [win.p99_ms for win in windows]}, 2, 1, PALETTE[2:4])
+    load = data.load
+    lines({name: values[:len(windows)] for name, values in load.items()}, 2, 2,
           PALETTE[4:4 + len(load)])
-    lines({"under-replicated keys": column("under-replicated keys")}, 3, 2,
+    lines({"under-replicated keys": [win.under_replicated for win in windows]}, 3, 2,
           ["#8c564b"], line_shape="hv")
-    lines({"lost acked writes": column("lost acked writes")}, 3, 2, [CUT],
-          line_shape="hv", secondary_y=True)
-    roles = result.data["roles"]
+    lines({"lost acked writes": lost}, 3, 2, [CUT], line_shape="hv",
+          secondary_y=True)
+    roles = data.roles
     codes = {role: i for i, (role, _) in enumerate(ROLE_COLOURS)}
     scale = [[edge, colour] for i, (_, colour) in enumerate(ROLE_COLOURS)
              for edge in (i / len(ROLE_COLOURS), (i + 1) / len(ROLE_COLOURS))]
@@ -72,22 +72,22 @@ def capstone_dashboard(result: Result, *, p99_ms: float | None = None) -> go.Fig
     if p99_ms is not None:
         fig.add_hline(y=require_number("p99_ms", p99_ms, positive=True), row=2,
                       col=1, line={"color": CUT, "dash": "dash", "width": 1})
-    for fault in result.data["faults"]:
-        end = min(fault["to (s)"], result.params["duration"])
-        fig.add_vrect(x0=round(fault["from (s)"], 6), x1=round(end, 6), row="all",
+    for fault in data.faults:
+        end = min(fault.end, result.params["duration"])
+        fig.add_vrect(x0=round(fault.start, 6), x1=round(end, 6), row="all",
                       col="all", fillcolor=CUT, opacity=0.07, line_width=0)
     fig.update_yaxes(type="log", row=2, col=1)
     fig.update_yaxes(range=[0, 1.05], row=2, col=2)
     fig.update_yaxes(title="keys", row=3, col=2)
-    top = max(10, math.ceil(1.1 * max(column("lost acked writes"), default=0)))
+    top = max(10, math.ceil(1.1 * max(lost, default=0)))
     fig.update_yaxes(title="lost writes", range=[0, top], tickmode="linear", tick0=0,
                      dtick=math.ceil(top / 5), row=3, col=2, secondary_y=True,
                      color=CUT, showgrid=False)
     for col in (1, 2):
         fig.update_xaxes(title="time (s)", row=3, col=col)
-    faults = " · ".join(f"{f['fault']} {f['target']} at {f['from (s)']:g} s"
-                        for f in result.data["faults"]) or "no faults"
-    return _layout(fig, f"{result.data['headline']}<br><sup>shaded: {faults}"
+    faults = " · ".join(f"{f.fault} {f.target} at {f.start:g} s"
+                        for f in data.faults) or "no faults"
+    return _layout(fig, f"{data.headline}<br><sup>shaded: {faults}"
                         "</sup>", "", "", height=820, hovermode="x unified",
                    legend={"orientation": "h", "y": -0.08},
                    margin={"l": 60, "r": 20, "t": 90, "b": 60})

@@ -15,8 +15,9 @@ another topic. Every public name is re-exported here, so
 What a scenario measured beyond its metrics is in `result.data`: a frozen
 record of its family (`labkit.metrics.Record`, defined in its module or, for
 shapes several share, in `common`), read by attribute (`res.data.rows`). The
-capstone's data is still a dict, as are the Results the topic packages return
-themselves (`balancing.simulate`, `RaftCluster.result()`, ...).
+capstone's is a `CapstoneRun` (with `Window`s and `FaultHit`s). The Results the
+topic packages return themselves (`balancing.simulate`, `RaftCluster.result()`,
+...) still carry dicts.
 """
 
 from .capstone import (

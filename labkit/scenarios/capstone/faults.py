@@ -1,17 +1,20 @@
 """What goes wrong in a capstone run (notebook 09): the fault schedule
 (`CapstoneFault`, `CAPSTONE_FAULTS`, checked by `as_capstone_fault`) and
-`_Operator`, who applies it to the service and samples the dashboard at the
-end of every window.
+`_Operator`, who applies it to the service, notes what each fault hit (a
+`FaultHit`, part of the run's record) and samples the dashboard at the end of
+every window.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from labkit import raft
 from labkit.errors import ConfigError, require_number, require_probability
+from labkit.metrics import Record, keyed
 
 from .service import CAPSTONE_METADATA, CAPSTONE_SERVERS, _Service, _StorageServer
 
@@ -48,6 +51,29 @@ CAPSTONE_FAULTS = (
     CapstoneFault("partition", 34.0, 6.0, "s4"),
     CapstoneFault("replace", 38.0, 6.0, "s4"),
 )
+
+
+@dataclass(frozen=True, kw_only=True)
+class FaultHit(Record):
+    """What one scheduled fault struck: its kind, the node names it hit ("all"
+    for a brownout, "nobody" if its target was gone) and the seconds from the
+    start of the workload it began and was to end (math.inf: never)."""
+
+    fault: str
+    target: str
+    start: float = keyed("from (s)")
+    end: float = keyed("to (s)")
+
+
+class _Sample(NamedTuple):
+    """The operator's dashboard at the end of one window: keys whose newest
+    version some live owner lacks, acknowledged writes lost so far, the
+    metadata leader ("none") and each metadata node's role."""
+
+    under_replicated: int
+    lost_writes: int
+    leader: str
+    roles: dict[str, str]
 
 
 def as_capstone_fault(value: CapstoneFault | Sequence) -> CapstoneFault:
@@ -100,8 +126,8 @@ class _Operator:
                  servers: Mapping[str, _StorageServer], service: _Service):
         self.sim, self.t0 = metadata.sim, service.t0
         self.metadata, self.servers, self.service = metadata, servers, service
-        self.events: list[dict[str, Any]] = []
-        self.samples: list[dict[str, Any]] = []
+        self.events: list[FaultHit] = []
+        self.samples: list[_Sample] = []
 
     def schedule(self, fault: CapstoneFault) -> None:
         self.sim.at(self.t0 + fault.at, self.begin, fault)
@@ -125,9 +151,8 @@ class _Operator:
         if kind == "partition" and names:
             self.metadata.partition(names)
         hit = ",".join(names) or ("all" if kind == "brownout" else "nobody")
-        self.events.append({"fault": kind, "target": hit,
-                            "from (s)": fault.at,
-                            "to (s)": fault.at + fault.duration})
+        self.events.append(FaultHit(fault=kind, target=hit, start=fault.at,
+                                    end=fault.at + fault.duration))
         if fault.duration != math.inf:
             self.sim.schedule(fault.duration, self.end, kind, names)
 
@@ -171,8 +196,7 @@ class _Operator:
                 for o, v in zip(owners, versions, strict=True)) < len(owners)
         self.check_losses()
         metadata = self.metadata
-        self.samples.append({
-            "under-replicated keys": under,
-            "lost acked writes": len(self.service.lost),
-            "leader": metadata.leader() or "none",
-            "roles": {n: metadata.role(n) for n in metadata.names}})
+        self.samples.append(_Sample(
+            under_replicated=under, lost_writes=len(self.service.lost),
+            leader=metadata.leader() or "none",
+            roles={n: metadata.role(n) for n in metadata.names}))

@@ -1,6 +1,7 @@
 """How a capstone run (notebook 09) is judged: the service-level objective
 (`SLO`), one row per objective (`slo_rows`), the scorecard table and a
-one-line `verdict`, and the `TuningJournal` of runs compared knob by knob.
+one-line `verdict`, and the `TuningJournal` of runs compared knob by knob
+(one `JournalEntry` per run).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 from labkit.errors import ConfigError, require_int, require_number, require_probability
 from labkit.metrics import Result
 
-from .scenario import CAPSTONE_KNOBS
+from .scenario import CAPSTONE_KNOBS, CapstoneRun
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,12 +36,12 @@ class SLO:
 def slo_rows(result: Result, slo: SLO = SLO()) -> list[dict[str, Any]]:
     """One row per objective: metric, objective, measured (in the metric's
     unit: ms, %, writes) and whether it is met."""
-    if not isinstance(result, Result) or result.scenario != "capstone":
+    if not isinstance(result, Result) or not isinstance(result.data, CapstoneRun):
         raise ConfigError(f"scorecard needs a scenarios.capstone result, got "
                           f"{result!r}")
     if not isinstance(slo, SLO):
         raise ConfigError(f"slo must be a scenarios.SLO, got {slo!r}")
-    s = result.data["summary"]
+    s = result.data.summary
     p99, available = round(s["p99 (ms)"], 1), round(100 * s["availability"], 3)
     return [
         {"metric": "p99 latency (ms)", "objective": f"≤ {slo.p99_ms:g}",
@@ -67,6 +68,29 @@ def verdict(result: Result, slo: SLO = SLO()) -> str:
     return "meets the SLO" if not missed else "misses " + "; ".join(missed)
 
 
+@dataclasses.dataclass(frozen=True)
+class JournalEntry:
+    """One run in a `TuningJournal`: its number, the note, what changed since
+    the run before, the seed, the knobs (with "kill": the nodes killed, or
+    "none"), what each objective measured (by the scorecard's metric names),
+    whether it meets the SLO and which objectives it misses."""
+
+    run: int
+    note: str
+    changed: str
+    seed: int
+    knobs: dict[str, Any]
+    measured: dict[str, Any]
+    meets_slo: bool
+    misses: str
+
+    def row(self) -> dict[str, Any]:
+        """The entry as a row of the journal's table."""
+        return {"run": self.run, "note": self.note, "changed": self.changed,
+                "seed": self.seed, **self.knobs, **self.measured,
+                "meets SLO": self.meets_slo, "misses": self.misses}
+
+
 class TuningJournal:
     """A lab notebook of capstone runs: each run's knobs, what changed since the
     run before, and its score against one SLO, so runs with the same seed and
@@ -76,11 +100,11 @@ class TuningJournal:
         if not isinstance(slo, SLO):
             raise ConfigError(f"slo must be a scenarios.SLO, got {slo!r}")
         self.slo = slo
-        self.rows: list[dict[str, Any]] = []
+        self.entries: list[JournalEntry] = []
         self._last: Mapping[str, Any] | None = None
 
-    def record(self, result: Result, note: str = "") -> dict[str, Any]:
-        """Append one run; returns its row."""
+    def record(self, result: Result, note: str = "") -> JournalEntry:
+        """Append one run; returns its entry."""
         scores = slo_rows(result, self.slo)
         knobs = {k: result.params[k] for k in CAPSTONE_KNOBS}
         knobs["kill"] = ",".join(result.params["kill"]) or "none"
@@ -89,24 +113,24 @@ class TuningJournal:
         else:
             changed = ", ".join(f"{k} {self._last[k]}→{v}" for k, v in knobs.items()
                                 if self._last[k] != v) or "nothing"
-        row = {"run": len(self.rows) + 1, "note": note, "changed": changed,
-               "seed": result.seed, **knobs,
-               **{s["metric"]: s["measured"] for s in scores},
-               "meets SLO": all(s["met"] for s in scores),
-               "misses": ", ".join(s["metric"] for s in scores if not s["met"])}
-        self.rows.append(row)
+        entry = JournalEntry(
+            run=len(self.entries) + 1, note=note, changed=changed, seed=result.seed,
+            knobs=knobs, measured={s["metric"]: s["measured"] for s in scores},
+            meets_slo=all(s["met"] for s in scores),
+            misses=", ".join(s["metric"] for s in scores if not s["met"]))
+        self.entries.append(entry)
         self._last = knobs
-        return row
+        return entry
 
     def table(self):
         """The journal as a pandas table, one row per run."""
         import pandas as pd  # here: only the notebook's tables need it
 
-        return pd.DataFrame(self.rows).set_index("run")
+        return pd.DataFrame([e.row() for e in self.entries]).set_index("run")
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self.entries)
 
     def __repr__(self) -> str:
-        met = sum(row["meets SLO"] for row in self.rows)
-        return f"TuningJournal({len(self.rows)} runs, {met} meet the SLO)"
+        met = sum(entry.meets_slo for entry in self.entries)
+        return f"TuningJournal({len(self.entries)} runs, {met} meet the SLO)"

@@ -1,13 +1,15 @@
 """The capstone scenario (notebook 09): `capstone()` builds the service, its
 Raft metadata cluster, users and operator from its knobs, runs one simulated
-day under a fault schedule and folds the logs into a Result; the walk-through's
-starting and tuned knobs (`CAPSTONE_START`, `CAPSTONE_TUNED`).
+day under a fault schedule and folds the logs into a Result whose data is a
+`CapstoneRun` (one `Window` per dashboard window); the walk-through's starting
+and tuned knobs (`CAPSTONE_START`, `CAPSTONE_TUNED`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
@@ -15,10 +17,16 @@ import numpy as np
 
 from labkit import balancing, dist, raft, resilience
 from labkit.errors import ConfigError, require_int, require_number, require_probability
-from labkit.metrics import Histogram, Result
+from labkit.metrics import Histogram, Record, Result, keyed
 from labkit.net import NetConfig
 
-from .faults import CAPSTONE_FAULTS, CapstoneFault, _Operator, as_capstone_fault
+from .faults import (
+    CAPSTONE_FAULTS,
+    CapstoneFault,
+    FaultHit,
+    _Operator,
+    as_capstone_fault,
+)
 from .service import (
     CAPSTONE_METADATA,
     CAPSTONE_SERVERS,
@@ -47,6 +55,47 @@ _CAPSTONE_PARAMS = (*CAPSTONE_KNOBS, "kill", "kill_at", "peak_rate", "duration",
                     "backlog")
 
 
+@dataclass(frozen=True, kw_only=True)
+class Window(Record):
+    """One window of a capstone run's dashboard: its start (s from the start
+    of the workload), user requests and attempts per second, the share of
+    requests that failed, p50 and p99 (ms; nan if none ended), the metadata
+    leader at its end, seconds without a leader, elections held, and at its
+    end the under-replicated keys and the acknowledged writes lost so far."""
+
+    t: float = keyed("t (s)")
+    request_rate: float = keyed("requests/s")
+    attempt_rate: float = keyed("attempts/s")
+    errors: float
+    p50_ms: float = keyed("p50 (ms)")
+    p99_ms: float = keyed("p99 (ms)")
+    leader: str
+    leaderless: float = keyed("leaderless (s)")
+    elections: int
+    under_replicated: int = keyed("under-replicated keys")
+    lost_writes: int = keyed("lost acked writes")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CapstoneRun(Record):
+    """`capstone`'s data: one `Window` per dashboard window; each storage
+    server's busy share per window ("load") and each metadata node's role at
+    each window's end ("roles"), by node name; the run's totals ("summary", a
+    table of named metrics: "requests", "availability", "p50 (ms)", "p99 (ms)",
+    "p99.9 (ms)", "attempts per request", "lost acked writes", "stale reads",
+    "reads", "elections", "leaderless (s)", "most under-replicated keys",
+    "shed"); what each fault hit; requests by operation (get, put, meta); and a
+    headline."""
+
+    windows: list[Window]
+    load: dict[str, list[float]]
+    roles: dict[str, list[str]]
+    summary: dict[str, float]
+    faults: list[FaultHit]
+    operations: dict[str, int]
+    headline: str
+
+
 def capstone(seed: int = 1, *, policy: str = "round_robin", timeout: float = 1.0,
              attempts: int = 3, jitter: str = "none", budget: bool = False,
              breaker: str = "none", hedging: bool = False, replication: int = 3,
@@ -73,12 +122,9 @@ def capstone(seed: int = 1, *, policy: str = "round_robin", timeout: float = 1.0
     `faults`: CapstoneFault entries; `kill`: node names that crash at `kill_at`
     and stay down (the control panel's buttons).
 
-    data: "windows" (one row per `window` s: request and attempt rates, error
-    share, p50/p99, leader, leaderless time, elections, under-replicated keys,
-    acknowledged writes lost so far), "load" (each storage server's busy share
-    per window), "roles" (each metadata node's role at each window's end),
-    "summary" (the run's totals), "faults" (what each fault hit), "operations"
-    (requests by kind), "headline". Raises InvariantViolation if the Raft
+    data: a `CapstoneRun`: windows (one `Window` per `window` s), load, roles,
+    summary (the run's totals), faults (what each fault hit), operations
+    (requests by kind) and headline. Raises InvariantViolation if the Raft
     cluster ever broke a safety property.
     """
     knobs = _capstone_knobs(locals())
@@ -170,7 +216,7 @@ def _capstone_policy(knobs: Mapping[str, Any]) -> resilience.Policy:
 def _capstone_result(seed: int, knobs: dict[str, Any],
                      schedule: list[CapstoneFault], users: _Users,
                      operator: _Operator) -> Result:
-    """Fold one run's logs into per-window rows, per-server load and totals."""
+    """Fold one run's logs into its `Window`s, per-server load and totals."""
     service, metadata, sim = operator.service, operator.metadata, users.sim
     t0, w, duration = service.t0, service.window, service.duration
     edges = t0 + np.append(np.arange(0.0, duration, w), duration)
@@ -186,21 +232,20 @@ def _capstone_result(seed: int, knobs: dict[str, Any],
     which = np.searchsorted(edges, ends, side="right") - 1
     elections = [t for t, _, _ in metadata.elections() if t >= t0]
     roles = metadata.audit.roles
-    rows = []
+    windows = []
     for k, sample in enumerate(operator.samples):
         lo, hi = edges[k], edges[k + 1]
         tail = Histogram("window", latency[which == k])
-        rows.append({
-            "t (s)": round(lo - t0, 6), "requests/s": started[k] / (hi - lo),
-            "attempts/s": sent[k] / (hi - lo),
-            "errors": 1 - good[k] / finished[k] if finished[k] else 0.0,
-            "p50 (ms)": 1e3 * tail.percentile(50) if tail.count else math.nan,
-            "p99 (ms)": 1e3 * tail.percentile(99) if tail.count else math.nan,
-            "leader": sample["leader"],
-            "leaderless (s)": raft.leaderless(roles, hi, lo),
-            "elections": sum(lo <= t < hi for t in elections),
-            "under-replicated keys": sample["under-replicated keys"],
-            "lost acked writes": sample["lost acked writes"]})
+        windows.append(Window(
+            t=round(lo - t0, 6), request_rate=started[k] / (hi - lo),
+            attempt_rate=sent[k] / (hi - lo),
+            errors=1 - good[k] / finished[k] if finished[k] else 0.0,
+            p50_ms=1e3 * tail.percentile(50) if tail.count else math.nan,
+            p99_ms=1e3 * tail.percentile(99) if tail.count else math.nan,
+            leader=sample.leader, leaderless=raft.leaderless(roles, hi, lo),
+            elections=sum(lo <= t < hi for t in elections),
+            under_replicated=sample.under_replicated,
+            lost_writes=sample.lost_writes))
     operator.check_losses()
     metadata.check()                 # Raft's safety properties held throughout
     applied = max((metadata.applied(n) for n in metadata.names), key=len)
@@ -217,7 +262,7 @@ def _capstone_result(seed: int, knobs: dict[str, Any],
         "lost acked writes": lost, "stale reads": service.stale,
         "reads": service.reads_done, "elections": len(elections),
         "leaderless (s)": raft.leaderless(roles, t0 + duration, t0),
-        "most under-replicated keys": max(r["under-replicated keys"] for r in rows),
+        "most under-replicated keys": max(x.under_replicated for x in windows),
         "shed": service.shed}
     for name in ("lost acked writes", "stale reads", "shed", "elections"):
         sim.metrics.counter(f"capstone.{name}").inc(summary[name])
@@ -227,11 +272,11 @@ def _capstone_result(seed: int, knobs: dict[str, Any],
                 f"{summary['p99 (ms)']:.0f} ms · {lost} acknowledged writes lost · "
                 f"{summary['elections']} election(s)")
     return Result("capstone", {**knobs, "faults": tuple(schedule)}, seed,
-                  sim.metrics, end_time=sim.now, data={
-                      "windows": rows, "load": load,
-                      "roles": {n: [s["roles"][n] for s in operator.samples]
-                                for n in metadata.names},
-                      "summary": summary, "faults": operator.events,
-                      "operations": {op: sum(r[0] == op for r in service.requests)
-                                     for op in ("get", "put", "meta")},
-                      "headline": headline})
+                  sim.metrics, end_time=sim.now, data=CapstoneRun(
+                      windows=windows, load=load,
+                      roles={n: [s.roles[n] for s in operator.samples]
+                             for n in metadata.names},
+                      summary=summary, faults=operator.events,
+                      operations={op: sum(r[0] == op for r in service.requests)
+                                  for op in ("get", "put", "meta")},
+                      headline=headline))
