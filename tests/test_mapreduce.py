@@ -450,3 +450,27 @@ def test_playground_kill_switch_reruns_the_job_with_that_worker_crashed():
     playground.explorer.controls["job"].value = "sort"
     playground.explorer.controls["combiner"].value = True
     assert "has no combiner" in playground.explorer.status.value
+
+
+def test_figure3_rejects_a_progress_that_is_not_a_function():
+    with pytest.raises(TypeError, match="progress must be a function"):
+        scenarios.figure3(seed=1, progress="bar")
+
+
+@pytest.mark.slow
+def test_figure3_progress_sees_the_three_runs_and_changes_no_number():
+    seen = []
+
+    def progress(items, total, description):
+        seen.append(total)
+        for item in items:
+            seen.append(item)
+            yield item
+
+    runs = scenarios.figure3(seed=1, progress=progress).data.runs
+    assert seen == [3, *runs] == [3, "normal", "no backup tasks",
+                                  "2 of 20 workers killed"]
+    mapper, reducer, _ = scenarios.MAPREDUCE_JOBS["sort"]
+    alone = mapreduce.run(mapper, reducer, scenarios.corpus(), seed=1,
+                          backup_tasks=False, **scenarios.FIGURE3)
+    assert runs["no backup tasks"].duration == alone.duration

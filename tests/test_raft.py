@@ -646,3 +646,21 @@ def test_playground_buttons_drive_the_cluster():
         pg.kill_buttons[name].value = True
     assert "0 committed" in pg.status.value
     assert "labkit-warning" in pg.status._dom_classes
+
+
+def test_figure_16_progress_sees_every_range_and_changes_no_number():
+    seen = []
+
+    def progress(items, total, description):
+        seen.append((total, description))
+        for item in items:
+            seen.append(item)
+            yield item
+
+    ranges = ((150, 155), (12, 24))
+    shown = scenarios.figure_16(trials=5, ranges=ranges, progress=progress)
+    plain = scenarios.figure_16(trials=5, ranges=ranges)
+    assert seen == [(2, "Figure 16: 5 trials per range"), *ranges]
+    assert shown.data.rows == plain.data.rows
+    with pytest.raises(TypeError, match="progress must be a function"):
+        scenarios.figure_16(trials=5, ranges=ranges, progress=True)

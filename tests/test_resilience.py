@@ -587,3 +587,40 @@ def test_playground_rejects_unknown_modes_and_severities():
         scenarios.fault_playground(severity=1.5)
     assert scenarios.fault_severity("slow", 1.0) == 20.0
     assert scenarios.fault_severity("errors", 0.3) == 0.3
+
+
+def test_playground_controls_moved_there_and_back_reuse_the_cached_run(monkeypatch):
+    from labkit import plot, scenarios
+    from labkit.widgets import explore
+
+    calls = []
+
+    def counted(**params):
+        calls.append(params)
+        return scenarios.fault_playground(**params)
+
+    explorer = explore(counted, plot.resilience_timeline,
+                       mode=list(scenarios.PLAYGROUND_MODES),
+                       severity=(0.0, 1.0, 0.05, 0.5), attempts=(1, 5, 1, 3),
+                       budget=False, duration=4.0, window=(1.0, 2.0))
+    first = explorer.result
+    for name, there in (("mode", "crash"), ("severity", 0.55), ("attempts", 4),
+                        ("budget", True)):
+        back = explorer.controls[name].value
+        explorer.controls[name].value = there
+        assert explorer.result is not first
+        explorer.controls[name].value = back
+        assert explorer.result is first, f"{name}: moved back, but ran again"
+    assert len(calls) == 5                          # the first run and one per control
+
+
+def test_playground_default_run_outlasts_the_slowest_recovery():
+    from labkit import scenarios
+
+    def last_second(run):
+        return run.metrics["success_rate"].values[-1]
+
+    storm = scenarios.fault_playground()            # metastable: still failing
+    hystrix = scenarios.fault_playground(breaker="hystrix")   # closes at 12 s
+    assert storm.params["duration"] - max(f.end for f in storm.params["faults"]) >= 5
+    assert last_second(storm) == 0.0 and last_second(hystrix) == 1.0

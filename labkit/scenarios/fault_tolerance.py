@@ -89,12 +89,15 @@ def fault_playground(seed: int = 1, *, mode: str = "slow", severity: float = 0.5
                      timeout: float = 0.25, attempts: int = 3, jitter: str = "full",
                      budget: bool = False, breaker: str = "none",
                      hedging: bool = False, rate: float = 300.0, servers: int = 6,
-                     duration: float = 20.0,
+                     duration: float = 14.0,
                      window: tuple[float, float] = (5.0, 8.0)) -> Result:
     """One client against a backend that fails in `mode` during `window`: the
     notebook 03 playground. jitter: a backoff strategy (base 10 ms, cap 1 s);
     budget: a 10 % retry budget; breaker: "none", "resilience4j" or "hystrix"
-    (their default settings); hedging: a second copy after the observed p95."""
+    (their default settings); hedging: a second copy after the observed p95.
+    The default 14 s is the shortest run that still shows the slowest recovery
+    a control can pick (hystrix's 10 s window closes at 12 s) beside a retry
+    storm that outlives the fault; every second more costs a slider move time."""
     if mode not in PLAYGROUND_MODES:
         raise ConfigError(f"mode must be one of {PLAYGROUND_MODES}, got {mode!r}")
     if breaker not in ("none", *resilience.BREAKER_PRESETS):

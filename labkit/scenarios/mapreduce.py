@@ -87,20 +87,27 @@ FIGURE3_PAPER: Mapping[str, float] = MappingProxyType({
     "normal": 891.0, "no backup tasks": 1283.0, "200 of 1746 workers killed": 933.0})
 
 
-def figure3(seed: int = 1) -> Result:
+def figure3(seed: int = 1, *,
+            progress: Callable[..., Iterable] | None = None) -> Result:
     """The sort three ways, as in the paper's Figure 3: normal (backup tasks
     on), without backup tasks, and with a tenth of the workers killed early.
     data.runs (name -> MapReduceResult) and data.rows (seconds and the change
-    against normal, simulated beside the paper)."""
+    against normal, simulated beside the paper). `progress` (e.g.
+    labkit.widgets.progress) wraps the three runs, called as
+    progress(names, total=, description=)."""
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be a function like labkit.widgets.progress, "
+                        f"got {progress!r}")
     mapper, reducer, _ = MAPREDUCE_JOBS["sort"]
     records = corpus()
-    runs = {
-        "normal": mapreduce.run(mapper, reducer, records, seed=seed, **FIGURE3),
-        "no backup tasks": mapreduce.run(mapper, reducer, records, seed=seed,
-                                         backup_tasks=False, **FIGURE3),
-        "2 of 20 workers killed": mapreduce.run(
-            mapper, reducer, records, seed=seed, crash=dict(FIGURE3_KILLED),
-            restart=0.0, **FIGURE3)}
+    settings = {"normal": {}, "no backup tasks": {"backup_tasks": False},
+                "2 of 20 workers killed": {"crash": dict(FIGURE3_KILLED),
+                                           "restart": 0.0}}
+    names = list(settings)
+    if progress is not None:
+        names = progress(names, total=len(names), description="Figure 3: three sorts")
+    runs = {name: mapreduce.run(mapper, reducer, records, seed=seed, **settings[name],
+                                **FIGURE3) for name in names}
     normal, paper_normal = runs["normal"].duration, FIGURE3_PAPER["normal"]
     rows = [{"execution": name, "paper (s)": paper,
              "paper vs normal": paper / paper_normal - 1,

@@ -7,7 +7,7 @@ checked for linearizability while its leader is cut off (`raft_kv`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -190,13 +190,23 @@ def figure_16(seed: int = 1, *, trials: int = 100,
                                                    (150, 175), (150, 200),
                                                    (150, 300), (12, 24), (25, 50),
                                                    (50, 100), (100, 200)),
-              capped_trials: int = 3) -> Result:
+              capped_trials: int = 3,
+              progress: Callable[..., Iterable] | None = None) -> Result:
     """`raft_failover` for each timeout range (ms), as in the paper's Figure 16;
     ranges without randomness run only `capped_trials` trials (each lasts the
     10 s cap). data.runs: {"150-155 ms": Result}; data.rows: the paper's
-    numbers beside the simulated ones."""
+    numbers beside the simulated ones. `progress` (e.g.
+    labkit.widgets.progress) wraps the ranges, called as
+    progress(ranges, total=, description=)."""
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be a function like labkit.widgets.progress, "
+                        f"got {progress!r}")
     runs, rows = {}, []
-    for lo, hi in ranges:
+    steps = list(ranges)
+    if progress is not None:
+        steps = progress(steps, total=len(steps),
+                         description=f"Figure 16: {trials} trials per range")
+    for lo, hi in steps:
         n = capped_trials if lo == hi else trials
         run = runs[f"{lo}-{hi} ms"] = raft_failover(
             seed, election_timeout=(lo / 1e3, hi / 1e3), trials=n)
