@@ -8,6 +8,7 @@ cached by their parameters, so a classroom demo answers at once.
 
 from __future__ import annotations
 
+import gc
 import html
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
@@ -185,15 +186,26 @@ class Explorer:
 
     def _run(self, params: dict[str, Any]) -> Result:
         key = _key(params)
-        if key is None:
-            return self.scenario(**params)
-        if key in self._cache:
+        if key is not None and key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        result = self._cache[key] = self.scenario(**params)
-        if len(self._cache) > CACHE_SIZE:
-            self._cache.popitem(last=False)
+        result = self._simulate(params)
+        if key is not None:
+            self._cache[key] = result
+            if len(self._cache) > CACHE_SIZE:
+                self._cache.popitem(last=False)
         return result
+
+    def _simulate(self, params: dict[str, Any]) -> Result:
+        """One run with the cyclic garbage collector paused: in a kernel full of
+        results, the collections a run's allocations trigger cost more than it."""
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            return self.scenario(**params)
+        finally:
+            if paused:
+                gc.enable()
 
     def _repr_mimebundle_(self, **kwargs) -> dict:
         return _with_plain_text(self.box, repr(self), kwargs)
@@ -347,11 +359,12 @@ def cluster_playground(nodes: int = 5, *, seed: int = 0, latency: float = 0.010,
 # -- kill switches beside an explorer (notebooks 02 and 04) -----------------------
 
 class ServerSwitches(W.HBox, W.ValueWidget):
-    """One kill/restart toggle per server, labelled `<prefix><i + first>`.
-    `value` is the tuple of (0-based) servers switched off (observe it like any
-    widget's value); `resize` keeps the switches of the servers that still exist."""
+    """One kill/restart toggle per server, labelled `<prefix><i + first>` (s1..sN
+    by default, the naming of every notebook). `value` is the tuple of (0-based)
+    servers switched off (observe it like any widget's value); `resize` keeps the
+    switches of the servers that still exist; `switch_off` clicks by name."""
 
-    def __init__(self, servers: int, *, prefix: str = "s", first: int = 0):
+    def __init__(self, servers: int, *, prefix: str = "s", first: int = 1):
         super().__init__()
         self.prefix, self.first = prefix, first
         self.value: tuple[int, ...] = ()
@@ -376,6 +389,17 @@ class ServerSwitches(W.HBox, W.ValueWidget):
     def _toggle(self, i: int, _change: Mapping[str, Any]) -> None:
         self._label(i)
         self.value = tuple(j for j, b in enumerate(self.buttons) if b.value)
+
+    def switch_off(self, names: Iterable[str]) -> None:
+        """Switch off the servers named (e.g. "s1"), as a click on each would."""
+        labels = [f"{self.prefix}{i + self.first}" for i in range(len(self.buttons))]
+        names = [names] if isinstance(names, str) else list(names)
+        for name in names:
+            if name not in labels:
+                raise ConfigError(f"no server named {name!r} to switch off; the "
+                                  f"servers are {', '.join(labels)}")
+        for name in names:
+            self.buttons[labels.index(name)].value = True
 
 
 class ExplorerPanel:
@@ -419,10 +443,10 @@ class SwitchedExplorer(ExplorerPanel):
 def balancer_playground(*, seed: int = 1, servers: int = 8, max_servers: int = 12,
                         requests: int = 20_000) -> SwitchedExplorer:
     """The load-balancing playground of notebook 02: policy, load, fleet size, d
-    and the slowdown of server 0, with a kill/restart switch per server (a
-    switched-off server dies a third of the way into the run). Every change
+    and the slowdown of server s1, with a kill/restart switch per server s1..sN
+    (a switched-off server dies a third of the way into the run). Every change
     reruns the scenario (cached by parameters) and redraws `plot.fleet`: the
-    latency CDF and each server's utilisation."""
+    latency CDF and each server's busy share while requests arrive."""
     explorer = explore(
         scenarios.load_balancer, plot.fleet, seed=seed, requests=requests,
         policy=list(scenarios.BALANCING_POLICIES), load=(0.1, 1.2, 0.05, 0.9),
@@ -546,12 +570,13 @@ def raft_playground(*, seed: int = 1, nodes: int = 5, latency: float = 0.010,
 
 # -- 07 storage -------------------------------------------------------------------
 
-def storage_playground(*, seed: int = 1, nodes: int = 5,
-                       max_nodes: int = 8) -> SwitchedExplorer:
+def storage_playground(*, seed: int = 1, nodes: int = 5, max_nodes: int = 8,
+                       down: Iterable[str] = ()) -> SwitchedExplorer:
     """The storage playground of notebook 07: chunk servers, replication factor,
     write quorum, chunk size, R and W of the quorum store, the read share of the
     workload, a partition preset, killing the metadata leader, and a kill/restart
-    switch per chunk server s1..sN (killed at t = 1 s). Every change reruns
+    switch per chunk server s1..sN (killed at t = 1 s); `down` names the servers
+    switched off at the start (e.g. ["s1"]). Every change reruns
     `scenarios.storage_playground` and redraws `plot.storage_dashboard`."""
     explorer = explore(
         scenarios.storage_playground, plot.storage_dashboard, seed=seed,
@@ -559,8 +584,10 @@ def storage_playground(*, seed: int = 1, nodes: int = 5,
         write_quorum=(1, 5, 1, 2), chunk_size=[1024, 256, 4096],
         r=(1, 5, 1, 1), w=(1, 5, 1, 1), reads=(0.0, 1.0, 0.1, 0.5),
         partition=list(scenarios.STORAGE_PARTITIONS), kill_leader=False)
-    return SwitchedExplorer("StoragePlayground", explorer,
-                            ServerSwitches(nodes, prefix="s", first=1), "nodes")
+    panel = SwitchedExplorer("StoragePlayground", explorer,
+                             ServerSwitches(nodes, prefix="s", first=1), "nodes")
+    panel.switches.switch_off(down)
+    return panel
 
 
 # -- 08 mapreduce -----------------------------------------------------------------
@@ -641,10 +668,10 @@ class CapstonePanel(ExplorerPanel):
 
     def _view(self, result: Result) -> go.Figure:
         """Record the run, score it, and draw its dashboard."""
-        row = self.journal.record(result)
+        entry = self.journal.record(result)
         self.scores.value = scenarios.scorecard(result, self.slo).to_html()
-        _say(self.status, f"run {row['run']}: {scenarios.verdict(result, self.slo)}",
-             warning=not row["meets SLO"])
+        _say(self.status, f"run {entry.run}: {scenarios.verdict(result, self.slo)}",
+             warning=not entry.meets_slo)
         return plot.capstone_dashboard(result, p99_ms=self.slo.p99_ms)
 
     @property

@@ -495,7 +495,7 @@ def test_playground_switches_kill_and_restart_servers_and_redraw():
     pg.switches.buttons[1].value = True
     assert [r.dst for r in pg.result.trace if r.kind == "kill"] == ["s1"]
     assert pg.figure.data[-1].marker.color[1] == plot.CUT
-    assert pg.switches.buttons[1].description == "restart s1"
+    assert pg.switches.buttons[1].description == "restart s2"   # named from s1
     assert pg.result.fingerprint in pg.explorer.status.value
     pg.switches.buttons[1].value = False                      # restart: as before
     assert pg.result.fingerprint == healthy.fingerprint
@@ -505,3 +505,98 @@ def test_playground_switches_kill_and_restart_servers_and_redraw():
     assert pg.result.params["servers"] == 3 and not pg.result.trace
     pg.explorer.controls["policy"].value = "round_robin"
     assert pg.result.params["policy"] == "round_robin"
+
+
+# -- what the playground prints: windows, units, names, progress ------------------
+
+def test_busy_share_measures_the_arrivals_not_the_drain_of_a_slow_server():
+    """Random at 0.9 with s1 three times slower: s1 gets 1/8 of the arrivals, 2.5
+    times what it can serve, and its backlog outlasts the arrivals 2.5 times. The
+    whole-run utilisation of a fast server is diluted by that drain to about
+    0.33; over the arrivals each fast server is busy rho_i = 0.9 * (7 + 1/3) / 8."""
+    from labkit import scenarios
+    from labkit.scenarios.load_balancing import busy_share
+
+    res = scenarios.load_balancer(policy="random", load=0.9, slow=3.0, servers=8)
+    busy = busy_share(res)
+    window = 20_000 / (0.9 * (7 + 1 / 3))
+    assert busy.start == 0.0 and busy.end == pytest.approx(window)
+    assert busy.window == f"busy share, 0–{window:,.0f} s"
+    assert busy.samples == scenarios.load_balancing.BUSY_SAMPLES
+    fast, rho = busy.shares[1:], 0.9 * (7 + 1 / 3) / 8
+    assert fast.mean() == pytest.approx(rho, abs=0.02) and busy.shares[0] > 0.97
+    assert (res.utilisation[1:] < 0.4).all()                 # the diluted figure
+    # Sampled shares against the exact work each stable server was given over the
+    # window (it drains within seconds, so that is its busy time in the window).
+    given = res.utilisation[1:] * res.end_time / window
+    assert np.abs(fast - given).max() < 0.04
+
+
+def test_busy_share_refuses_what_is_not_a_balancing_run():
+    from labkit import scenarios
+    from labkit.metrics import Metrics, Result
+
+    with pytest.raises(TypeError, match="BalancingResult"):
+        scenarios.load_balancing.busy_share(Result("x", {}, 1, Metrics()))
+
+
+@pytest.mark.parametrize("seconds, said", [
+    (0.0, "0 ms"), (0.0123, "12.3 ms"), (0.9996, "1 s"), (5.5, "5.5 s"),
+    (99.96, "100 s"), (4169.5, "4,170 s ≈ 69 min"), (9000.0, "9,000 s ≈ 2.5 h")])
+def test_durations_print_in_ms_s_and_minutes_never_in_e_notation(seconds, said):
+    from labkit.scenarios.load_balancing import duration_text
+
+    assert duration_text(seconds) == said
+
+
+def test_duration_text_never_uses_e_notation_and_refuses_negative_time():
+    from labkit.scenarios.load_balancing import duration_text
+
+    for exponent in np.linspace(-5, 6, 200):
+        assert "e" not in duration_text(10.0 ** exponent).replace("≈", "")
+    with pytest.raises(ConfigError, match="seconds"):
+        duration_text(-1.0)
+
+
+def test_the_playground_names_servers_from_s1_and_prints_readable_numbers():
+    from labkit import plot, scenarios
+
+    res = scenarios.load_balancer(policy="random", load=0.9, down=[1])
+    p99 = res.latency.percentile(99)
+    assert p99 > 1000 and f"p99 {p99:,.0f} s ≈ " in res.data["headline"]
+    fig = plot.fleet(res)
+    assert f"p99 {p99:,.0f} s ≈ " in fig.layout.title.text
+    bars = fig.data[-1]
+    assert list(bars.x) == [f"s{i}" for i in range(1, 9)]
+    assert bars.marker.color[1] == plot.CUT and plot.CUT not in bars.marker.color[2:]
+    assert fig.layout.yaxis2.title.text.startswith("busy share, 0–3,030 s")
+    assert fig.layout.yaxis2.tickformat == ".0%"
+    queues = plot.server_queues(res, servers=[0, 7])
+    assert [line.name for line in queues.data] == ["s1", "s8"]
+
+
+class Recorder:
+    """A stand-in for labkit.widgets.progress that notes what it was given."""
+
+    def __init__(self):
+        self.items, self.calls = [], []
+
+    def __call__(self, items, total, description):
+        self.calls.append((total, description))
+        for item in items:
+            self.items.append(item)
+            yield item
+
+
+def test_balancing_vs_theory_shows_every_run_once_and_the_same_numbers():
+    from labkit import scenarios
+
+    kw = dict(servers=3, loads=(0.5, 0.8), requests=400)
+    bar = Recorder()
+    shown = scenarios.balancing_vs_theory(seed=2, progress=bar, **kw)
+    runs = [(label, rho) for label in shown.data.simulated for rho in kw["loads"]]
+    assert sorted(bar.items) == sorted(runs) and len(bar.items) == 8
+    assert bar.calls == [(8, "balancing_vs_theory runs")]
+    assert shown.fingerprint == scenarios.balancing_vs_theory(seed=2, **kw).fingerprint
+    with pytest.raises(TypeError, match="progress must be a function"):
+        scenarios.balancing_vs_theory(progress=5, **kw)

@@ -582,3 +582,56 @@ def test_the_playground_redraws_on_a_kill_and_reports_impossible_settings():
     assert explorer.result.params["r"] == 1           # the last good run stays
     explorer.controls["nodes"].value = 4
     assert len(playground.switches.buttons) == 4
+
+
+def test_the_playground_can_start_with_named_servers_down_on_a_log_latency_axis():
+    from labkit import widgets
+
+    playground = widgets.storage_playground(nodes=5, down=["s1"])
+    assert playground.result.params["down"] == (0,)            # s1 is index 0
+    assert playground.switches.buttons[0].description == "restart s1"
+    axis = playground.figure.layout.xaxis
+    assert axis.type == "log" and "log" in axis.title.text
+    downloads = playground.result.metrics["download.latency"].sorted()
+    # Reads whose first copy was on s1 pay one 50 ms rpc_timeout: a second step.
+    assert downloads.min() < 0.010 and 0.050 < downloads.max() < 0.070
+    with pytest.raises(ConfigError, match="servers are s1, s2, s3, s4, s5"):
+        widgets.storage_playground(nodes=5, down=["s0"])
+
+
+def test_t_visibility_shows_each_write_delay_once_and_the_same_numbers():
+    from labkit import scenarios
+
+    seen = []
+
+    def bar(items, total, description):
+        assert total == 2 and description == "t_visibility: write delays"
+        for item in items:
+            seen.append(item[0])
+            yield item
+
+    shown = scenarios.t_visibility(seed=3, trials=30, points=2, progress=bar)
+    assert seen == list(scenarios.storage.PBS_PAPER)
+    plain = scenarios.t_visibility(seed=3, trials=30, points=2)
+    assert shown.fingerprint == plain.fingerprint
+    with pytest.raises(TypeError, match="progress must be a function"):
+        scenarios.t_visibility(trials=30, points=2, progress="yes")
+
+
+def test_staleness_shows_each_quorum_once_and_the_same_numbers():
+    from labkit import scenarios
+
+    quorums, seen = [(3, 1, 1), (3, 2, 2), (5, 1, 3)], []
+
+    def bar(items, total, description):
+        assert total == 3 and description == "staleness: quorums"
+        for item in items:
+            seen.append(item)
+            yield item
+
+    shown = scenarios.staleness(seed=2, quorums=quorums, trials=50, progress=bar)
+    assert seen == quorums
+    assert shown.fingerprint == scenarios.staleness(
+        seed=2, quorums=quorums, trials=50).fingerprint
+    with pytest.raises(TypeError, match="progress must be a function"):
+        scenarios.staleness(quorums=quorums, trials=50, progress=3)

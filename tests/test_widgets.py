@@ -223,3 +223,27 @@ def test_all_nodes_down_is_a_message_not_a_traceback(pg):
 def test_playground_text_form_is_stable(pg):
     text = pg._repr_mimebundle_()["text/plain"]
     assert text.startswith("ClusterPlayground(Cluster(5 nodes") and "0x" not in text
+
+
+def test_scenarios_run_with_the_cyclic_collector_paused_then_restored():
+    import gc
+
+    seen = []
+
+    def scenario(n=0):
+        seen.append(gc.isenabled())
+        if n < 0:
+            raise ConfigError("n must be >= 0")
+        return Result("probe", {"n": n}, seed=0, metrics=Metrics(),
+                      data={"n": n, "scale": 1.0, "headline": f"n is {n}"})
+
+    assert gc.isenabled()
+    ex = widgets.explore(scenario, view, n=(-1, 3, 1, 0))
+    ex.controls["n"].value = -1                     # a failed run restores it too
+    assert seen == [False, False] and gc.isenabled()
+    gc.disable()
+    try:                                            # a collector the user paused
+        ex.controls["n"].value = 2                  # stays paused afterwards
+        assert seen[-1] is False and not gc.isenabled()
+    finally:
+        gc.enable()

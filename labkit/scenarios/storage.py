@@ -10,7 +10,7 @@ the playground. The stores themselves are `labkit.storage`.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -225,14 +225,18 @@ QUORUMS = ((3, 1, 1), (3, 1, 2), (3, 2, 1), (3, 2, 2), (5, 1, 1), (5, 2, 2),
 
 
 def staleness(seed: int = 1, *, quorums: Sequence[tuple[int, int, int]] = QUORUMS,
-              trials: int = 2000) -> Result:
+              trials: int = 2000,
+              progress: Callable[..., Iterable] | None = None) -> Result:
     """Random partial quorums measured against Bailis et al.'s closed form: each
     trial writes a fresh key to W random replicas of N and reads R random
     replicas at once. Rows: N, R, W, measured and predicted stale share, and
-    four standard errors of the measurement."""
+    four standard errors of the measurement. `progress`: a wrapper that shows
+    a bar while it yields the quorums, called as progress(items, total=,
+    description=), e.g. labkit.widgets.progress."""
     trials = require_int("trials", trials, minimum=1)
+    shown = _through(progress, "staleness: quorums")
     rows = []
-    for n, r, w in quorums:
+    for n, r, w in shown(list(quorums)):
         measured = _stale_share(seed, n, r, w, trials)
         p = storage.stale_probability(n, r, w)
         rows.append({"N": n, "R": r, "W": w, "R + W > N": r + w > n,
@@ -252,16 +256,20 @@ PBS_PAPER = {
 }
 
 
-def t_visibility(seed: int = 1, *, trials: int = 1000, points: int = 25) -> Result:
+def t_visibility(seed: int = 1, *, trials: int = 1000, points: int = 25,
+                 progress: Callable[..., Iterable] | None = None) -> Result:
     """t-visibility for N = 3, R = W = 1 in the WARS model (acks, reads and
     responses ~ Exp(1 ms)), for both write delays of the paper's synthetic
     example: the share of reads started t seconds after a write returned that
     see it. Simulated on QuorumKV at a few times; computed by
-    `storage.wars_consistency` at `points` times (the curve)."""
+    `storage.wars_consistency` at `points` times (the curve). `progress`: a
+    wrapper that shows a bar while it yields the two write delays, called as
+    progress(items, total=, description=), e.g. labkit.widgets.progress."""
     trials = require_int("trials", trials, minimum=1)
     points = require_int("points", points, minimum=2)
     simulated, model = {}, {}
-    for label, (mean, paper, times) in PBS_PAPER.items():
+    shown = _through(progress, "t_visibility: write delays")
+    for label, (mean, paper, times) in shown(list(PBS_PAPER.items())):
         delays = storage.WARS(dist.exponential(mean), *[dist.exponential(0.001)] * 3)
         simulated[label] = _visibility(seed, delays, times, trials)
         grid = np.linspace(0.0, 1.25 * max(times), points)
@@ -369,6 +377,18 @@ def convergence(seed: int = 1, *, keys: int = 300, duration: float = 4.0) -> Res
 
 def _value(metrics: Metrics, name: str) -> int:
     return metrics[name].value if name in metrics else 0
+
+
+def _through(progress: Any, description: str) -> Callable[[list], Iterable]:
+    """How a scenario's loop shows its items: through `progress` (a bar like
+    labkit.widgets.progress, given the count and `description`), or as they are."""
+    if progress is None:
+        return lambda items: items
+    if not callable(progress):
+        raise TypeError(f"progress must be a function like labkit.widgets.progress, "
+                        f"got {progress!r}")
+    return lambda items: progress(items, total=len(items), description=description)
+
 
 
 def durability(seed: int = 0, *, schedules: int = 20, steps: int = 20) -> Result:
