@@ -10,12 +10,16 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields, replace
+from heapq import heappush
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from labkit.dist import Distribution, as_distribution
+from labkit.dist import Constant, Distribution, as_distribution
 from labkit.errors import ConfigError, require_probability
 from labkit.sim import Simulator
+
+_new_message = object.__new__
+_INFINITY = float("inf")
 
 
 class Message:
@@ -96,15 +100,21 @@ class _Link:
     """The settings in force on a link and a sampler bound to the net's stream.
 
     The probabilities are copied out of the config so the per-message path reads
-    one attribute instead of two.
+    one attribute instead of two. `fixed` is the latency when it is a constant
+    (else None): no draw to make, so no call. `plain`: no loss, duplicates or
+    reordering, so a message on the link needs one latency and nothing else.
     """
 
-    __slots__ = ("config", "latency", "loss", "duplicate", "reorder")
+    __slots__ = ("config", "latency", "loss", "duplicate", "reorder", "fixed",
+                 "plain")
 
     def __init__(self, config: NetConfig, sample: Callable[[], float]):
         self.config, self.latency = config, sample
         self.loss, self.duplicate = config.loss, config.duplicate
         self.reorder = config.reorder
+        latency = config.latency
+        self.fixed = latency.value if isinstance(latency, Constant) else None
+        self.plain = not (self.loss or self.duplicate or self.reorder)
 
 
 class Network:
@@ -131,20 +141,44 @@ class Network:
         self._outside: list[str] = []      # endpoints partitions never cut
         self._blocked_pairs: list[tuple[str, str]] = []
         self._cut: set[tuple[str, str]] = set()
-        self._ids = itertools.count()    # message ids: 0, 1, 2, ...
+        self._next_id = itertools.count().__next__    # message ids: 0, 1, 2, ...
         self.sent: dict[str, int] = {}
         self.delivered: dict[str, int] = {}
         self.dropped: dict[str, int] = {}
         self.drop_reasons: dict[str, int] = {}
         self.duplicated = 0
         # Bound once: the agenda holds this per message, and creating a bound
-        # method per send costs as much as a dict lookup.
+        # method per send costs as much as a dict lookup. Deliveries go on the
+        # agenda without `sim.at` (a meter that replaces `sim.at` counts the
+        # events nodes schedule; `send` is where messages are counted).
         self._arrive_later = self._arrive
         self._schedule_at = sim.at
-        #: An adversary that picks extra flight time per message (seconds >= 0):
-        #: a function of the Message, or None. It lets a test or notebook build
-        #: the schedules an asynchronous network allows (e.g. slow accepts).
-        self.adversary: Callable[[Message], float] | None = None
+        self._agenda, self._next_seq = sim._agenda, sim._next_seq
+        self._adversary: Callable[[Message], float] | None = None
+        self._fast: _Link | None = None
+        self._refresh()
+
+    @property
+    def adversary(self) -> Callable[[Message], float] | None:
+        """An adversary that picks extra flight time per message (seconds >= 0):
+        a function of the Message, or None. It lets a test or notebook build
+        the schedules an asynchronous network allows (e.g. slow accepts)."""
+        return self._adversary
+
+    @adversary.setter
+    def adversary(self, fn: Callable[[Message], float] | None) -> None:
+        if fn is not None and not callable(fn):
+            raise ConfigError(f"adversary must be a function of the message or "
+                              f"None, got {fn!r}")
+        self._adversary = fn
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """Decide whether every message takes `send`'s fast path: the default
+        link is plain, and no partition, override or adversary is in force.
+        Every method that changes one of those calls this."""
+        plain = not (self._cut or self._overrides or self._adversary is not None)
+        self._fast = self._default if plain and self._default.plain else None
 
     def _link(self, config: NetConfig) -> _Link:
         return _Link(config, config.latency.sampler(self._rng))
@@ -185,6 +219,7 @@ class Network:
         self._default = self._link(self.config.updated(**knobs))
         for pair, own in self._override_knobs.items():
             self._overrides[pair] = self._link(self.config.updated(**own))
+        self._refresh()
 
     def set_link(self, src: str, dst: str, **knobs: Any) -> None:
         """Override knobs on the directed link src -> dst (others keep the default)."""
@@ -192,12 +227,14 @@ class Network:
         own = {**self._override_knobs.get(pair, {}), **knobs}
         self._overrides[pair] = self._link(self.config.updated(**own))
         self._override_knobs[pair] = own
+        self._refresh()
 
     def clear_link(self, src: str, dst: str) -> None:
         """Drop the override on src -> dst."""
         pair = (self._known(src), self._known(dst))
         self._overrides.pop(pair, None)
         self._override_knobs.pop(pair, None)
+        self._refresh()
 
     # -- partitions -------------------------------------------------------------
     def partition(self, *groups: Iterable[str]) -> None:
@@ -266,6 +303,7 @@ class Network:
                     cut.add((name, other))
                     cut.add((other, name))
         self._cut = cut
+        self._refresh()
 
     def describe_cuts(self) -> str:
         """A one-line description of the partitions in force."""
@@ -288,31 +326,54 @@ class Network:
             raise ConfigError(f"{src} sent {kind!r} to unknown node {dst!r}; "
                               f"nodes are {self.names}")
         sim = self.sim
-        msg = Message(src, dst, kind, body, next(self._ids))
+        # Message(...) without the call to __init__: this runs once per message.
+        msg = _new_message(Message)
+        msg.src, msg.dst, msg.kind = src, dst, kind
+        msg.body, msg.id = MappingProxyType(body), self._next_id()
         sent = self.sent
         sent[kind] = sent.get(kind, 0) + 1
         if sim.tracing:
             sim.record("send", src, dst, kind, msg.id)
-        # Fast path: with no partition and no per-link override, no pair tuple
-        # is built and no extra dict is consulted.
+        link = self._fast
+        if link is None:
+            self._carry(msg)
+            return msg
+        # The fast path: `_launch` and `sim.at` fused, with the same draw, the
+        # same FIFO clamp and the same agenda key as the general path.
+        now, fixed = sim.now, link.fixed
+        arrival = now + (link.latency() if fixed is None else fixed)
+        pair, fifo = (src, dst), self._fifo_clock
+        last = fifo.get(pair, 0.0)
+        if arrival < last:
+            arrival = last
+        if not now <= arrival < _INFINITY:       # the check `sim.at` makes
+            raise ConfigError(f"time {arrival} is in the past or not finite "
+                              f"(now is {now}): a latency draw must be >= 0")
+        fifo[pair] = arrival
+        heappush(self._agenda, (arrival, self._next_seq(), self._arrive_later, (msg,)))
+        return msg
+
+    def _carry(self, msg: Message) -> None:
+        """The general path of `send`: partitions, per-link overrides, loss,
+        duplicates, reordering and the adversary."""
+        src, dst, now = msg.src, msg.dst, self.sim.now
         if self._cut and (src, dst) in self._cut:
             self._drop(msg, "partition")
-            return msg
+            return
         link = self._overrides.get((src, dst), self._default) if self._overrides \
             else self._default
         if link.loss and self._rng.random() < link.loss:
             self._drop(msg, "loss")
-            return msg
-        self._launch(msg, link, sim.now)
+            return
+        self._launch(msg, link, now)
         if link.duplicate and self._rng.random() < link.duplicate:
             self.duplicated += 1
-            self._launch(msg, link, sim.now)
-        return msg
+            self._launch(msg, link, now)
 
     def _launch(self, msg: Message, link: _Link, now: float) -> None:
         arrival = now + link.latency()
-        if self.adversary is not None:
-            arrival += self.adversary(msg)
+        if self._adversary is not None:
+            arrival += self._adversary(msg)
         if link.reorder and self._rng.random() < link.reorder:
             arrival += link.latency()
         else:

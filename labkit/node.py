@@ -102,9 +102,11 @@ class Node:
     # -- time -------------------------------------------------------------------
     def set_timer(self, name: str, delay: float, fn: Callable, *args: Any) -> None:
         """Call fn(*args) after `delay` seconds, replacing any timer of that name."""
-        self.cancel_timer(name)
-        self._timers[name] = self.sim.schedule(delay, self._fire, name, self._epoch,
-                                               fn, args)
+        timers = self._timers
+        event = timers.pop(name, None)       # cancel_timer(name), inlined: a
+        if event is not None:                # timer is re-armed per message
+            self.sim.cancel(event)
+        timers[name] = self.sim.schedule(delay, self._fire, name, self._epoch, fn, args)
 
     def cancel_timer(self, name: str) -> None:
         """Disarm the named timer if it is set."""

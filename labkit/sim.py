@@ -235,8 +235,11 @@ class Simulator:
         self.tracing = trace
         self.trace: list[TraceRecord] = []
         self.metrics = Metrics(clock=lambda: self.now)
+        # Events are plain (time, seq, fn, args) tuples: seq, drawn from one
+        # counter, breaks ties first-scheduled-first-run. The network pushes its
+        # deliveries here directly (see Network.send), with the same key.
         self._agenda: list[tuple[float, int, Callable, tuple]] = []
-        self._seq = itertools.count()
+        self._next_seq = itertools.count().__next__
         self._cancelled: set[int] = set()
         self._streams: dict[str, random.Random] = {}
         self._running = self._stopped = False
@@ -244,20 +247,20 @@ class Simulator:
     # -- scheduling ---------------------------------------------------------
     def schedule(self, delay: float, fn: Callable, *args) -> int:
         """Call fn(*args) `delay` seconds from now; returns an id for `cancel`."""
-        if not 0.0 <= delay < _INFINITY:  # also rejects NaN
-            raise ConfigError(f"delay must be finite and >= 0 seconds, got {delay}")
-        seq = next(self._seq)
-        heappush(self._agenda, (self.now + delay, seq, fn, args))
-        return seq
+        if 0.0 <= delay < _INFINITY:      # False for NaN too
+            seq = self._next_seq()
+            heappush(self._agenda, (self.now + delay, seq, fn, args))
+            return seq
+        raise ConfigError(f"delay must be finite and >= 0 seconds, got {delay}")
 
     def at(self, time: float, fn: Callable, *args) -> int:
         """Call fn(*args) at absolute simulated time `time` (not in the past)."""
-        if not self.now <= time < _INFINITY:
-            raise ConfigError(f"time {time} is in the past or not finite "
-                              f"(now is {self.now})")
-        seq = next(self._seq)
-        heappush(self._agenda, (time, seq, fn, args))
-        return seq
+        if self.now <= time < _INFINITY:
+            seq = self._next_seq()
+            heappush(self._agenda, (time, seq, fn, args))
+            return seq
+        raise ConfigError(f"time {time} is in the past or not finite "
+                          f"(now is {self.now})")
 
     def cancel(self, event_id: int) -> None:
         """Forget a scheduled event; cancelling one that already ran is harmless."""

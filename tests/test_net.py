@@ -297,6 +297,84 @@ def test_a_delivered_body_cannot_be_changed_so_a_duplicate_arrives_intact():
     assert second.term == 3 and dict(second.body) == {"term": 3}
 
 
+# -- the fast path --------------------------------------------------------------
+# With no partition, override, loss, duplicates, reordering or adversary, `send`
+# puts the delivery on the agenda itself. A per-link override that changes
+# nothing sends the same traffic down the general path (`_launch`, `sim.at`).
+
+def traffic(latency, general):
+    """Who got what when: 60 sends, three at each instant, plus a tick due at
+    exactly each constant-latency arrival time, scheduled before the sends, and
+    one tock due at the first arrival time, scheduled after the first sends
+    (ties go to the earlier-scheduled event)."""
+    sim, net, sinks = network(("a", "b", "c"), seed=3, latency=latency)
+    if general:
+        net.set_link("c", "a", loss=0.0)            # forces the general path
+    log = []
+    for sink in sinks.values():
+        sink.deliver = lambda msg: log.append((sim.now, msg.dst, msg.body["i"]))
+    for k in range(20):
+        sim.at(k * 0.001 + 0.002, lambda k=k: log.append((sim.now, "tick", k)))
+    for i in range(60):
+        sim.schedule(i // 3 * 0.001, net.send, "ab"[i % 2], "bc"[i % 3 // 2], "m",
+                     {"i": i})
+    sim.schedule(0.0, sim.at, 0.002, lambda: log.append((sim.now, "tock", 0)))
+    sim.run()
+    return log
+
+
+@pytest.mark.parametrize("latency", [0.002, dist.exponential(0.003),
+                                     dist.uniform(0.001, 0.004)])
+def test_the_fast_path_delivers_exactly_like_the_general_path(latency):
+    fast, general = traffic(latency, False), traffic(latency, True)
+    assert len(fast) == 81 and fast == general
+
+
+def test_a_delivery_ties_with_other_events_in_the_order_they_were_scheduled():
+    at_first_arrival = [what for now, what, _ in traffic(0.002, False)
+                        if now == 0.002]
+    assert at_first_arrival == ["tick", "b", "b", "c", "tock"]   # sends 0, 1, 2
+
+
+def test_a_message_on_the_fast_path_is_read_only_too():
+    sim, net, sinks = network()
+    msg = net.send("a", "b", "vote", {"term": 3})
+    with pytest.raises(TypeError):
+        msg.body["term"] = 4
+    with pytest.raises(AttributeError):
+        msg.term = 4
+    sim.run()
+    assert sinks["b"].got == [(0.001, msg)] and msg.term == 3
+
+
+class Backwards(dist.Distribution):
+    """A broken latency: every draw is negative."""
+
+    mean = second_moment = 1.0
+
+    def sample(self, rng):
+        return -1.0
+
+
+@pytest.mark.parametrize("general", [False, True])
+def test_a_negative_latency_draw_is_refused_on_either_path(general):
+    sim, net, _ = network(latency=Backwards())
+    if general:
+        net.adversary = lambda msg: 0.0
+    sim.schedule(1.0, net.send, "a", "b", "m", {})    # later than the FIFO clock
+    with pytest.raises(ConfigError, match="in the past"):
+        sim.run()
+
+
+def test_the_adversary_must_be_a_function_or_none():
+    _, net, _ = network()
+    with pytest.raises(ConfigError, match="adversary"):
+        net.adversary = 0.5
+    net.adversary = lambda msg: 0.5
+    net.adversary = None
+    assert net.adversary is None
+
+
 # -- bad input --------------------------------------------------------------------
 
 def test_unknown_names_are_rejected_with_the_valid_names():

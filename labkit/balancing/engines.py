@@ -71,7 +71,9 @@ class _Run:
     def pick(self, now: float) -> int | None:
         """Ask the policy for a server for the request arriving now."""
         view = self.view
-        view.now, view.key = now, int(self.draw_key() * self.setup.keys)
+        view.now = now
+        if self.setup.policy.reads_key:
+            view.key = int(self.draw_key() * self.setup.keys)
         if not view.live:
             return None         # every server is down: fail fast
         choice = self.setup.policy.choose(view)
@@ -205,6 +207,7 @@ class _FastRun(_Run):
                                               self.busy, self.served)
         speeds, interarrival, demand = setup.speeds, self.interarrival, self.demand
         choose, draw_key, keys = setup.policy.choose, self.draw_key, setup.keys
+        reads_key = setup.policy.reads_key
         n, warmup = setup.servers, setup.warmup
         departures: list[tuple[float, int]] = []
         pop, push = heapq.heappop, heapq.heappush
@@ -217,8 +220,10 @@ class _FastRun(_Run):
             while departures and departures[0][0] <= now:
                 outstanding[pop(departures)[1]] -= 1
             d = demand()
-            view.now, view.key = now, int(draw_key() * keys)   # as in `pick`,
-            i = choose(view)                                   # all servers live
+            view.now = now                      # as in `pick`, all servers live
+            if reads_key:
+                view.key = int(draw_key() * keys)
+            i = choose(view)
             if i is None:
                 self.refused += 1
                 continue

@@ -64,6 +64,10 @@ class Policy:
     """
 
     name = "custom"
+    #: Whether `choose` reads `view.key`. The engines draw a key per request
+    #: only for policies that do (keys come from their own stream, so skipping
+    #: them changes no other draw); the built-ins say False unless they hash.
+    reads_key = True
 
     def start(self, view: View) -> None:
         """Forget anything left from an earlier run."""
@@ -84,6 +88,7 @@ class RoundRobin(Policy):
     """Each live server in turn (轮询)."""
 
     name = "round_robin"
+    reads_key = False
 
     def start(self, view: View) -> None:
         self._next = 0
@@ -100,6 +105,7 @@ class Random(Policy):
     """A live server uniformly at random (随机)."""
 
     name = "random"
+    reads_key = False
 
     def choose(self, view: View) -> int:
         live = view.live
@@ -116,6 +122,7 @@ class WeightedRoundRobin(Policy):
     """
 
     name = "weighted_round_robin"
+    reads_key = False
 
     def start(self, view: View) -> None:
         self._current = [0.0] * view.servers
@@ -138,6 +145,7 @@ class WeightedRandom(Policy):
     """A live server at random with probability proportional to its weight."""
 
     name = "weighted_random"
+    reads_key = False
 
     def start(self, view: View) -> None:
         self._version = -1
@@ -158,6 +166,7 @@ class LeastOutstanding(Policy):
     """The live server with the fewest requests in flight (ties at random)."""
 
     name = "least_outstanding"
+    reads_key = False
     signal = "outstanding"      # which per-server load list of the View to read
 
     def choose(self, view: View) -> int:
@@ -192,6 +201,7 @@ class PowerOfD(Policy):
     """
 
     name = "p2c"
+    reads_key = False
 
     def __init__(self, d: int = 2):
         self.d = require_int("d", d, minimum=1)
@@ -200,6 +210,9 @@ class PowerOfD(Policy):
         live, loads, draw = view.live, view.reported, view.rng.random
         m = len(live)
         best = live[int(draw() * m)]
+        if self.d == 2:             # the common case, without the loop
+            other = live[int(draw() * m)]
+            return other if loads[other] < loads[best] else best
         for _ in range(self.d - 1):
             other = live[int(draw() * m)]
             if loads[other] < loads[best]:
