@@ -2,6 +2,7 @@
 service-time shapes and the load grid of the queueing-theory curves
 (notebooks 01 and 02), the check of a (start, end) window of time (00, 03,
 05), a cluster's Result with its node names and a network headline (00, 05),
+the progress bar a long scenario shows (02, 05, 07, 08),
 and the records (typed `Result.data`) of shapes several families share: a
 table, a table with a headline, runs with a table, a cluster's run.
 Everything used by one notebook only lives in that notebook's module.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +26,19 @@ from labkit.node import Cluster
 SERVICE_SHAPES = ("exponential", "deterministic", "lognormal", "bimodal")
 #: Utilisations at which theory curves are evaluated: 0.02, 0.04, ..., 0.96.
 THEORY_LOADS = tuple(round(0.02 * k, 2) for k in range(1, 49))
+
+
+def with_progress(items: Sequence, progress: Callable[..., Iterable] | None,
+                  description: str) -> Iterable:
+    """`items` as a long scenario's loop goes through them: through `progress`
+    (a bar like labkit.widgets.progress, called as progress(items, total=,
+    description=)) when one is given, else as they are."""
+    if progress is None:
+        return items
+    if not callable(progress):
+        raise TypeError(f"progress must be a function like labkit.widgets.progress, "
+                        f"got {progress!r}")
+    return progress(items, total=len(items), description=description)
 
 
 def service_time(shape: str, mean: float) -> Distribution:

@@ -18,7 +18,7 @@ from labkit import balancing, queueing
 from labkit.errors import require_int, require_number
 from labkit.metrics import Metrics, Record, Result
 
-from .common import THEORY_LOADS, service_time, with_data
+from .common import THEORY_LOADS, service_time, with_data, with_progress
 
 #: The policies the load-balancing playground offers, default first.
 BALANCING_POLICIES = ("p2c", "round_robin", "random", "weighted_round_robin",
@@ -153,7 +153,7 @@ def balancing_vs_theory(seed: int = 1, *, servers: int = 100,
                 "least_outstanding", None, 1)}
     simulated = {label: {} for label in runs}
     jobs = [(label, rho) for label in runs for rho in loads]
-    for label, rho in _shown(jobs, progress, "balancing_vs_theory runs"):
+    for label, rho in with_progress(jobs, progress, "balancing_vs_theory runs"):
         policy, d, longer = runs[label]
         res = balancing.simulate(policy, servers=servers, load=rho, d=d,
                                  requests=requests * longer, seed=seed,
@@ -194,14 +194,3 @@ def stale_reports(seed: int = 1, *, intervals: Sequence[float] = (0, 1, 2, 5, 10
     said = f"{servers} servers at load {load:g}, reports every {intervals} s"
     return Result("stale_reports", params, seed, Metrics(),
                   data=PolicyCurves(simulated=simulated, headline=said))
-
-
-def _shown(jobs: list, progress: Callable[..., Iterable] | None,
-           description: str) -> Iterable:
-    """`jobs`, through `progress` (a bar like labkit.widgets.progress) if given."""
-    if progress is None:
-        return jobs
-    if not callable(progress):
-        raise TypeError(f"progress must be a function like labkit.widgets.progress, "
-                        f"got {progress!r}")
-    return progress(jobs, total=len(jobs), description=description)

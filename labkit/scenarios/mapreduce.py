@@ -15,7 +15,7 @@ from labkit import mapreduce
 from labkit.errors import ConfigError, require_int
 from labkit.metrics import Metrics, Result
 
-from .common import Runs
+from .common import Runs, with_progress
 
 CORPUS = Path(__file__).resolve().parents[2] / "data" / "corpus.txt"
 
@@ -95,17 +95,12 @@ def figure3(seed: int = 1, *,
     against normal, simulated beside the paper). `progress` (e.g.
     labkit.widgets.progress) wraps the three runs, called as
     progress(names, total=, description=)."""
-    if progress is not None and not callable(progress):
-        raise TypeError(f"progress must be a function like labkit.widgets.progress, "
-                        f"got {progress!r}")
     mapper, reducer, _ = MAPREDUCE_JOBS["sort"]
     records = corpus()
     settings = {"normal": {}, "no backup tasks": {"backup_tasks": False},
                 "2 of 20 workers killed": {"crash": dict(FIGURE3_KILLED),
                                            "restart": 0.0}}
-    names = list(settings)
-    if progress is not None:
-        names = progress(names, total=len(names), description="Figure 3: three sorts")
+    names = with_progress(list(settings), progress, "Figure 3: three sorts")
     runs = {name: mapreduce.run(mapper, reducer, records, seed=seed, **settings[name],
                                 **FIGURE3) for name in names}
     normal, paper_normal = runs["normal"].duration, FIGURE3_PAPER["normal"]

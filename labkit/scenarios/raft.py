@@ -19,7 +19,15 @@ from labkit.errors import ConfigError, require_int, require_number
 from labkit.metrics import Histogram, Metrics, Record, Result
 from labkit.net import NetConfig
 
-from .common import ClusterRun, Runs, Table, _window, cluster_data, with_data
+from .common import (
+    ClusterRun,
+    Runs,
+    Table,
+    _window,
+    cluster_data,
+    with_data,
+    with_progress,
+)
 
 #: Figure 16's network: 2-3 ms one way, plus a 10 ms disk write before every
 #: answer (Raft persists term, vote and entries first), so a broadcast round trip
@@ -198,15 +206,9 @@ def figure_16(seed: int = 1, *, trials: int = 100,
     numbers beside the simulated ones. `progress` (e.g.
     labkit.widgets.progress) wraps the ranges, called as
     progress(ranges, total=, description=)."""
-    if progress is not None and not callable(progress):
-        raise TypeError(f"progress must be a function like labkit.widgets.progress, "
-                        f"got {progress!r}")
     runs, rows = {}, []
-    steps = list(ranges)
-    if progress is not None:
-        steps = progress(steps, total=len(steps),
-                         description=f"Figure 16: {trials} trials per range")
-    for lo, hi in steps:
+    for lo, hi in with_progress(list(ranges), progress,
+                                f"Figure 16: {trials} trials per range"):
         n = capped_trials if lo == hi else trials
         run = runs[f"{lo}-{hi} ms"] = raft_failover(
             seed, election_timeout=(lo / 1e3, hi / 1e3), trials=n)

@@ -23,7 +23,7 @@ from labkit.metrics import Metrics, Record, Result, TimeSeries, keyed
 from labkit.net import NetConfig
 from labkit.sim import Simulator
 
-from .common import Table
+from .common import Table, with_progress
 
 
 def raft_log(size: int, seed: int, net: NetConfig | None,
@@ -234,9 +234,8 @@ def staleness(seed: int = 1, *, quorums: Sequence[tuple[int, int, int]] = QUORUM
     a bar while it yields the quorums, called as progress(items, total=,
     description=), e.g. labkit.widgets.progress."""
     trials = require_int("trials", trials, minimum=1)
-    shown = _through(progress, "staleness: quorums")
     rows = []
-    for n, r, w in shown(list(quorums)):
+    for n, r, w in with_progress(list(quorums), progress, "staleness: quorums"):
         measured = _stale_share(seed, n, r, w, trials)
         p = storage.stale_probability(n, r, w)
         rows.append({"N": n, "R": r, "W": w, "R + W > N": r + w > n,
@@ -268,8 +267,8 @@ def t_visibility(seed: int = 1, *, trials: int = 1000, points: int = 25,
     trials = require_int("trials", trials, minimum=1)
     points = require_int("points", points, minimum=2)
     simulated, model = {}, {}
-    shown = _through(progress, "t_visibility: write delays")
-    for label, (mean, paper, times) in shown(list(PBS_PAPER.items())):
+    for label, (mean, paper, times) in with_progress(
+            list(PBS_PAPER.items()), progress, "t_visibility: write delays"):
         delays = storage.WARS(dist.exponential(mean), *[dist.exponential(0.001)] * 3)
         simulated[label] = _visibility(seed, delays, times, trials)
         grid = np.linspace(0.0, 1.25 * max(times), points)
@@ -378,16 +377,6 @@ def convergence(seed: int = 1, *, keys: int = 300, duration: float = 4.0) -> Res
 def _value(metrics: Metrics, name: str) -> int:
     return metrics[name].value if name in metrics else 0
 
-
-def _through(progress: Any, description: str) -> Callable[[list], Iterable]:
-    """How a scenario's loop shows its items: through `progress` (a bar like
-    labkit.widgets.progress, given the count and `description`), or as they are."""
-    if progress is None:
-        return lambda items: items
-    if not callable(progress):
-        raise TypeError(f"progress must be a function like labkit.widgets.progress, "
-                        f"got {progress!r}")
-    return lambda items: progress(items, total=len(items), description=description)
 
 
 
