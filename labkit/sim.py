@@ -242,7 +242,7 @@ class Simulator:
         self._next_seq = itertools.count().__next__
         self._cancelled: set[int] = set()
         self._streams: dict[str, random.Random] = {}
-        self._running = self._stopped = False
+        self._running = self._stopped = self._retired = False
 
     # -- scheduling ---------------------------------------------------------
     def schedule(self, delay: float, fn: Callable, *args) -> int:
@@ -271,6 +271,9 @@ class Simulator:
         the end. With no duration, run until nothing is left to do (or `stop`)."""
         if self._running:
             raise RuntimeError("run() called from inside an event; schedule instead")
+        if self._retired:
+            raise RuntimeError("this simulator was retired (its run is over and its "
+                               "agenda dropped): build a new one to run again")
         if duration is None:
             end = float("inf")
         else:
@@ -305,6 +308,15 @@ class Simulator:
     def stop(self) -> None:
         """End the current `run` after the event that is executing now."""
         self._stopped = True
+
+    def retire(self) -> None:
+        """The run is over: forget the events still on the agenda. A Result
+        holds its simulator (its metrics read this clock), and the pending
+        events hold the whole model (clients, servers, requests in flight);
+        a notebook keeps dozens of Results, and every garbage collection walks
+        what they keep alive. A retired simulator cannot run again."""
+        self._agenda.clear()
+        self._retired = True
 
     @property
     def pending(self) -> int:

@@ -509,3 +509,26 @@ def test_spawn_rejects_a_non_generator():
 
     with pytest.raises(ConfigError, match="generator"):
         Simulator().spawn(not_a_generator)
+
+
+def test_a_retired_simulator_lets_its_model_go_and_cannot_run_again():
+    import gc
+    import weakref
+
+    class Model:
+        def tick(self):
+            pass
+
+    sim = Simulator(seed=1)
+    model = Model()
+    sim.schedule(5.0, model.tick)
+    sim.run(1.0)
+    alive = weakref.ref(model)
+    del model
+    gc.collect()
+    assert alive() is not None          # the pending event holds it
+    sim.retire()
+    gc.collect()
+    assert alive() is None and sim.pending == 0 and sim.now == 1.0
+    with pytest.raises(RuntimeError, match="retired"):
+        sim.run(1.0)

@@ -64,6 +64,7 @@ def simulate(seed: int = 0, *,
     history = [] if client.breaker is None else client.breaker.history
     result = sim.result("resilience", params, {"breaker_history": history})
     summary = summarize(result)
+    sim.retire()          # a kept Result must not keep the clients and servers alive
     return dataclasses.replace(result, data={
         **result.data, "summary": summary,
         "headline": f"success {summary['success_rate']:.1%} · amplification "
