@@ -75,3 +75,4 @@ bench: install-dev
 	$(BIN)/python bench/check.py
 	$(BIN)/python bench/labs.py
 	$(BIN)/python bench/widgets.py
+	$(BIN)/python bench/sweep.py

@@ -15,9 +15,11 @@ from labkit.node import Cluster, Node
 from labkit.sim import Future, Simulator
 
 _LAZY = ("plot", "widgets", "scenarios", "labs", "service", "check", "balancing",
-         "resilience", "paxos", "raft", "txn", "storage", "mapreduce", "hashring")
+         "resilience", "paxos", "raft", "txn", "storage", "mapreduce", "dataflow",
+         "hashring", "sweeps")
 _LAZY_NAMES = {"FileSystem": "labkit.scenarios",    # name -> module defining it
-               "RaftCluster": "labkit.raft"}
+               "RaftCluster": "labkit.raft", "sweep": "labkit.sweeps",
+               "tune": "labkit.sweeps"}
 
 
 def __getattr__(name: str):
@@ -32,5 +34,5 @@ __all__ = [
     "Cluster", "ConfigError", "FileSystem", "Future", "Histogram",
     "InvariantViolation", "Message", "Metrics", "NetConfig", "Network", "Node",
     "RaftCluster", "RequestTimeout", "Result", "Simulator", "TraceRecord",
-    "Unavailable", "dist", "errors", "metrics", "queueing",
+    "Unavailable", "dist", "errors", "metrics", "queueing", "sweep", "tune",
 ]

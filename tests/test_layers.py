@@ -42,6 +42,7 @@ LAYERS = {
     "labkit.labs": 6.5,    # skeletons, worked answers, graders: above the scenarios
     "labkit.plot": 7,
     "labkit.widgets": 7,
+    "labkit.sweeps": 7,      # many runs on Dask, tuning: above everything it runs
 }
 SIBLINGS_MAY_IMPORT_EACH_OTHER = {0, 7}  # errors/dist/metrics; plot/widgets
 # Packages with one module (or sub-package) per topic, i.e. per notebook: inside

@@ -1,0 +1,368 @@
+"""labkit.sweeps: sweeps on Dask give the rows a serial loop gives, whatever the
+workers, batches or a worker killed mid-sweep; errors name the run; the
+default cluster leaves no process behind, even when interrupted; the tuner is
+deterministic for a sampler seed and batch, and its best setting is the best
+of its trials that meets the SLO, checked against intervals computed here.
+
+Expected rows come from plain loops over the scenario written in this file.
+One module-wide LocalCluster of 2 worker processes serves most tests."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import psutil
+import pytest
+
+from labkit import scenarios
+from labkit.errors import ConfigError
+from labkit.sweeps import RunFailed, local_client, pareto, row, sweep, tune
+
+pytest.importorskip("distributed")
+pytest.importorskip("optuna")
+
+REPO = Path(__file__).resolve().parents[1]
+QUEUE = {"customers": 400, "warmup": 50}          # a run of a few milliseconds
+GRID = {"load": [0.5, 0.8], "servers": [1, 2]}
+SEEDS = range(4)
+
+
+def small_queue(seed, *, load=0.5, servers=1):
+    return scenarios.mmc_queue(seed, load=load, servers=servers, **QUEUE)
+
+
+def serial(scenario, points, seeds):
+    """The expected table: a plain loop, point by point, seed by seed."""
+    out = []
+    for point in points:
+        for seed in seeds:
+            result = scenario(seed, **point)
+            out.append({**point, "seed": seed, "fingerprint": result.fingerprint,
+                        "p99": result.metrics["service.latency"].percentile(99)})
+    return out
+
+
+def grid_points():
+    return [{"load": load, "servers": servers}
+            for load in GRID["load"] for servers in GRID["servers"]]
+
+
+def same_rows(table: pd.DataFrame, expected: list[dict]) -> None:
+    assert len(table) == len(expected)
+    got = table[["load", "servers", "seed", "fingerprint",
+                 "service.latency.p99"]].to_dict("records")
+    for mine, theirs in zip(got, expected, strict=True):
+        assert mine["service.latency.p99"] == theirs.pop("p99")
+        del mine["service.latency.p99"]
+        assert mine == theirs
+
+
+@pytest.fixture(scope="module")
+def client():
+    with local_client(2) as c:
+        yield c
+
+
+# -- the rows ------------------------------------------------------------------
+
+def test_a_row_holds_the_runs_scalars():
+    result = small_queue(3, load=0.7, servers=2)
+    values = row(result, lambda r: {"twice p50": 2 * r.metrics[
+        "service.latency"].percentile(50)}, params={"load": 0.7})
+    hist = result.metrics["service.latency"]
+    assert values["load"] == 0.7 and values["seed"] == 3
+    assert values["fingerprint"] == result.fingerprint
+    assert values["service.latency.p99"] == hist.percentile(99)
+    assert values["service.latency.count"] == hist.count == QUEUE["customers"]
+    assert values["service.completed"] == result.metrics["service.completed"].value
+    assert values["stats.utilisation"] == result.data.stats["utilisation"]
+    assert values["twice p50"] == 2 * hist.percentile(50)
+    assert all(v is None or isinstance(v, bool | int | float | str)
+               for v in values.values())
+    with pytest.raises(ConfigError, match="'seed'"):
+        row(result, lambda r: {"seed": 1})
+    with pytest.raises(TypeError, match="never the whole Result"):
+        row(result, lambda r: {"run": r})
+    kept = row(result, lambda r: {"latencies": tuple(r.metrics["service.latency"]
+                                                     .values)})["latencies"]
+    assert kept == tuple(hist.values) and len(kept) == QUEUE["customers"]
+
+
+def test_serially_the_rows_are_the_loops():
+    table = sweep(small_queue, GRID, SEEDS, workers=0, progress=False)
+    same_rows(table, serial(small_queue, grid_points(), SEEDS))
+    as_array = {"load": np.array(GRID["load"]), "servers": GRID["servers"]}
+    assert sweep(small_queue, as_array, SEEDS, workers=0, progress=False).equals(table)
+
+
+def test_on_two_workers_the_rows_are_the_loops_whatever_the_batch(client):
+    expected = serial(small_queue, grid_points(), SEEDS)
+    for batch in (1, 3, None):
+        same_rows(sweep(small_queue, GRID, SEEDS, client=client, batch=batch,
+                        progress=False), [dict(e) for e in expected])
+
+
+@pytest.mark.slow
+def test_the_default_cluster_starts_and_stops_its_processes():
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    table = sweep(small_queue, {"load": [0.6], "servers": [2]}, range(6),
+                  progress=False)
+    same_rows(table, serial(small_queue, [{"load": 0.6, "servers": 2}], range(6)))
+    left = [p for p in psutil.Process().children(recursive=True)
+            if p.pid not in before and p.is_running()
+            and p.status() != psutil.STATUS_ZOMBIE]
+    assert not left, [p.cmdline() for p in left]
+
+
+def kill_once(marker: str, victim_seed: int):
+    """A measure that SIGKILLs the worker process running it, the first time it
+    sees `victim_seed` (the marker file records that it did)."""
+    def measure(result):
+        if result.seed == victim_seed and not os.path.exists(marker):
+            Path(marker).write_text(str(os.getpid()))
+            os.kill(os.getpid(), signal.SIGKILL)
+        return {}
+    return measure
+
+
+def test_a_worker_killed_mid_sweep_changes_no_row(client, tmp_path):
+    marker = tmp_path / "killed"
+    pids = set(client.run(os.getpid).values())
+    table = sweep(small_queue, GRID, range(6), client=client, batch=2,
+                  measure=kill_once(str(marker), victim_seed=4), progress=False)
+    assert int(marker.read_text()) in pids          # a worker of ours died...
+    same_rows(table, serial(small_queue, grid_points(), range(6)))   # ...harmlessly
+    client.wait_for_workers(2, timeout=60)
+
+
+def failing(seed, *, x=0):
+    if (x, seed) == (2, 3):
+        raise ValueError("boom")
+    return scenarios.ping(seed, duration=0.2)
+
+
+@pytest.mark.parametrize("where", ["serial", "dask"])
+def test_a_failing_run_is_named_by_its_params_and_seed(where, request):
+    place = {"workers": 0} if where == "serial" else {
+        "client": request.getfixturevalue("client")}
+    with pytest.raises(RunFailed) as caught:
+        sweep(failing, {"x": [1, 2]}, range(5), batch=2, progress=False, **place)
+    message = str(caught.value)
+    assert "failing(seed=3, x=2)" in message and "ValueError: boom" in message
+
+
+def test_the_progress_bar_counts_every_run():
+    seen = {}
+
+    def bar(items, total, description):
+        seen.update(total=total, description=description)
+        for n, item in enumerate(items, start=1):
+            seen["done"] = n
+            yield item
+
+    sweep(small_queue, GRID, SEEDS, workers=0, progress=bar)
+    assert seen == {"total": 16, "done": 16, "description": "small_queue runs"}
+
+
+@pytest.mark.parametrize("grid, seeds, match", [
+    ({"load": 0.5}, SEEDS, "must be a list"),
+    ({"load": "0.5"}, SEEDS, "must be a list"),
+    ({"load": []}, SEEDS, "empty"),
+    ({"lod": [0.5]}, SEEDS, "no parameter 'lod'"),
+    ({"seed": [1]}, SEEDS, "seeds="),
+    ([{"load": 0.5}, 3], SEEDS, "mappings"),
+    ("load", SEEDS, "grid must be"),
+    (GRID, [], "seeds is empty"),
+    (GRID, 5, "range"),
+    (GRID, [1, 1], "distinct"),
+    (GRID, [1.5], "ints"),
+    (GRID, [True], "ints"),
+])
+def test_bad_grids_and_seeds_are_refused(grid, seeds, match):
+    with pytest.raises(ConfigError, match=match):
+        sweep(small_queue, grid, seeds, workers=0, progress=False)
+
+
+def test_bad_options_are_refused():
+    with pytest.raises(ConfigError, match="batch"):
+        sweep(small_queue, GRID, SEEDS, workers=0, batch=0, progress=False)
+    with pytest.raises(ConfigError, match="workers"):
+        sweep(small_queue, GRID, SEEDS, workers=-1, progress=False)
+    with pytest.raises(TypeError, match="distributed.Client"):
+        sweep(small_queue, GRID, SEEDS, client="tcp://127.0.0.1:8786")
+    with pytest.raises(TypeError, match="measure"):
+        sweep(small_queue, GRID, SEEDS, workers=0, measure=3, progress=False)
+    with pytest.raises(TypeError, match="scenario"):
+        sweep("mmc_queue", GRID, SEEDS, workers=0)
+
+
+# -- interrupted: nothing left running -----------------------------------------
+
+SLOW = textwrap.dedent("""
+    import time
+    from labkit import scenarios
+    from labkit.sweeps import sweep
+
+    def slow(seed):
+        time.sleep(30)
+        return scenarios.ping(seed)
+
+    if __name__ == "__main__":
+        sweep(slow, {}, range(4), workers=2, progress=False)
+""")
+
+
+@pytest.mark.slow
+def test_ctrl_c_mid_sweep_leaves_no_process(tmp_path):
+    script, token = tmp_path / "slow_sweep.py", uuid.uuid4().hex
+    script.write_text(SLOW)
+    child = subprocess.Popen([sys.executable, str(script)], cwd=REPO,
+                             env=dict(os.environ, LABKIT_SWEEP_TOKEN=token),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def ours() -> list[psutil.Process]:
+        found = []
+        for p in psutil.process_iter(["environ"]):
+            try:
+                if ((p.info["environ"] or {}).get("LABKIT_SWEEP_TOKEN") == token
+                        and p.status() != psutil.STATUS_ZOMBIE):
+                    found.append(p)
+            except psutil.NoSuchProcess:
+                pass
+        return found
+
+    try:
+        deadline = time.monotonic() + 90
+        while len(ours()) < 3 and time.monotonic() < deadline:   # us + 2 workers
+            assert child.poll() is None, child.stderr.read().decode()
+            time.sleep(0.2)
+        time.sleep(2)                                  # the runs are under way
+        child.send_signal(signal.SIGINT)
+        child.wait(timeout=60)
+        assert b"KeyboardInterrupt" in child.stderr.read()
+        deadline = time.monotonic() + 20
+        while ours() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not ours(), [p.cmdline() for p in ours()]
+    finally:
+        for p in ours():
+            p.kill()
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
+# -- tuning --------------------------------------------------------------------
+
+SPACE = {"servers": [1, 2, 3], "load": [0.5, 0.7, 0.9]}
+#: p99 at most 100 ms; minimized: the cost, servers per unit of load carried.
+QUEUE_SLO = {"service.latency.p99": ("<=", 0.100)}
+T95_FOR_3 = 4.303                    # Student's t, 2 degrees of freedom, 95 %
+
+
+def cost(result):
+    return {"cost": result.params["servers"] / result.params["load"]}
+
+
+def tune_queue(**where):
+    return tune(scenarios.mmc_queue, SPACE, QUEUE_SLO, trials=8, seeds=range(3),
+                minimize="cost", measure=cost, fixed=QUEUE, batch=3,
+                sampler_seed=5, progress=False, **where)
+
+
+def test_the_tuner_is_deterministic_and_its_best_is_checked_here(client):
+    on_dask, here = tune_queue(client=client), tune_queue(workers=0)
+    pd.testing.assert_frame_equal(on_dask.trials, here.trials)
+    assert on_dask.best == here.best and on_dask.runs == here.runs
+    trials = here.trials
+    assert len(trials) == 8
+    settings = {tuple(t) for t in trials[list(SPACE)].itertuples(index=False)}
+    assert here.runs == 3 * len(settings)          # a repeated setting reran nothing
+    feasible = {}
+    for servers, load in settings:
+        p99 = [scenarios.mmc_queue(s, servers=servers, load=load, **QUEUE).metrics[
+            "service.latency"].percentile(99) for s in range(3)]
+        high = statistics.mean(p99) + T95_FOR_3 * statistics.stdev(p99) / math.sqrt(3)
+        if high <= 0.100:
+            feasible[(servers, load)] = servers / load
+        chosen = trials[(trials.servers == servers) & (trials.load == load)]
+        assert (chosen["meets SLO"] == ((servers, load) in feasible)).all()
+        assert chosen["service.latency.p99 high"].iloc[0] == pytest.approx(high)
+    assert feasible, "the test wants at least one trial that meets the SLO"
+    cheapest = min(feasible.values())
+    assert here.best is not None
+    assert here.best["servers"] / here.best["load"] == pytest.approx(cheapest)
+    assert trials["best"].sum() == 1
+
+
+def test_another_sampler_seed_asks_differently():
+    first = tune_queue(workers=0).trials[list(SPACE)]
+    other = tune(scenarios.mmc_queue, SPACE, QUEUE_SLO, trials=8, seeds=range(3),
+                 fixed=QUEUE, batch=3, sampler_seed=6, workers=0,
+                 progress=False).trials[list(SPACE)]
+    assert not first.equals(other)
+
+
+def test_pareto_marks_exactly_the_undominated():
+    points = [[1, 5], [2, 2], [3, 1], [3, 3], [2, 2], [4, 4]]
+    expected = [not any(all(q[k] <= p[k] for k in range(2)) and q != p
+                        for q in points) for p in points]
+    assert list(pareto(pd.DataFrame(points).to_numpy(float))) == expected
+
+
+def test_the_trials_plot_marks_the_front_and_the_best():
+    result = tune_queue(workers=0)
+    fig = result.plot()
+    names = {trace.name for trace in fig.data}
+    assert names == {"misses the SLO", "meets the SLO", "Pareto front", "best"}
+    stars = [t for t in fig.data if t.name == "best"]    # (p99, cost) x 2 knobs
+    assert len(stars) == 4 and all(len(t.x) == 1 for t in stars)
+    best = result.best
+    assert {t.x[0] for t in stars} == {best["servers"], best["load"]}
+    assert stars[-1].y[0] == pytest.approx(best["servers"] / best["load"])
+    ring = [t for t in fig.data if t.name == "Pareto front"][0]
+    assert len(ring.x) == result.trials["pareto"].sum() >= 1
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"space": {}}, "space must be"),
+    ({"space": {"servers": []}}, "non-empty"),
+    ({"space": {"servers": [1, 1]}}, "distinct"),
+    ({"space": {"servrs": [1]}}, "no parameter"),
+    ({"slo": {"x": ("<", 1)}}, "'<=' or '>='"),
+    ({"slo": []}, "slo must be"),
+    ({"seeds": [1]}, "two seeds"),
+    ({"trials": 0}, "trials"),
+    ({"fixed": {"servers": 2}}, "both fixed and in the space"),
+])
+def test_bad_tuning_arguments_are_refused(change, match):
+    args = {"space": SPACE, "slo": QUEUE_SLO, "trials": 2, "seeds": range(2),
+            **change}
+    with pytest.raises(ConfigError, match=match):
+        tune(scenarios.mmc_queue, args.pop("space"), args.pop("slo"), workers=0,
+             progress=False, **args)
+
+
+def test_a_missing_slo_column_is_named():
+    with pytest.raises(ConfigError, match="no column"):
+        tune(scenarios.mmc_queue, {"servers": [1]}, {"p99": ("<=", 1.0)}, trials=1,
+             seeds=range(2), fixed=QUEUE, workers=0, progress=False)
+
+
+def test_the_capstone_slo_bounds_the_capstone_summary():
+    from labkit.sweeps import slo_bounds
+
+    bounds = slo_bounds(scenarios.SLO(p99_ms=300, availability=0.99, lost_writes=1))
+    assert bounds == {"summary.p99 (ms)": ("<=", 300), "summary.availability":
+                      (">=", 0.99), "summary.lost acked writes": ("<=", 1)}
