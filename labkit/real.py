@@ -15,6 +15,9 @@ as `etcd-server` (`sudo apt-get install etcd-server`).
 `dask_wordcount` runs notebook 08's word count on a Dask LocalCluster of
 worker processes and can SIGKILL one mid-job: the real-world counterpart of
 `labkit.mapreduce.run` with a crash (`pip install 'dask[distributed]'`).
+`dask_pagerank` runs notebook 10's PageRank the same way, with every
+iteration's ranks persisted, and kills a worker between iterations: the
+counterpart of `labkit.dataflow.run_pagerank` with a crash.
 
 Run `python -m labkit.real --trials 20` to print measurements as CSV.
 """
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import base64
+import contextlib
 import json
 import os
 import random
@@ -287,6 +291,53 @@ def etcd_failover(trials: int = 5, *, election_timeout_ms: int | None = None,
 DASK_HINT = "Dask is not installed: pip install 'dask[distributed]'"
 
 
+def _distributed():
+    """The `distributed` module, or Unavailable with the install hint."""
+    try:
+        import distributed
+    except ImportError as error:
+        raise Unavailable(DASK_HINT) from error
+    return distributed
+
+
+@contextlib.contextmanager
+def _dask_client(workers: int, pids: set[int]):
+    """A Client of a LocalCluster of `workers` single-threaded worker processes
+    on 127.0.0.1, stopped with every process on exit. `pids` collects every
+    worker process seen: at the start, and at the end once a nanny's fresh
+    process (after a kill) has joined."""
+    import logging
+
+    import dask
+
+    distributed = _distributed()
+    # A worker fetching a result from a killed one gives up after 2 s (Dask's
+    # default, 30 s, would dominate a run); silence_logs: the nanny's
+    # "restarting worker" warnings are expected here.
+    with dask.config.set({"distributed.comm.timeouts.connect": "2s"}), \
+            distributed.LocalCluster(n_workers=workers, threads_per_worker=1,
+                                     processes=True, host="127.0.0.1",
+                                     dashboard_address=None,
+                                     # the scheduler's own HTTP server on any free
+                                     # port, not 8787 (another cluster may hold it)
+                                     scheduler_kwargs={"dashboard_address":
+                                                       "127.0.0.1:0"},
+                                     silence_logs=logging.CRITICAL) as cluster, \
+            distributed.Client(cluster) as client:
+        pids.update(client.run(os.getpid).values())
+        yield client
+        client.wait_for_workers(workers, timeout=120)
+        pids.update(client.run(os.getpid).values())
+
+
+def _kill_busiest(client, futures) -> None:
+    """SIGKILL the worker process holding the most of these finished results."""
+    _distributed().wait(futures)
+    holders = Counter(a for where in client.who_has(futures).values() for a in where)
+    victim = client.run(os.getpid, workers=[holders.most_common(1)[0][0]])
+    os.kill(next(iter(victim.values())), signal.SIGKILL)
+
+
 @dataclass(frozen=True)
 class DaskRun:
     """One word count on a local Dask cluster: its output and what it survived."""
@@ -338,24 +389,14 @@ def dask_wordcount(docs, *, workers: int = 2, splits: int = 40, pause: float = 0
     if not isinstance(pause, int | float) or not 0 <= pause <= 10:
         raise ConfigError(f"pause must be a number of seconds in [0, 10], got "
                           f"{pause!r}")
-    try:
-        import logging
-
-        from distributed import Client, LocalCluster, get_task_stream, wait
-    except ImportError as error:
-        raise Unavailable(DASK_HINT) from error
+    distributed = _distributed()
     texts = [text for _, text in docs]
     size = -(-len(texts) // splits)                     # ceiling division
     chunks = [tuple(texts[i:i + size]) for i in range(0, len(texts), size)]
     pids: set[int] = set()
-    # silence_logs: the nanny's "restarting worker" warnings are expected here.
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      host="127.0.0.1", dashboard_address=None,
-                      silence_logs=logging.CRITICAL) as cluster, \
-            Client(cluster) as client:
-        pids.update(client.run(os.getpid).values())
+    with _dask_client(workers, pids) as client:
         start = time.monotonic()
-        with get_task_stream(client) as stream:
+        with distributed.get_task_stream(client) as stream:
             # With kill_one the maps go in two waves and the kill falls between
             # them, so the lost results are always still needed by the reduce,
             # however slowly a loaded machine runs the first wave.
@@ -363,22 +404,116 @@ def dask_wordcount(docs, *, workers: int = 2, splits: int = 40, pause: float = 0
             maps = [client.submit(_count_split, chunk, pause, key=f"map-{i}")
                     for i, chunk in enumerate(chunks[:first])]
             if kill_one:
-                wait(maps)
-                holders = Counter(a for where in client.who_has(maps).values()
-                                  for a in where)
-                victim = client.run(os.getpid, workers=[holders.most_common(1)[0][0]])
-                os.kill(next(iter(victim.values())), signal.SIGKILL)
+                _kill_busiest(client, maps)
             maps += [client.submit(_count_split, chunk, pause, key=f"map-{first + i}")
                      for i, chunk in enumerate(chunks[first:])]
             output = client.submit(_merge, *maps, key="reduce").result(timeout=120)
             seconds = time.monotonic() - start
-        # The nanny's fresh process may still be starting: wait for it, so the
-        # pids below always include it.
-        client.wait_for_workers(workers, timeout=120)
-        pids.update(client.run(os.getpid).values())
         executions = sum(1 for task in stream.data if task["key"].startswith("map-"))
     return DaskRun(output, len(maps), executions, kill_one, tuple(sorted(pids)),
                    seconds)
+
+
+@dataclass(frozen=True)
+class DaskPageRank:
+    """PageRank on a local Dask cluster: the ranks and what it survived."""
+
+    ranks: dict[int, float]      # page -> rank, pages sorted
+    tasks: int                   # tasks in the graph
+    executions: int              # tasks that finished, re-executions included
+    killed: bool                 # whether a worker process was SIGKILLed
+    worker_pids: tuple[int, ...]  # every worker process seen (restarts included)
+    seconds: float               # wall clock from the first submit to the result
+
+    @property
+    def recomputed(self) -> int:
+        """Finished results lost with the killed worker and computed again."""
+        return self.executions - self.tasks
+
+
+def _links_part(edges: tuple[tuple[int, int], ...]) -> dict[int, tuple[int, ...]]:
+    """One partition of the link lists: page -> its out-links."""
+    out: dict[int, tuple[int, ...]] = {}
+    for a, b in edges:
+        out[a] = out.get(a, ()) + (b,)
+    return out
+
+
+def _first_ranks(links: dict[int, tuple[int, ...]]) -> dict[int, float]:
+    return dict.fromkeys(links, 1.0)
+
+
+def _spread_part(links: dict, ranks: dict, partitions: int) -> list[dict]:
+    """A partition's rank contributions, bucketed by the destination's
+    partition and summed per destination (Spark's map-side combine)."""
+    from labkit.dataflow import partition_of
+
+    buckets: list[dict[int, float]] = [{} for _ in range(partitions)]
+    for page, targets in links.items():
+        share = ranks[page] / len(targets)
+        for dst in targets:
+            bucket = buckets[partition_of(dst, partitions)]
+            bucket[dst] = bucket.get(dst, 0.0) + share
+    return buckets
+
+
+def _sum_part(q: int, *spreads: list[dict]) -> dict[int, float]:
+    """Partition q of the next ranks: its buckets from every partition, summed."""
+    from labkit.dataflow import DAMPING
+
+    total: dict[int, float] = {}
+    for buckets in spreads:
+        for dst, share in buckets[q].items():
+            total[dst] = total.get(dst, 0.0) + share
+    return {dst: (1 - DAMPING) + DAMPING * s for dst, s in total.items()}
+
+
+def dask_pagerank(edges, *, iterations: int = 10, workers: int = 2,
+                  partitions: int = 8, kill_at: int | None = 5) -> DaskPageRank:
+    """PageRank of (src, dst) edges on a Dask LocalCluster of `workers`
+    single-threaded worker processes on 127.0.0.1, written like Spark's: the
+    link lists hash-partitioned once, every iteration's ranks kept (persisted)
+    in worker memory as futures. With kill_at=k, once iteration k - 1 is
+    computed the worker holding most of its ranks is SIGKILLed before
+    iteration k is submitted; its nanny starts a fresh process, and the
+    scheduler recomputes the lost results from the task graph (Dask's
+    lineage). Everything is stopped before this returns."""
+    iterations = require_int("iterations", iterations, minimum=1)
+    workers = require_int("workers", workers, minimum=1 if kill_at is None else 2)
+    partitions = require_int("partitions", partitions, minimum=1)
+    if kill_at is not None and not (isinstance(kill_at, int) and
+                                    1 <= kill_at <= iterations):
+        raise ConfigError(f"kill_at must be None or an iteration in 1..{iterations}, "
+                          f"got {kill_at!r}")
+    distributed = _distributed()
+    from labkit.dataflow import partition_of
+
+    parts: list[list[tuple[int, int]]] = [[] for _ in range(partitions)]
+    for a, b in edges:
+        parts[partition_of(a, partitions)].append((a, b))
+    pids: set[int] = set()
+    with _dask_client(workers, pids) as client:
+        start = time.monotonic()
+        with distributed.get_task_stream(client) as stream:
+            links = [client.submit(_links_part, tuple(part), key=f"links-{p}")
+                     for p, part in enumerate(parts)]
+            ranks = [client.submit(_first_ranks, lk, key=f"ranks-0-{p}")
+                     for p, lk in enumerate(links)]
+            kept = [*links, *ranks]          # every future held: persisted
+            for i in range(1, iterations + 1):
+                if i == kill_at:
+                    _kill_busiest(client, ranks)
+                spreads = [client.submit(_spread_part, links[p], ranks[p], partitions,
+                                         key=f"spread-{i}-{p}")
+                           for p in range(partitions)]
+                ranks = [client.submit(_sum_part, q, *spreads, key=f"ranks-{i}-{q}")
+                         for q in range(partitions)]
+                kept += [*spreads, *ranks]
+            merged = {k: v for part in client.gather(ranks) for k, v in part.items()}
+            seconds = time.monotonic() - start
+        executions = len(stream.data)
+    return DaskPageRank(dict(sorted(merged.items())), len(kept), executions,
+                        kill_at is not None, tuple(sorted(pids)), seconds)
 
 
 def main(argv: list[str] | None = None) -> int:

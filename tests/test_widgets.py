@@ -79,7 +79,7 @@ def test_runs_are_cached_by_parameter_values(recorder):
 
 
 def test_cache_forgets_the_least_recently_used_run(recorder, monkeypatch):
-    monkeypatch.setattr(widgets, "CACHE_SIZE", 2)
+    monkeypatch.setattr(widgets.explorer, "CACHE_SIZE", 2)
     ex = widgets.explore(recorder, view, n=(0, 10, 1))   # runs n = 5
     for value in (1, 2, 1, 5):                           # 5 was pushed out by 2
         ex.controls["n"].value = value

@@ -6,10 +6,10 @@ frozen Result, so a widget can cache runs by parameters and CI can replay them.
 Where things are: one module per notebook, named after its topic: `tour` (00),
 `performance` (01), `load_balancing` (02), `fault_tolerance` (03), `paxos`
 (04, with Multi-Paxos beside Raft at its end), `raft` (05), `transactions`
-(06), `storage` (07, also `FileSystem` with Raft metadata), `mapreduce` (08)
-and the package `capstone` (09). `common` holds the little that several of
-them share. A topic's module imports only `common` (and its own parts), never
-another topic. Every public name is re-exported here, so
+(06), `storage` (07, also `FileSystem` with Raft metadata), `mapreduce` (08),
+the package `capstone` (09) and `dataflow` (10). `common` holds the little
+that several of them share. A topic's module imports only `common` (and its
+own parts), never another topic. Every public name is re-exported here, so
 `scenarios.raft_failover(...)` works without knowing the module.
 
 What a scenario measured beyond its metrics is in `result.data`: a frozen
@@ -39,6 +39,15 @@ from .capstone import (
     verdict,
 )
 from .common import SERVICE_SHAPES, THEORY_LOADS, cluster_result, service_time
+from .dataflow import (
+    RDD_PAPER,
+    WEB_GRAPH,
+    dataflow_playground,
+    lineage_recovery,
+    pagerank_failure,
+    pagerank_speedup,
+    web_graph,
+)
 from .fault_tolerance import (
     PLAYGROUND_MODES,
     STORM,
@@ -197,4 +206,7 @@ __all__ = [
     "CAPSTONE_METADATA", "CAPSTONE_SERVERS", "CAPSTONE_START", "CAPSTONE_TUNED",
     "SLO", "CapstoneFault", "TuningJournal", "as_capstone_fault", "capstone",
     "scorecard", "slo_rows", "verdict",
+    # 10 spark dataflow
+    "RDD_PAPER", "WEB_GRAPH", "dataflow_playground", "lineage_recovery",
+    "pagerank_failure", "pagerank_speedup", "web_graph",
 ]
