@@ -9,7 +9,7 @@ draw on. Topic views in the sibling modules import from here, and only here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import networkx as nx
@@ -103,17 +103,12 @@ def latency_cdf(runs: Mapping[str, Histogram | Result], *, metric: str = "latenc
                 title: str = "Latency CDF") -> go.Figure:
     """Empirical CDF per run: share of values at or below x. At most `points`
     points per curve, always including the maximum (where the curve reaches 1)."""
-    hists, scale = _histograms(runs, metric), _scale(unit)
-    points = require_int("points", points, minimum=2)
-    fig = go.Figure()
-    for name, h in hists.items():
-        values = h.sorted()
+    def cdf(values: np.ndarray, points: int) -> tuple[np.ndarray, list]:
         n = len(values)
         ranks = np.unique(np.linspace(0, n - 1, min(points, n)).round().astype(int))
-        fig.add_scatter(x=_round(values[ranks] * scale, 4), y=_round((ranks + 1) / n),
-                        name=name, mode="lines", line_shape="hv",
-                        hovertemplate=f"{name}: %{{y:.3f}} at or below %{{x:.3g}} "
-                                      f"{unit}<extra></extra>")
+        return values[ranks], _round((ranks + 1) / n)
+
+    fig = _step_curves(runs, metric, unit, points, cdf, "%{y:.3f} at or below")
     fig.update_xaxes(type="log" if log_x else "linear")
     return _layout(fig, title, f"{metric} ({unit})", "share of values ≤ x",
                    yaxis_range=[0, 1.02])
@@ -126,26 +121,35 @@ def latency_ccdf(runs: Mapping[str, Histogram | Result], *, metric: str = "laten
     log scales, so 1 %, 0.1 % and 0.01 % of requests sit a decade apart. Points
     are spaced evenly in log share, down to the slowest value but one (the
     share above the slowest is 0, which a log axis cannot show)."""
-    hists, scale = _histograms(runs, metric), _scale(unit)
-    points = require_int("points", points, minimum=2)
-    fig = go.Figure()
-    for name, h in hists.items():
-        values = h.sorted()
+    def ccdf(values: np.ndarray, points: int) -> tuple[np.ndarray, list]:
         n = len(values)
         if n < 2:
-            continue
+            return values[:0], []
         shares = np.logspace(0, np.log10(1 / n), points)     # 1 down to 1/n above
         ranks = np.unique(np.clip(n - np.ceil(shares * n).astype(int), 0, n - 2))
         x = values[ranks]
         above = (n - np.searchsorted(values, x, side="right")) / n
-        fig.add_scatter(x=_round(x[above > 0] * scale, 4),
-                        y=_round(above[above > 0], 8), name=name, mode="lines",
-                        line_shape="hv",
-                        hovertemplate=f"{name}: %{{y:.2%}} above %{{x:.3g}} "
-                                      f"{unit}<extra></extra>")
+        return x[above > 0], _round(above[above > 0], 8)
+
+    fig = _step_curves(runs, metric, unit, points, ccdf, "%{y:.2%} above")
     fig.update_xaxes(type="log")
     fig.update_yaxes(type="log")
     return _layout(fig, title, f"{metric} ({unit})", "share of values > x")
+
+
+def _step_curves(runs: Mapping[str, Histogram | Result], metric: str, unit: str,
+                 points: int, curve: Callable, says: str) -> go.Figure:
+    """One step line per run: `curve(sorted values, points)` gives its x (in
+    seconds) and y; the hover reads "<run>: <says> <x> <unit>"."""
+    hists, scale = _histograms(runs, metric), _scale(unit)
+    points = require_int("points", points, minimum=2)
+    fig = go.Figure()
+    for name, h in hists.items():
+        x, y = curve(h.sorted(), points)
+        hover = f"{name}: {says} %{{x:.3g}} {unit}<extra></extra>"
+        fig.add_scatter(x=_round(x * scale, 4), y=y, name=name, mode="lines",
+                        line_shape="hv", hovertemplate=hover)
+    return fig
 
 
 def timeseries(series: Mapping[str, TimeSeries], *, title: str = "",
