@@ -1,16 +1,28 @@
-"""A real-browser smoke test: JupyterLab in headless Chromium runs notebook 00
-(the simulator tour) and notebook 09 (the capstone), and in each a student kills
-a node and moves a slider, and the playground answers: its status line and its
-figure change, and no cell shows an error.
+"""A real-browser test of every notebook: JupyterLab in headless Chromium
+opens each notebook NN_*.ipynb of notebooks/ (not the labs), clears its stored
+outputs and runs all its cells, then plays with every playground in it (every
+widget output with a `.labkit-status` line): it clicks a kill switch if the
+playground has one, else picks another option of a dropdown, then moves a
+slider with the keyboard, and waits after each for the playground to answer
+(its status line or its figure changes, then settles). It asserts that every
+playground's figure changed (a digest of its plotly data and layout), that no
+output shows a traceback or an error (cell outputs, and the log console, where
+JupyterLab puts what a widget callback raises), and that nothing is left
+running: the notebook's kernel is gone when its test ends, the server when the
+module does.
+
+What each notebook's step clicked, and how the status and the figures changed,
+is printed and written to build/browser/<notebook>.txt; a failing notebook's
+screenshot goes to build/browser/<notebook>.png (CI artefacts; build/ is
+gitignored), a passing one's too with LABKIT_KEEP_SCREENSHOT=1.
 
 Skips when Chromium or Playwright is missing (`.ci/run` installs Chromium).
-One JupyterLab serves a temporary copy of notebooks/ (and data/) for both, so
-the test never writes into the repository; each notebook's kernel is shut down
-when its test ends, and the server with its kernels when the module does or the
-run is interrupted (tests/test_no_orphans.py checks that nothing is left).
-LABKIT_BROWSER_NOTEBOOK=path/to/x.ipynb runs the same checks on that notebook
-only; LABKIT_KEEP_SCREENSHOT=1 copies each final screenshot to
-tests/artifacts/browser_<notebook>.png.
+One JupyterLab serves a temporary copy of notebooks/ (and data/) for all the
+notebooks, so the test never writes into the repository; the server with its
+kernels is stopped also when the run is interrupted (tests/test_no_orphans.py
+checks that). LABKIT_BROWSER_NOTEBOOK=path/to/x.ipynb runs the checks on that
+notebook only. Every wait is bounded: a hung cell or a playground that never
+answers fails with a message saying what it waited for.
 """
 
 from __future__ import annotations
@@ -38,8 +50,8 @@ pytestmark = pytest.mark.browser
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ([Path(os.environ["LABKIT_BROWSER_NOTEBOOK"]).resolve()]
              if os.environ.get("LABKIT_BROWSER_NOTEBOOK") else
-             [REPO / "notebooks" / name for name in ("00_simulator_tour.ipynb",
-                                                     "09_capstone_tuning.ipynb")])
+             sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb")))
+ARTEFACTS = REPO / "build" / "browser"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
                  "--disable-background-networking", "--disable-component-update",
@@ -50,8 +62,18 @@ SETTINGS = {  # JupyterLab user settings: no news toast, never write the noteboo
     "@jupyterlab/docmanager-extension/plugin": {"autosave": False},
     "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
 }
+# An output shows an error if it holds a traceback or a widget that failed to
+# render, or if it is an error or stderr output (JupyterLab shows both with the
+# stderr MIME type) with an error line in it. A notebook may print an error's
+# name on stdout on purpose (07 shows a FileNotFoundError it caught).
+TRACEBACK = re.compile(r"Traceback|Error displaying widget")
 ERROR_TEXT = re.compile(r"Traceback|^\w+(Error|Exception)\b|Error displaying widget",
                         re.MULTILINE)
+STDERR = '[data-mime-type="application/vnd.jupyter.stderr"]'
+# Bounds on every wait, generous for a loaded 2-core machine: under a load of
+# 10 the slowest notebook ran all its cells in 70 s (under 20 s of kernel CPU),
+# and a playground answered each action in a few seconds.
+KERNEL_START_S, RUN_ALL_S, ANSWER_S, DRAW_S = 90, 360, 90, 30
 
 
 def require_browser() -> None:
@@ -123,8 +145,35 @@ class Lab:
         raise TimeoutError(f"jupyter lab did not start:\n{self.log_tail()}")
 
     def kernels_idle(self) -> bool:
-        kernels = self.api("GET", "/api/kernels")
+        """A kernel runs and every kernel is idle. False while the server cannot
+        tell (it answers 500 while a kernel is still being set up)."""
+        try:
+            kernels = self.api("GET", "/api/kernels")
+        except OSError:  # urllib's HTTPError and URLError are OSErrors
+            return False
         return bool(kernels) and all(k["execution_state"] == "idle" for k in kernels)
+
+    def kernel_processes(self) -> list[psutil.Process]:
+        """The live processes the server started (its kernels)."""
+        with contextlib.suppress(psutil.NoSuchProcess):
+            return [p for p in psutil.Process(self.process.pid).children(recursive=True)
+                    if alive(p)]
+        return []
+
+    def kernel_ids(self) -> list[str]:
+        """The ids of the kernels the server runs (["?"] while it cannot tell)."""
+        try:
+            return [k["id"] for k in self.api("GET", "/api/kernels")]
+        except OSError:
+            return ["?"]
+
+    def kernel_cpu(self) -> float:
+        """User and system CPU seconds its live kernels have used."""
+        total = 0.0
+        for kernel in self.kernel_processes():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                total += sum(kernel.cpu_times()[:2])
+        return total
 
     def shut_down_kernels(self, xsrf: str | None = None) -> None:
         """Delete every session and kernel the server runs."""
@@ -162,26 +211,52 @@ class Lab:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
+
+
+def alive(process: psutil.Process) -> bool:
+    """Running, not a zombie, and not a later process that reuses its pid."""
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def wait_until(condition, timeout: float, what: str, interval: float = 0.25):
-    deadline = time.monotonic() + timeout
+    """Poll `condition` until it returns something true (returned) or `timeout`
+    seconds pass (TimeoutError naming `what`, and the last value seen)."""
+    deadline, value = time.monotonic() + timeout, None
     while time.monotonic() < deadline:
         value = condition()
         if value:
             return value
         time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what} "
+                       f"(last seen: {value!r})")
 
 
 def error_outputs(panel) -> list[str]:
+    """Outputs of the notebook's cells, and entries of the log console (where
+    JupyterLab puts what a widget callback prints or raises), that show an
+    error."""
     texts = panel.locator(".jp-OutputArea-output").all_inner_texts()
-    return [t for t in texts if ERROR_TEXT.search(t)]
+    stderr = panel.locator(STDERR).all_inner_texts()
+    return ([t for t in texts if TRACEBACK.search(t)]
+            + [t for t in stderr if ERROR_TEXT.search(t) and not TRACEBACK.search(t)]
+            + log_errors(panel.page))
+
+
+def log_errors(page) -> list[str]:
+    """Entries of the log console that show an error."""
+    log = page.locator(".jp-LogConsolePanel .jp-OutputArea-output").all_inner_texts()
+    return [t for t in log if ERROR_TEXT.search(t)]
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """One JupyterLab on a throwaway copy of the notebooks (and data/ beside
     them), stopped with everything it started when the module's tests end, or
-    the run is interrupted (Ctrl-C, or SIGTERM: see conftest.py)."""
+    the run is interrupted (Ctrl-C, or SIGTERM: see conftest.py); the teardown
+    fails if a process of it is still alive then."""
     require_browser()
     source = NOTEBOOKS[0].parent
     root = tmp_path_factory.mktemp("lab")
@@ -200,56 +275,140 @@ def lab(tmp_path_factory):
         raise
     finally:
         server.stop()
+    wait_until(lambda: not any(map(alive, server.kernels)), 10,
+               f"the server's kernels to exit: {server.kernels}")
+
+
+@pytest.fixture(scope="module")
+def chromium(lab):
+    """One headless Chromium for all the notebooks (each gets a fresh context),
+    closed when the module's tests end or the run is interrupted."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.stem for n in NOTEBOOKS])
-def test_notebook_runs_and_its_playground_answers(notebook, lab, tmp_path):
-    from playwright.sync_api import sync_playwright
-
+def test_notebook_runs_and_its_playgrounds_answer(notebook, lab, chromium):
     if not notebook.exists():
         pytest.skip(f"{notebook.name} not present")
+    (ARTEFACTS / f"{notebook.stem}.png").unlink(missing_ok=True)  # an older run's
+    report, started, cpu_before = [f"{notebook.name}"], time.monotonic(), cpu_by_pid()
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = chromium.new_context(viewport={"width": 1400, "height": 1200})
+        try:
+            page = context.new_page()
+            page.set_default_timeout(30_000)
             try:
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                page.set_default_timeout(30_000)
-                page.goto(f"{lab.url}/lab/tree/{notebook.name}?reset&token={lab.token}")
-                panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
-                panel.locator(".jp-Cell").first.wait_for()
-                run_all_cells(page, panel, lab)
-                assert not error_outputs(panel), error_outputs(panel)
-                play_with_the_playground(page, panel, lab)
-                assert not error_outputs(panel), error_outputs(panel)
-                screenshot(page, tmp_path, notebook.stem)
-                lab.xsrf = next((c["value"] for c in page.context.cookies()
-                                 if c["name"] == "_xsrf"), lab.xsrf)
+                play_the_notebook(page, notebook, lab, report, started)
+                cpu = sum(used - cpu_before.get(pid, 0.0)
+                          for pid, used in cpu_by_pid().items())
+                if os.environ.get("LABKIT_KEEP_SCREENSHOT") == "1":
+                    report.append(f"screenshot: {screenshot(page, notebook)}")
+            except Exception:  # not on an interrupt, which must end at once
+                shot = screenshot(page, notebook)
+                report.append(f"screenshot of the failure: {shot}")
+                raise
             finally:
-                browser.close()
+                lab.xsrf = next((c["value"] for c in context.cookies()
+                                 if c["name"] == "_xsrf"), lab.xsrf)
+        finally:
+            context.close()
     except Exception:
+        print("\n".join(report))
         print(f"--- jupyter lab log ---\n{lab.log_tail()}")
         lab.shut_down_kernels(lab.xsrf)
         raise
-    # The next notebook gets the CPU. Not on an interrupt: the lab fixture's
-    # teardown then stops the server with its kernels at once.
+    finally:
+        write_report(notebook, report)
+    # The next notebook gets the CPU, and no kernel of this one stays. Not on an
+    # interrupt: the lab fixture's teardown then stops the server with its
+    # kernels at once.
+    kernel_cpu = lab.kernel_cpu()
     lab.shut_down_kernels(lab.xsrf)
+    wait_until(lambda: not (lab.kernel_ids() or lab.kernel_processes()),
+               30, "the notebook's kernel to shut down")
+    report.append(f"kernel shut down; {time.monotonic() - started:.1f} s in all; "
+                  f"CPU {cpu:.1f} s ({kernel_cpu:.1f} s in the kernel, the rest in "
+                  "Chromium, JupyterLab and Playwright)")
+    write_report(notebook, report)
+    print("\n".join(report))
 
 
-def run_all_cells(page, panel, lab: Lab) -> None:
-    """Clear the stored outputs, then Run -> Run All Cells and wait for the end."""
-    wait_until(lab.kernels_idle, 30, "the kernel to start")
+def cpu_by_pid() -> dict[int, float]:
+    """User + system CPU seconds of each live process this one started, at any
+    depth: the server and its kernels, Playwright's driver and Chromium."""
+    used = {}
+    for process in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            used[process.pid] = sum(process.cpu_times()[:2])
+    return used
+
+
+def play_the_notebook(page, notebook: Path, lab: Lab, report: list[str],
+                      started: float) -> None:
+    """Open the notebook, run all its cells, play with each playground; check
+    the outputs for errors after each step. Appends what it did to `report`."""
+    page.goto(f"{lab.url}/lab/tree/{notebook.name}?reset&token={lab.token}")
+    panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+    panel.locator(".jp-Cell").first.wait_for(timeout=60_000)
+    click_menu(page, "View", "Show Log Console")
+    page.locator(".jp-LogConsolePanel").wait_for()
+    cells = run_all_cells(page, panel, lab)
+    report.append(f"ran {cells} code cells; {time.monotonic() - started:.1f} s "
+                  "after opening")
+    assert not error_outputs(panel), error_outputs(panel)
+    playgrounds = panel.locator(".jp-OutputArea-output:has(.labkit-status)")
+    count = playgrounds.count()
+    assert count, f"{notebook.name}: no playground (no .labkit-status line) found"
+    for i in range(count):
+        report.append(f"playground {i + 1}/{count}:")
+        report.extend("  " + line for line in play(playgrounds.nth(i), lab))
+        assert not error_outputs(panel), error_outputs(panel)
+    report.append(f"played; {time.monotonic() - started:.1f} s after opening")
+
+
+def run_all_cells(page, panel, lab: Lab) -> int:
+    """Clear the stored outputs, then Run -> Run All Cells and wait for the end;
+    every code cell with code in it must have run. Returns how many did."""
+    wait_until(lab.kernels_idle, KERNEL_START_S, "the kernel to start")
     click_menu(page, "Edit", "Clear Outputs of All Cells")
     prompts = panel.locator(".jp-CodeCell .jp-InputPrompt")
-    wait_until(lambda: not any(re.search(r"\d", t) for t in prompts.all_inner_texts()),
-               10, "stored execution counts to clear")
+
+    def counts() -> list[str]:  # textContent: no layout forced, unlike innerText
+        return [t for t in prompts.all_text_contents() if re.search(r"[\d*]", t)]
+
+    wait_until(lambda: not counts(), 10, "stored execution counts to clear")
     click_menu(page, "Run", "Run All Cells")
 
     def finished() -> bool:
-        texts = prompts.all_inner_texts()
-        return (not any("*" in t for t in texts) and any(re.search(r"\d", t)
-                for t in texts) and lab.kernels_idle())
+        texts = counts()
+        return bool(texts) and not any("*" in t for t in texts) and lab.kernels_idle()
 
-    wait_until(finished, 60, "all cells to run")
+    try:
+        wait_until(finished, RUN_ALL_S, "all cells to run", interval=1.0)
+    except TimeoutError as exc:
+        raise TimeoutError(f"{exc}; still running: {running_cell(panel)!r}") from None
+    assert not error_outputs(panel), error_outputs(panel)
+    cells = panel.locator(".jp-CodeCell").all()
+    skipped = [i for i, cell in enumerate(cells)
+               if not re.search(r"\d", cell.locator(".jp-InputPrompt").inner_text())
+               and cell.locator(".cm-content").inner_text().strip()]
+    assert not skipped, f"code cells {skipped} (0-based among code cells) did not run"
+    return len(cells)
+
+
+def running_cell(panel) -> str:
+    """The first lines of the code cell that is running (its prompt shows *)."""
+    for cell in panel.locator(".jp-CodeCell").all():
+        if "*" in cell.locator(".jp-InputPrompt").inner_text():
+            return cell.locator(".cm-content").inner_text()[:200]
+    return "no cell shows [*]"
 
 
 def click_menu(page, menu: str, item: str) -> None:
@@ -258,51 +417,157 @@ def click_menu(page, menu: str, item: str) -> None:
                  has_text=re.compile(f"^{re.escape(item)}$")).click()
 
 
-def figure_titles(area) -> list[str]:
-    """The titles of the plotly figures drawn by widgets in `area`."""
-    return area.locator(".jupyter-widgets .js-plotly-plot .gtitle").all_text_contents()
+#: Each plotly figure in an element: its title, traces and points, and a digest
+#: of its data and layout (what it draws), so that "the figure changed" can be
+#: told without comparing megabytes.
+FIGURES_JS = """(root) => Array.from(root.querySelectorAll('.js-plotly-plot'))
+.map(gd => {
+  const layout = gd.layout || {}, traces = gd.data || [];
+  const title = layout.title ? (layout.title.text ?? String(layout.title)) : '';
+  let points = 0;
+  for (const t of traces) {
+    const column = ['x', 'y', 'values', 'z'].find(k => t[k] && t[k].length);
+    points += column ? t[column].length : 0;
+  }
+  const skip = (key, value) =>  // not plotly's own fields, nor trace ids
+    key.startsWith('_') || key === 'uid' ? undefined : value;
+  let text;
+  const {width, height, autosize, ...drawn} = layout;  // sized by the page
+  try { text = JSON.stringify([traces, drawn], skip); }
+  catch (e) { text = (gd.querySelector('svg.main-svg') || gd).outerHTML; }
+  let h = 2166136261;
+  for (let i = 0; i < text.length; i++) {
+    h = Math.imul(h ^ text.charCodeAt(i), 16777619);
+  }
+  return {title, traces: traces.length, points, digest: (h >>> 0).toString(16)};
+})"""
 
 
-def play_with_the_playground(page, panel, lab: Lab) -> None:
-    """In the output of the last playground (the one with the last status line):
-    kill a node and wait for the status to answer, move the first slider and
-    wait for it to answer again, then for the figure to have changed."""
-    status = panel.locator(".labkit-status").last
-    status.wait_for()
-    playground = status.locator(
-        "xpath=ancestor::div[contains(@class, 'jp-OutputArea-output')][1]")
-    wait_until(lambda: figure_titles(playground), 30, "the playground's figure")
-    titles, before = figure_titles(playground), status.inner_text()
-    kill = playground.locator("button.jupyter-button",
+def figures(playground) -> list[dict]:
+    return playground.evaluate(FIGURES_JS)
+
+
+def describe(figs: list[dict]) -> str:
+    return "; ".join(f"{f['title'] or '(untitled)'} [{f['traces']} traces, "
+                     f"{f['points']} points, #{f['digest']}]" for f in figs)
+
+
+def status_of(playground) -> str:
+    """The playground's last status line (the capstone has two; its last one
+    counts the runs, so it answers every action)."""
+    return playground.locator(".labkit-status").last.text_content().strip()
+
+
+def play(playground, lab: Lab) -> list[str]:
+    """Act on one playground: click a kill switch if it has one, else choose
+    another option of its first dropdown; then move its first slider one step.
+    After each action wait for the answer; at the end the figure must differ
+    from the one first drawn. Returns what was done and seen, one line each."""
+    playground.scroll_into_view_if_needed()
+    first = wait_until(lambda: figures(playground), DRAW_S, "the playground's figure")
+    lines = [f"status: {status_of(playground)[:120]!r}", f"figure: {describe(first)}"]
+    actions = [kill_first] if kill_buttons(playground).count() else []
+    if not actions and playground.locator(".widget-dropdown select").count():
+        actions.append(choose_another_option)
+    if playground.locator(".widget-slider .noUi-handle").count():
+        actions.append(move_slider)
+    assert actions, "the playground has no kill button, dropdown or slider"
+    for action in actions:
+        before = (status_of(playground), figures(playground))
+        did = action(playground)
+        after = answer(playground, lab, before, did)
+        lines += [did, f"  -> status: {after[0][:120]!r}",
+                  f"  -> figure: {describe(after[1])}"]
+    assert digests(figures(playground)) != digests(first), (
+        f"the figure did not change: {describe(first)}")
+    return lines
+
+
+def digests(figs: list[dict]) -> list[str]:
+    return [f["digest"] for f in figs]
+
+
+def kill_buttons(playground):
+    return playground.locator("button.jupyter-button",
                               has_text=re.compile(r"^\s*kill "))
-    kill.first.click()
-    killed = wait_until(lambda: status.inner_text() != before and status.inner_text(),
-                        30, f"the status to answer the kill button ({before!r})")
-    handle = playground.locator(".noUi-handle").first
+
+
+def kill_first(playground) -> str:
+    button = kill_buttons(playground).first
+    label = button.inner_text().strip()
+    button.click()
+    return f"clicked {label!r}"
+
+
+def choose_another_option(playground) -> str:
+    dropdown = playground.locator(".widget-dropdown").first
+    select = dropdown.locator("select")
+    options = [" ".join(o.split()) for o in select.locator("option").all_inner_texts()]
+    assert len(options) > 1, f"a dropdown with one option: {options}"
+    now = select.evaluate("s => s.selectedIndex")
+    pick = 1 if now == 0 else 0
+    select.select_option(index=pick)
+    return (f"chose {dropdown.locator('.widget-label').inner_text().strip()!r}: "
+            f"{options[now]!r} -> {options[pick]!r}")
+
+
+def move_slider(playground) -> str:
+    """One arrow key on the first slider's handle: right, or left at the top."""
+    slider = playground.locator(".widget-slider").first
+    handle = slider.locator(".noUi-handle").first
+    now, top = (float(handle.get_attribute(a)) for a in ("aria-valuenow",
+                                                          "aria-valuemax"))
+    readout = slider.locator(".widget-readout").first.inner_text().strip()
     handle.focus()
-    for _ in range(3):
-        handle.press("ArrowRight")
-    wait_until(lambda: status.inner_text() != killed, 30,
-               f"the status to answer the slider ({killed!r})")
-    settled = {"text": None}
-
-    def settles() -> bool:  # the same text twice in a row, with the kernel idle
-        text, settled["text"] = settled["text"], status.inner_text()
-        return text == settled["text"] and lab.kernels_idle()
-
-    wait_until(settles, 30, "the status to settle", interval=0.5)
-    wait_until(lambda: figure_titles(playground) != titles, 10, "the figure to change")
-    print(f"status before: {before!r}\nafter the kill: {killed!r}\n"
-          f"after the slider: {settled['text']!r}\n"
-          f"figures before: {titles}\nfigures after:  {figure_titles(playground)}")
+    handle.press("ArrowLeft" if now >= top else "ArrowRight")
+    moved = wait_until(lambda: slider.locator(".widget-readout").first.inner_text()
+                       .strip() != readout and slider.locator(".widget-readout")
+                       .first.inner_text().strip(), 10, "the slider's readout to move")
+    return (f"moved {slider.locator('.widget-label').first.inner_text().strip()!r}: "
+            f"{readout} -> {moved}")
 
 
-def screenshot(page, tmp_path: Path, name: str) -> None:
-    path = tmp_path / f"browser_{name}.png"
-    page.screenshot(path=path, full_page=True)
-    print(f"screenshot: {path}")
-    if os.environ.get("LABKIT_KEEP_SCREENSHOT") == "1":
-        keep = REPO / "tests" / "artifacts" / path.name
-        keep.parent.mkdir(exist_ok=True)
-        shutil.copy(path, keep)
-        print(f"screenshot kept: {keep}")
+def answer(playground, lab: Lab, before: tuple[str, list[dict]], did: str):
+    """Wait until the playground answers `did` (its status or figure differs
+    from `before`) and settles (the same status and figure twice in a row
+    with the kernel idle); returns (status, figures)."""
+    def seen():
+        return status_of(playground), digests(figures(playground))
+
+    old = (before[0], digests(before[1]))
+
+    def answered() -> bool:
+        errors = log_errors(playground.page) + [
+            t for t in playground.all_text_contents() if TRACEBACK.search(t)]
+        assert not errors, f"after {did}: {errors}"
+        return seen() != old
+
+    wait_until(answered, ANSWER_S,
+               f"the playground to answer: {did} (status {before[0][:80]!r})",
+               interval=0.5)
+    last = {"seen": None}
+
+    def settled() -> bool:
+        previous, last["seen"] = last["seen"], seen()
+        return previous == last["seen"] and lab.kernels_idle()
+
+    wait_until(settled, ANSWER_S, f"the playground to settle after: {did}",
+               interval=0.5)
+    return status_of(playground), figures(playground)
+
+
+def screenshot(page, notebook: Path) -> Path | str:
+    """The page as it is, in build/browser/<notebook>.png (never raises: it
+    is taken while a failure is being reported)."""
+    path = ARTEFACTS / f"{notebook.stem}.png"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=path, full_page=True, timeout=15_000)
+    except Exception as exc:  # the failure itself matters more than its picture
+        return f"none ({type(exc).__name__}: {exc})"
+    return path
+
+
+def write_report(notebook: Path, report: list[str]) -> None:
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTEFACTS / f"{notebook.stem}.txt").write_text("\n".join(report) + "\n")

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from test_browser import lab, require_browser  # noqa: F401 (lab: a fixture)
+from test_browser import alive, lab, require_browser  # noqa: F401 (lab: a fixture)
 
 from labkit import scenarios
 from labkit.real import INSTALL_HINT, EtcdCluster, dask_wordcount, etcd_binary
@@ -58,14 +58,6 @@ HOLDING = {
                                    for line in lines) == 3,
     "hold_dask": lambda lines: sum("spawn_main" in line for line in lines) >= 2,
 }
-
-
-def alive(process: psutil.Process) -> bool:
-    """Running, not a zombie, and not a later process that reuses its pid."""
-    try:
-        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
 
 
 def started(token: str) -> list[psutil.Process]:
