@@ -156,7 +156,9 @@ def capstone(seed: int = 1, *, policy: str = "round_robin", timeout: float = 1.0
         if not users.unfinished:
             break
         sim.run(0.1)
-    return _capstone_result(seed, knobs, schedule, users, operator)
+    result = _capstone_result(seed, knobs, schedule, users, operator)
+    sim.retire()         # a kept Result must not keep the whole service alive
+    return result
 
 
 def _capstone_knobs(given: Mapping[str, Any]) -> dict[str, Any]:
