@@ -266,15 +266,21 @@ class Simulator:
         """Forget a scheduled event; cancelling one that already ran is harmless."""
         self._cancelled.add(event_id)
 
-    def run(self, duration: float | None = None) -> None:
-        """Advance the clock by `duration` seconds, running every event due before
-        the end. With no duration, run until nothing is left to do (or `stop`)."""
+    def run(self, duration: float | None = None, *, until: float | None = None) -> None:
+        """Advance the clock by `duration` seconds (or to the time `until`), running
+        every event due before the end. With neither, run until nothing is left to
+        do (or `stop`). Running to t1 and then to t2 runs exactly what running
+        to t2 at once would: the way to show progress through a long run."""
         if self._running:
             raise RuntimeError("run() called from inside an event; schedule instead")
         if self._retired:
             raise RuntimeError("this simulator was retired (its run is over and its "
                                "agenda dropped): build a new one to run again")
-        if duration is None:
+        if until is not None:
+            if duration is not None:
+                raise ConfigError("give run() a duration or an until time, not both")
+            end = require_number("until", until, minimum=self.now)
+        elif duration is None:
             end = float("inf")
         else:
             end = self.now + require_number("duration", duration, minimum=0.0)

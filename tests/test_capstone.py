@@ -328,3 +328,20 @@ def test_static_html_keeps_every_stored_figure_and_ships_plotly_js():
     assert stored > 0 and page.count("Plotly.newPlot(") == stored
     assert page.count(f'src="{html.PLOTLY_JS}"') == 1         # loaded once
     assert resources["outputs"][html.PLOTLY_JS].startswith(b"/**")
+
+
+def test_progress_through_the_day_changes_nothing_but_shows_every_step():
+    shown = []
+
+    def bar(items, total, description):
+        assert total == len(items) and "day" in description
+        for item in items:
+            shown.append(item)
+            yield item
+
+    plain = scenarios.capstone(seed=2, duration=20.0)
+    stepped = scenarios.capstone(seed=2, duration=20.0, progress=bar)
+    assert shown == list(range(1, 21))
+    assert stepped.fingerprint == plain.fingerprint
+    with pytest.raises(TypeError, match="progress"):
+        scenarios.capstone(seed=2, duration=20.0, progress="bar")

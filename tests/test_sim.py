@@ -532,3 +532,30 @@ def test_a_retired_simulator_lets_its_model_go_and_cannot_run_again():
     assert alive() is None and sim.pending == 0 and sim.now == 1.0
     with pytest.raises(RuntimeError, match="retired"):
         sim.run(1.0)
+
+
+def test_running_in_steps_until_given_times_runs_exactly_what_one_run_does():
+    def build():
+        sim, seen = Simulator(seed=3), []
+        rng = sim.rng("ticks")
+
+        def tick(k):
+            seen.append((sim.now, k))
+            if k < 300:
+                sim.schedule(rng.choice([0.0, 0.1, rng.random()]), tick, k + 1)
+        sim.schedule(0.0, tick, 0)
+        sim.at(2.0, seen.append, "at a boundary")      # exactly at a step's end
+        return sim, seen
+
+    whole, once = build()
+    whole.run(10.0)
+    steps, stepped = build()
+    for t in (0.5, 2.0, 2.0, 7.25):
+        steps.run(until=t)
+    steps.run(until=10.0)
+    assert stepped == once and steps.now == whole.now == 10.0
+    assert steps.events_processed == whole.events_processed
+    with pytest.raises(ConfigError, match="not both"):
+        steps.run(1.0, until=12.0)
+    with pytest.raises(ConfigError, match="until"):
+        steps.run(until=9.0)                          # the past

@@ -8,7 +8,7 @@ and tuned knobs (`CAPSTONE_START`, `CAPSTONE_TUNED`).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -20,6 +20,7 @@ from labkit.errors import ConfigError, require_int, require_number, require_prob
 from labkit.metrics import Histogram, Record, Result, keyed
 from labkit.net import NetConfig
 
+from ..common import with_progress
 from .faults import (
     CAPSTONE_FAULTS,
     CapstoneFault,
@@ -37,6 +38,7 @@ from .service import (
 )
 
 _CAPSTONE_HOP = dist.uniform(0.0003, 0.0007)         # one-way network delay
+_DAY_PARTS = 20                                       # progress steps through a day
 
 #: The walk-through's starting point (the defaults of `capstone`), and the
 #: configuration it ends with.
@@ -105,7 +107,8 @@ def capstone(seed: int = 1, *, policy: str = "round_robin", timeout: float = 1.0
              peak_rate: float = 200.0, duration: float = 60.0, window: float = 2.0,
              keys: int = 1000, skew: float = 1.0, reads: float = 0.75,
              meta: float = 0.1, health_interval: float = 0.5,
-             backlog: float = 1.0) -> Result:
+             backlog: float = 1.0,
+             progress: Callable[..., Iterable] | None = None) -> Result:
     """The capstone: one simulated day of a replicated key-value service under a
     fault schedule. The defaults are the tuning walk-through's starting point.
 
@@ -120,7 +123,9 @@ def capstone(seed: int = 1, *, policy: str = "round_robin", timeout: float = 1.0
     three-node Raft cluster n1..n3 (election timeouts drawn from
     [election_timeout, 2 * election_timeout)) that commits metadata operations.
     `faults`: CapstoneFault entries; `kill`: node names that crash at `kill_at`
-    and stay down (the control panel's buttons).
+    and stay down (the control panel's buttons). `progress` (e.g.
+    labkit.widgets.progress) shows the day going by in twentieths; the run is
+    the same with or without it.
 
     data: a `CapstoneRun`: windows (one `Window` per `window` s), load, roles,
     summary (the run's totals), faults (what each fault hit), operations
@@ -150,7 +155,10 @@ def capstone(seed: int = 1, *, policy: str = "round_robin", timeout: float = 1.0
     for fault in schedule:           # fault that starts at the same moment
         operator.schedule(fault)
     users.start_day(service)
-    sim.run(knobs["duration"])
+    start, parts = sim.now, range(1, _DAY_PARTS + 1)
+    for k in with_progress(list(parts), progress, "capstone: the simulated day"):
+        sim.run(until=start + knobs["duration"] if k == _DAY_PARTS
+                else start + knobs["duration"] * k / _DAY_PARTS)
     operator.sample()
     for _ in range(600):             # let the requests under way finish
         if not users.unfinished:
