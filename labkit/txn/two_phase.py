@@ -23,7 +23,38 @@ class Round:
         self.acks: list[str] = []
 
 
-class TwoPhaseNode(Resource):
+class CommitRounds:
+    """A 2PC coordinator's second phase, shared by `TwoPhaseNode` and the lab's
+    given plumbing (labkit.labs.txn): resend commit to the participants that
+    have not acknowledged it, every timeout, and forget the round once all
+    have. Needs `rounds` (txn -> Round), `tell`, timers and `log`."""
+
+    def send_decision(self, txn: str) -> None:
+        """Send commit to every participant of `txn` that has not acknowledged
+        it, and again every timeout until all have."""
+        r = self.rounds.get(txn)
+        if r is None:
+            return
+        for p in r.participants:
+            if p not in r.acks:
+                self.tell(p, "commit", txn=txn)
+        self.set_timer(f"commit:{txn}", self.config.timeout, self.send_decision, txn)
+
+    def on_ack(self, msg: Message) -> None:
+        """A participant applied the commit: once all have, end the round (a
+        lazy "end" record: if it is lost, the commit is sent again)."""
+        r = self.rounds.get(msg.txn)
+        if r is None or r.phase != "committing":
+            return
+        if msg.src not in r.acks:
+            r.acks.append(msg.src)
+        if len(r.acks) == len(r.participants):
+            self.cancel_timer(f"commit:{msg.txn}")
+            self.log("end", msg.txn)
+            del self.rounds[msg.txn]
+
+
+class TwoPhaseNode(CommitRounds, Resource):
     """Two-phase commit with presumed abort: participant and coordinator rules.
 
     The coordinator forces a commit record before sending commit, and forgets
@@ -138,24 +169,6 @@ class TwoPhaseNode(Resource):
             self.send_decision(txn)
             self.tell(r.client, "outcome", txn=txn, committed=True)
         self.force("decided", txn, r.participants, r.client, then=logged)
-
-    def send_decision(self, txn: str) -> None:
-        r = self.rounds[txn]
-        for p in r.participants:
-            if p not in r.acks:
-                self.tell(p, "commit", txn=txn)
-        self.set_timer(f"commit:{txn}", self.config.timeout, self.send_decision, txn)
-
-    def on_ack(self, msg: Message) -> None:
-        r = self.rounds.get(msg.txn)
-        if r is None or r.phase != "committing":
-            return
-        if msg.src not in r.acks:
-            r.acks.append(msg.src)
-        if len(r.acks) == len(r.participants):
-            self.cancel_timer(f"commit:{msg.txn}")
-            self.log("end", msg.txn)        # lazy: if lost, commit is resent
-            del self.rounds[msg.txn]
 
     def decision(self, txn: str) -> str | None:
         """Committed once the commit record is forced; with no round and no

@@ -37,9 +37,9 @@ from labkit.txn.base import (
 )
 from labkit.txn.resource import Prepared
 from labkit.txn.saga import Saga, SagaNode
-from labkit.txn.two_phase import Round
+from labkit.txn.two_phase import CommitRounds, Round
 
-DECIDED, END = "decided", "end"          # the coordinator's records (2PC)
+DECIDED = "decided"   # the coordinator's record (2PC); "end" is CommitRounds'
 SAGA, SAGA_END = "saga", "saga_end"      # the orchestrator's records
 
 
@@ -238,7 +238,7 @@ def referee_of(network: Network) -> Referee | None:
     return _REFEREES.get(network)
 
 
-class TxnLabBase(TxnNode):
+class TxnLabBase(CommitRounds, TxnNode):
     """One node of the lab: everything but the commit protocols.
 
     Given to every node: `self.world.owners` (account -> node),
@@ -460,30 +460,6 @@ class TxnLabBase(TxnNode):
     def prepare(self, msg: Message) -> None:
         """Phase one at this participant (the student's)."""
         raise NotImplementedError
-
-    def send_decision(self, txn: str) -> None:
-        """Send commit to every participant of `txn` that has not acknowledged
-        it, and again every timeout until all have."""
-        r = self.rounds.get(txn)
-        if r is None:
-            return
-        for p in r.participants:
-            if p not in r.acks:
-                self.tell(p, "commit", txn=txn)
-        self.set_timer(f"commit:{txn}", self.config.timeout, self.send_decision, txn)
-
-    def on_ack(self, msg: Message) -> None:
-        """A participant applied the commit: once all have, end the round (a
-        lazy "end" record: if it is lost, the commit is sent again)."""
-        r = self.rounds.get(msg.txn)
-        if r is None or r.phase != "committing":
-            return
-        if msg.src not in r.acks:
-            r.acks.append(msg.src)
-        if len(r.acks) == len(r.participants):
-            self.cancel_timer(f"commit:{msg.txn}")
-            self.log(END, msg.txn)
-            del self.rounds[msg.txn]
 
     # -- sagas: what is given --------------------------------------------------------
     def recover_sagas(self) -> None:
