@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     wrong = [r for r in rows if r[2] != EXPECTED[r[0]]]
     total = sum(r[3] for r in rows)
     worst = max(rows, key=lambda r: r[3])
-    print(f"verdicts as published: {len(rows) - len(wrong)} of {len(rows)}"
+    print(f"verdicts as published: {len(rows) - len(wrong)} of {len(rows)} "
+          f"(goal: every one, {'met' if not wrong else 'NOT met'})"
           + "".join(f"\n  WRONG {p}: {v} (expected {EXPECTED[p]})"
                     for p, _, v, _ in wrong))
     print(f"all histories: {total:.3f} CPU s, {len(rows) / total:,.0f} histories/s")

@@ -1,4 +1,4 @@
-"""The Raft lab's grader, tested by the bugs it must catch: six classic
+"""The Raft lab's grader, tested by the bugs it must catch: seven classic
 student bugs, each a mutant of the worked answer overriding one method, must
 fail grading at the default seeds, each for its own reason; and the worked
 answer passes every scenario on 100 seeds."""
@@ -60,6 +60,18 @@ class TruncatesOnStaleAppend(RaftReference):
         self.disk["log"].extend(entries)
 
 
+class CommitsPastItsMatch(RaftReference):
+    """Takes the leader's commit index as its own, dropping the min of Figure 2's
+    rule 5: commit_index = leader_commit, not min(leader_commit, last new entry)."""
+
+    def on_append_entries(self, msg):
+        super().on_append_entries(msg)
+        prev = msg.prev_log_index
+        if (msg.term == self.disk["current_term"] and prev <= self.last_index()
+                and self.term_at(prev) == msg.prev_log_term):     # it said success
+            self.commit_index = max(self.commit_index, msg.leader_commit)
+
+
 # mutant, a scenario that must catch it, the reasons its failures may give
 MUTANTS = [
     (VotesWithoutLogCheck, "kv_partitions", ["leader completeness"]),
@@ -68,6 +80,7 @@ MUTANTS = [
     (AnswersBeforePersisting, "vote_persisted", ["election safety"]),
     (KeepsTimerWhenVoting, "leader_failure", ["whenever you grant a vote"]),
     (TruncatesOnStaleAppend, "unreliable_agreement", ["must not cut the log"]),
+    (CommitsPastItsMatch, "stale_suffix", ["state machine safety", "commit index"]),
 ]
 
 

@@ -395,3 +395,21 @@ def test_the_playground_redraws_when_acceptors_are_killed_and_restarted():
     pg.switches.buttons[0].value = False
     assert "chosen at" in pg.explorer.status.value
     assert [s.line.color for s in pg.figure.layout.shapes] == [plot.UP]
+
+
+def test_the_playground_seed_changes_the_run_at_the_default_settings():
+    from labkit import scenarios
+
+    runs = [scenarios.paxos_playground(seed) for seed in range(5)]
+    # Each message takes 5-15 ms (uniform), so seeds differ even with no loss ...
+    flights = {}
+    for r in runs:
+        for rec in r.trace:
+            if rec.event in ("send", "deliver"):
+                flights.setdefault((r.seed, rec.msg), []).append(rec.time)
+    delays = [t[1] - t[0] for t in flights.values() if len(t) == 2]
+    assert delays and 0.005 <= min(delays) and max(delays) <= 0.015 + 1e-9
+    assert len({round(d, 6) for d in delays}) > 10
+    # ... and a student sees it: the times a value is chosen are not all equal.
+    assert len({round(r.data.chosen_at, 6) for r in runs}) > 1
+    assert scenarios.paxos_playground(3).fingerprint == runs[3].fingerprint

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from labkit import paxos, raft
+from labkit import dist, paxos, raft
 from labkit.errors import ConfigError, require_int, require_number
 from labkit.metrics import Histogram, Metrics, Record, Result
 from labkit.net import NetConfig
@@ -25,6 +25,9 @@ from .common import Table, with_data
 
 #: One-way latency of the Paxos stories: a round trip is 20 ms.
 PAXOS_LATENCY = 0.010
+#: The playground's one-way latency, drawn per message: the same 10 ms on
+#: average, but with jitter, so that each seed gives its own run.
+PLAYGROUND_LATENCY = dist.uniform(0.005, 0.015)
 #: The single-decree stories `paxos_story` tells, with what each shows.
 PAXOS_STORIES = MappingProxyType({
     "normal": "one proposer, no faults: two round trips",
@@ -68,10 +71,10 @@ class Failover(Record):
 
 
 def _paxos(seed: int, acceptors: int = 5, proposers: int = 1, *, loss: float = 0.0,
+           latency: float | dist.Distribution = PAXOS_LATENCY,
            **settings: Any) -> paxos.PaxosCluster:
     return paxos.PaxosCluster(acceptors, proposers, seed=seed,
-                              net=NetConfig(latency=PAXOS_LATENCY, loss=loss),
-                              **settings)
+                              net=NetConfig(latency=latency, loss=loss), **settings)
 
 
 def paxos_result(cluster: paxos.PaxosCluster, scenario: str,
@@ -159,8 +162,11 @@ def paxos_playground(seed: int = 0, *, acceptors: int = 5, proposers: int = 2,
                      down: Iterable[int] = (), leader: bool = False,
                      duration: float = 0.5) -> Result:
     """Proposer p_i proposes "v_i" at (i - 1) · 5 ms; the acceptors listed in
-    `down` (0-based: 0 is a1) crash at 15 ms, after promising; run `duration` s."""
+    `down` (0-based: 0 is a1) crash at 15 ms, after promising; run `duration` s.
+    Messages take 5-15 ms (PLAYGROUND_LATENCY), so the seed matters even with
+    no loss: it decides who hears whom first."""
     c = _paxos(seed, acceptors, proposers, loss=loss, leader=leader,
+               latency=PLAYGROUND_LATENCY,
                backoff=(0.0, require_number("backoff", backoff, minimum=0.0)),
                timeout=0.1)
     down = sorted(set(down))

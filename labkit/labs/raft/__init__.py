@@ -9,7 +9,7 @@ notebook 05. Grading runs the scenarios of `scenarios` part by part:
   election     initial_election, leader_failure, reelection, no_quorum,
                many_elections, split_votes, unreliable_elections
   replication  basic_agreement, follower_failure, no_majority, leader_rejoin,
-               backup, figure8, unreliable_agreement, kv_partitions
+               backup, figure8, stale_suffix, unreliable_agreement, kv_partitions
   persistence  persist_basic, persist_more, crash_all, vote_persisted,
                log_persisted, figure8_unreliable, churn, kv_crashes
 
@@ -38,7 +38,7 @@ LAB = Lab(
         "election": [s.initial_election, s.leader_failure, s.reelection, s.no_quorum,
                      s.many_elections, s.split_votes, s.unreliable_elections],
         "replication": [s.basic_agreement, s.follower_failure, s.no_majority,
-                        s.leader_rejoin, s.backup, s.figure8,
+                        s.leader_rejoin, s.backup, s.figure8, s.stale_suffix,
                         s.unreliable_agreement, s.kv_partitions],
         "persistence": [s.persist_basic, s.persist_more, s.crash_all,
                         s.vote_persisted, s.log_persisted, s.figure8_unreliable,
@@ -59,7 +59,9 @@ LAB = Lab(
         "only for entries of the current term), or a follower lost an entry it had "
         "acknowledged (persist before answering)",
         "state machine safety": "Every server applies the same command at an "
-        "index: a committed entry was overwritten or applied differently",
+        "index: a committed entry was overwritten or applied differently, or a "
+        "follower committed entries it had not checked against the leader's "
+        "(commit only up to min(leader_commit, index of the last new entry))",
         "log matching": "Two logs with an entry of the same index and term agree "
         "on everything before it; an acknowledged entry stays",
     },

@@ -375,6 +375,39 @@ def figure8(t: Trial) -> None:
     finish(c)
 
 
+def stale_suffix(t: Trial) -> None:
+    """An empty heartbeat to a follower holding an old term's stale entries: it must
+    commit none of them.
+
+    Figure 2's rule 5, commit_index = min(leader_commit, index of last new entry):
+    without the min the follower applies its stale entries."""
+    c = start(t, 3)
+    names = c.names
+    c.sim.rng("lab.stale_suffix").shuffle(names)
+    a, b, f = names                         # a, b hold term 3's entries, f term 2's
+    fresh = [(1, "a"), (3, "b"), (3, "c")]
+    stale = [(1, "a"), *((2, f"stale{i}") for i in range(5))]
+    for n in names:
+        c.kill(n)
+        c.node(n).install(current_term=3, voted_for=None,
+                          log=[(0, None), *(stale if n == f else fresh)])
+        if n != f:
+            c.network.block(n, f)           # f hears nothing, and keeps its entries
+    c.node(f).tune(election_timeout=(5.0, 6.0))    # f only follows
+    for n in names:
+        c.restart(n)
+    one_leader(c, [a, b], context=f" of {a} and {b}")
+    agree(c, "d", 2)                        # commits "b", "c" and "d" on a and b
+    leader = c.node(one_leader(c, [a, b]))
+    # A heartbeat as Figure 2 allows one: no entries, after the one entry f shares
+    # with the leader. The first message on its link, it reaches f first.
+    c.heal()
+    leader.send(f, "append_entries", term=c.term(leader.name),
+                leader_id=leader.name, prev_log_index=1, prev_log_term=1,
+                entries=(), leader_commit=leader.commit_index)
+    finish(c)
+
+
 def unreliable_agreement(t: Trial) -> None:
     """Thirty commands over a network that loses, duplicates and reorders messages:
     applied in one order everywhere."""
