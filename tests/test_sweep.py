@@ -28,6 +28,7 @@ import pytest
 from labkit import scenarios
 from labkit.errors import ConfigError
 from labkit.sweeps import RunFailed, local_client, pareto, row, sweep, tune
+from labkit.sweeps.runs import batch_sizes
 
 pytest.importorskip("distributed")
 pytest.importorskip("optuna")
@@ -113,6 +114,28 @@ def test_on_two_workers_the_rows_are_the_loops_whatever_the_batch(client):
                         progress=False), [dict(e) for e in expected])
 
 
+@pytest.mark.parametrize("runs, workers", [(2000, 2), (9, 2), (1, 4), (333, 3)])
+def test_default_batches_shrink_to_a_floor_and_cover_every_run(runs, workers):
+    sizes = batch_sizes(runs, workers)
+    assert sum(sizes) == runs and sizes == sorted(sizes, reverse=True)
+    assert sizes[0] == -(-runs // (4 * workers))          # a quarter of a share
+    floor = -(-runs // (16 * workers))
+    assert min(sizes[:-1], default=floor) >= floor        # the last takes the rest
+    assert len(sizes) <= 20 * workers                     # few tasks per worker
+    # each batch takes 1/(4 workers) of what is left, or the floor
+    left = runs
+    for size in sizes[:-1]:
+        assert size == max(floor, -(-left // (4 * workers)))
+        left -= size
+
+
+def test_given_batches_are_that_size_but_the_last():
+    assert batch_sizes(10, 2, 3) == [3, 3, 3, 1]
+    assert batch_sizes(10, 2, 20) == [10]
+    with pytest.raises(ConfigError, match="batch"):
+        batch_sizes(10, 2, 0)
+
+
 @pytest.mark.slow
 def test_the_default_cluster_starts_and_stops_its_processes():
     before = {p.pid for p in psutil.Process().children(recursive=True)}
@@ -173,6 +196,10 @@ def test_the_progress_bar_counts_every_run():
 
     sweep(small_queue, GRID, SEEDS, workers=0, progress=bar)
     assert seen == {"total": 16, "done": 16, "description": "small_queue runs"}
+    sweep(small_queue, GRID, SEEDS, workers=0, progress=bar, description="queues")
+    assert seen["description"] == "queues"
+    with pytest.raises(TypeError, match="description must be a string"):
+        sweep(small_queue, GRID, SEEDS, workers=0, progress=bar, description=3)
 
 
 @pytest.mark.parametrize("grid, seeds, match", [

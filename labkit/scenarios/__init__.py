@@ -70,6 +70,7 @@ from .load_balancing import (
 from .mapreduce import (
     CORPUS,
     FIGURE3,
+    FIGURE3_EXECUTIONS,
     FIGURE3_KILLED,
     FIGURE3_PAPER,
     MAPREDUCE_BACKUPS,
@@ -77,6 +78,9 @@ from .mapreduce import (
     corpus,
     doc_list,
     figure3,
+    figure3_measure,
+    figure3_run,
+    figure3_summary,
     first,
     mapreduce_playground,
     positions,
@@ -90,6 +94,7 @@ from .paxos import (
     LOG_PROTOCOLS,
     PAXOS_LATENCY,
     PAXOS_STORIES,
+    PLAYGROUND_LATENCY,
     backoff_sweep,
     leader_failover,
     log_comparison,
@@ -114,10 +119,14 @@ from .raft import (
     FIG16_DISK,
     FIG16_LATENCY,
     FIG16_PAPER,
+    FIG16_RANGES,
     JITTERY_LATENCY,
+    downtimes,
     etcd_comparison,
     etcd_measured,
     figure_16,
+    figure_16_grid,
+    figure_16_summary,
     raft_cluster,
     raft_election,
     raft_failover,
@@ -143,6 +152,7 @@ from .storage import (
     storage_playground,
     storage_tour,
     t_visibility,
+    visibility_summary,
 )
 from .tour import (
     TOUR_LATENCIES,
@@ -182,10 +192,11 @@ __all__ = [
     # 04 paxos
     "LOG_PROTOCOLS", "PAXOS_LATENCY", "PAXOS_STORIES", "backoff_sweep",
     "leader_failover", "log_comparison", "paxos_costs", "paxos_duel",
-    "paxos_playground", "paxos_result", "paxos_story",
+    "PLAYGROUND_LATENCY", "paxos_playground", "paxos_result", "paxos_story",
     # 05 raft
     "ETCD_DATA", "ETCD_SETTINGS", "FIG16_DISK", "FIG16_LATENCY", "FIG16_PAPER",
-    "JITTERY_LATENCY", "etcd_comparison", "etcd_measured", "figure_16",
+    "FIG16_RANGES", "JITTERY_LATENCY", "downtimes", "etcd_comparison", "etcd_measured",
+    "figure_16", "figure_16_grid", "figure_16_summary",
     "raft_cluster", "raft_election", "raft_failover", "raft_kv", "raft_result",
     "timing_rule",
     # 06 transactions
@@ -195,10 +206,11 @@ __all__ = [
     "PBS_PAPER", "QUORUMS", "QUORUM_LATENCY", "STORAGE_PARTITIONS", "FileSystem",
     "convergence", "durability", "join_moves", "quorum_costs", "raft_log",
     "rebalance", "ring_balance", "single_points", "staleness",
-    "storage_playground", "storage_tour", "t_visibility",
+    "storage_playground", "storage_tour", "t_visibility", "visibility_summary",
     # 08 mapreduce
-    "CORPUS", "FIGURE3", "FIGURE3_KILLED", "FIGURE3_PAPER", "MAPREDUCE_BACKUPS",
-    "MAPREDUCE_JOBS", "corpus", "doc_list", "figure3", "first",
+    "CORPUS", "FIGURE3", "FIGURE3_EXECUTIONS", "FIGURE3_KILLED", "FIGURE3_PAPER",
+    "MAPREDUCE_BACKUPS", "MAPREDUCE_JOBS", "corpus", "doc_list", "figure3",
+    "figure3_measure", "figure3_run", "figure3_summary", "first",
     "mapreduce_playground", "positions", "postings", "sampled_partitioner", "skew",
     "total", "words",
     # 09 capstone

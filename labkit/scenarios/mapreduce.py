@@ -1,11 +1,14 @@
 """Scenarios of notebook 08, MapReduce: the corpus (data/corpus.txt) and the
 example jobs on it (word count, inverted index, sort: `MAPREDUCE_JOBS`),
-Figure 3 of Dean & Ghemawat scaled down, skew against hash and sampled
-partitioning, and the playground. The engine is `labkit.mapreduce`.
+Figure 3 of Dean & Ghemawat scaled down (in one process, or as a sweep's
+scenario, measure and summary: `figure3_run`, `figure3_measure`,
+`figure3_summary`), skew against hash and sampled partitioning, and the
+playground. The engine is `labkit.mapreduce`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
@@ -87,6 +90,22 @@ FIGURE3_PAPER: Mapping[str, float] = MappingProxyType({
     "normal": 891.0, "no backup tasks": 1283.0, "200 of 1746 workers killed": 933.0})
 
 
+#: Figure 3's three executions: name -> what changes from FIGURE3.
+FIGURE3_EXECUTIONS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
+    "normal": {}, "no backup tasks": {"backup_tasks": False},
+    "2 of 20 workers killed": {"crash": dict(FIGURE3_KILLED), "restart": 0.0}})
+
+
+def _sort(seed: int, execution: str) -> mapreduce.MapReduceResult:
+    """The sort of the corpus with FIGURE3's setup, run as `execution` says."""
+    if execution not in FIGURE3_EXECUTIONS:
+        raise ConfigError(f"execution must be one of {list(FIGURE3_EXECUTIONS)}, "
+                          f"got {execution!r}")
+    mapper, reducer, _ = MAPREDUCE_JOBS["sort"]
+    return mapreduce.run(mapper, reducer, corpus(), seed=seed,
+                         **FIGURE3_EXECUTIONS[execution], **FIGURE3)
+
+
 def figure3(seed: int = 1, *,
             progress: Callable[..., Iterable] | None = None) -> Result:
     """The sort three ways, as in the paper's Figure 3: normal (backup tasks
@@ -94,26 +113,73 @@ def figure3(seed: int = 1, *,
     data.runs (name -> MapReduceResult) and data.rows (seconds and the change
     against normal, simulated beside the paper). `progress` (e.g.
     labkit.widgets.progress) wraps the three runs, called as
-    progress(names, total=, description=)."""
-    mapper, reducer, _ = MAPREDUCE_JOBS["sort"]
-    records = corpus()
-    settings = {"normal": {}, "no backup tasks": {"backup_tasks": False},
-                "2 of 20 workers killed": {"crash": dict(FIGURE3_KILLED),
-                                           "restart": 0.0}}
-    names = with_progress(list(settings), progress, "Figure 3: three sorts")
-    runs = {name: mapreduce.run(mapper, reducer, records, seed=seed, **settings[name],
-                                **FIGURE3) for name in names}
-    normal, paper_normal = runs["normal"].duration, FIGURE3_PAPER["normal"]
-    rows = [{"execution": name, "paper (s)": paper,
-             "paper vs normal": paper / paper_normal - 1,
-             "simulated (s)": run.duration,
-             "simulated vs normal": run.duration / normal - 1,
-             "re-executed tasks": run.reexecutions, "backup tasks": run.backups,
-             "extra work": run.extra_work}
-            for (name, run), paper in zip(runs.items(), FIGURE3_PAPER.values(),
-                                          strict=True)]
+    progress(names, total=, description=). The same runs, one per Dask task:
+    `lk.sweep(figure3_run, {"execution": list(FIGURE3_EXECUTIONS)}, [seed],
+    measure=figure3_measure)`, then `figure3_summary` of its rows."""
+    names = with_progress(list(FIGURE3_EXECUTIONS), progress, "Figure 3: three sorts")
+    runs = {name: _sort(seed, name) for name in names}
+    rows = _figure3_rows({name: figure3_measure(run) for name, run in runs.items()})
     return Result("figure3", {**FIGURE3, "killed": dict(FIGURE3_KILLED)}, seed,
                   Metrics(), data=Runs(runs=runs, rows=rows))
+
+
+def figure3_run(seed: int = 1, *, execution: str = "normal") -> Result:
+    """One sort of Figure 3 (`execution`: a name of FIGURE3_EXECUTIONS), as a
+    sweep's scenario: the MapReduceResult without its output and files (the
+    sorted words, which a sweep would not send back), its data the timeline
+    and headline."""
+    run = _sort(seed, execution)
+    return dataclasses.replace(run, data={"timeline": run.timeline,
+                                          "headline": run.data["headline"]})
+
+
+def figure3_measure(run: mapreduce.MapReduceResult) -> dict[str, Any]:
+    """What Figure 3 keeps of a sort (a sweep's `measure`): job time,
+    re-executed and backup tasks, extra work, and the timeline and cost model
+    the data-rate plot reads."""
+    return {"simulated (s)": run.duration, "re-executed tasks": run.reexecutions,
+            "backup tasks": run.backups, "extra work": run.extra_work,
+            "timeline": run.timeline, "cost": run.params["cost"]}
+
+
+def figure3_summary(rows) -> Runs:
+    """Figure 3 from a sweep's table (or its rows as dicts) of the three
+    executions (columns "execution", "seed" and those of `figure3_measure`):
+    rows, as `figure3`'s, and runs, name -> a MapReduceResult holding only the
+    timeline, job time and cost model (what `plot.data_rates` draws)."""
+    if hasattr(rows, "to_dict"):                          # a pandas DataFrame
+        rows = rows.to_dict("records")
+    kept = {}
+    for row in rows:
+        if not isinstance(row, Mapping) or not {"execution", "seed", "timeline",
+                                                "cost", "simulated (s)"} <= set(row):
+            raise ConfigError(f"each row must hold the execution, seed and what "
+                              f"figure3_measure keeps (a sweep with measure="
+                              f"figure3_measure), got {row!r}")
+        kept[row["execution"]] = row
+    if list(kept) != list(FIGURE3_EXECUTIONS):
+        raise ConfigError(f"Figure 3 needs one row per execution, in the order "
+                          f"{list(FIGURE3_EXECUTIONS)}; got {list(kept)}")
+    runs = {name: mapreduce.MapReduceResult(
+        "figure3_run", {"execution": name, "cost": row["cost"]}, row["seed"],
+        Metrics(), end_time=row["simulated (s)"], data={"timeline": row["timeline"]})
+        for name, row in kept.items()}
+    return Runs(runs=runs, rows=_figure3_rows(kept))
+
+
+def _figure3_rows(kept: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Seconds and the change against normal, simulated beside the paper, from
+    what `figure3_measure` keeps of each execution."""
+    normal, paper_normal = kept["normal"]["simulated (s)"], FIGURE3_PAPER["normal"]
+    return [{"execution": name, "paper (s)": paper,
+             "paper vs normal": paper / paper_normal - 1,
+             "simulated (s)": numbers["simulated (s)"],
+             "simulated vs normal": numbers["simulated (s)"] / normal - 1,
+             "re-executed tasks": numbers["re-executed tasks"],
+             "backup tasks": numbers["backup tasks"],
+             "extra work": numbers["extra work"]}
+            for (name, numbers), paper in zip(kept.items(), FIGURE3_PAPER.values(),
+                                              strict=True)]
 
 
 def sampled_partitioner(records: Sequence, mapper: Callable, partitions: int, *,

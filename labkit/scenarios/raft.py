@@ -1,8 +1,10 @@
 """Scenarios of notebook 05, Raft: elections from scratch and after a leader
-crash (`raft_election`, `raft_failover`), Figure 16 of the Raft paper,
-etcd's measured failovers (data/etcd_failover_*.csv) beside the simulation,
-the timing rule broadcastTime << electionTimeout, and the key-value store
-checked for linearizability while its leader is cut off (`raft_kv`).
+crash (`raft_election`, `raft_failover`), Figure 16 of the Raft paper (in one
+process, or as a sweep's grid, measure and summary: `figure_16_grid`,
+`downtimes`, `figure_16_summary`), etcd's measured failovers
+(data/etcd_failover_*.csv) beside the simulation, the timing rule
+broadcastTime << electionTimeout, and the key-value store checked for
+linearizability while its leader is cut off (`raft_kv`).
 """
 
 from __future__ import annotations
@@ -46,6 +48,10 @@ FIG16_PAPER: Mapping[tuple[int, int], tuple[tuple[str, float], ...]] = \
         (150, 200): (("max", 513.0),),             # worst of 1000 trials
         (12, 24): (("mean", 35.0), ("max", 152.0)),
     })
+#: Figure 16's election-timeout ranges (ms): the top half (150 ms minimum),
+#: then the bottom half (T, 2T).
+FIG16_RANGES = ((150, 150), (150, 155), (150, 175), (150, 200), (150, 300),
+                (12, 24), (25, 50), (50, 100), (100, 200))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -194,10 +200,7 @@ def raft_failover(seed: int = 1, *,
 
 
 def figure_16(seed: int = 1, *, trials: int = 100,
-              ranges: Sequence[tuple[int, int]] = ((150, 150), (150, 155),
-                                                   (150, 175), (150, 200),
-                                                   (150, 300), (12, 24), (25, 50),
-                                                   (50, 100), (100, 200)),
+              ranges: Sequence[tuple[int, int]] = FIG16_RANGES,
               capped_trials: int = 3,
               progress: Callable[..., Iterable] | None = None) -> Result:
     """`raft_failover` for each timeout range (ms), as in the paper's Figure 16;
@@ -205,23 +208,90 @@ def figure_16(seed: int = 1, *, trials: int = 100,
     10 s cap). data.runs: {"150-155 ms": Result}; data.rows: the paper's
     numbers beside the simulated ones. `progress` (e.g.
     labkit.widgets.progress) wraps the ranges, called as
-    progress(ranges, total=, description=)."""
-    runs, rows = {}, []
+    progress(ranges, total=, description=). The same runs, one per Dask task:
+    `lk.sweep(raft_failover, figure_16_grid(...), [seed], measure=downtimes)`,
+    then `figure_16_summary` of its rows."""
+    points = figure_16_grid(trials=trials, ranges=ranges, capped_trials=capped_trials)
+    grid = dict(zip((tuple(r) for r in ranges), points, strict=True))
+    runs = {}
     for lo, hi in with_progress(list(ranges), progress,
                                 f"Figure 16: {trials} trials per range"):
-        n = capped_trials if lo == hi else trials
-        run = runs[f"{lo}-{hi} ms"] = raft_failover(
-            seed, election_timeout=(lo / 1e3, hi / 1e3), trials=n)
-        h = run.metrics["downtime"]
+        runs[f"{lo}-{hi} ms"] = raft_failover(seed, **grid[lo, hi])
+    rows = _figure_16_rows({label: run.metrics["downtime"]
+                            for label, run in runs.items()})
+    return Result("figure_16", {"trials": trials, "ranges": tuple(ranges),
+                                "capped_trials": capped_trials}, seed, Metrics(),
+                  data=Runs(runs=runs, rows=rows))
+
+
+def figure_16_grid(*, trials: int = 100,
+                   ranges: Sequence[tuple[int, int]] = FIG16_RANGES,
+                   capped_trials: int = 3) -> list[dict[str, Any]]:
+    """Figure 16's runs as `raft_failover` params, one per timeout range (lo, hi)
+    in ms: {"election_timeout": (lo, hi) in s, "trials": n}, with n =
+    `capped_trials` for a range without randomness (lo == hi)."""
+    trials = require_int("trials", trials, minimum=1)
+    capped_trials = require_int("capped_trials", capped_trials, minimum=1)
+    grid = []
+    for pair in ranges:
+        if not (isinstance(pair, tuple | list) and len(pair) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) for v in pair)
+                and 0 < pair[0] <= pair[1]):
+            raise ConfigError(f"ranges must hold (low, high) whole milliseconds with "
+                              f"0 < low <= high, got {pair!r}")
+        lo, hi = pair
+        grid.append({"election_timeout": (lo / 1e3, hi / 1e3),
+                     "trials": capped_trials if lo == hi else trials})
+    return grid
+
+
+def downtimes(run: Result) -> dict[str, tuple[float, ...]]:
+    """What Figure 16 keeps of a `raft_failover` run (a sweep's `measure`): its
+    downtimes in seconds, in the order of the crashes."""
+    return {"downtimes": tuple(run.metrics["downtime"].values.tolist())}
+
+
+def figure_16_summary(rows) -> Runs:
+    """Figure 16 from a sweep's table (or its rows as dicts), each row with the
+    run's "election_timeout" in s and its "downtimes" (see `downtimes`): runs,
+    {"150-155 ms": Histogram of the downtimes}, and rows, the paper's numbers
+    beside the simulated ones (the same as `figure_16`'s)."""
+    if hasattr(rows, "to_dict"):                          # a pandas DataFrame
+        rows = rows.to_dict("records")
+    runs = {}
+    for row in rows:
+        if not isinstance(row, Mapping) or not {"election_timeout",
+                                                "downtimes"} <= set(row):
+            raise ConfigError(f"each row must hold the run's election_timeout and "
+                              f"downtimes (a sweep with measure=downtimes), got "
+                              f"{row!r}")
+        label = _range_label(row["election_timeout"])
+        if label in runs:
+            raise ConfigError(f"two rows for {label}: Figure 16 takes one run per "
+                              f"range (sweep one seed)")
+        runs[label] = Histogram("downtime", row["downtimes"])
+    return Runs(runs=runs, rows=_figure_16_rows(runs))
+
+
+def _range_label(election_timeout: tuple[float, float]) -> str:
+    """(0.150, 0.155) s -> "150-155 ms"."""
+    lo, hi = (round(1e3 * t) for t in election_timeout)
+    return f"{lo}-{hi} ms"
+
+
+def _figure_16_rows(downtimes: Mapping[str, Histogram]) -> list[dict[str, Any]]:
+    """The paper's numbers (FIG16_PAPER) beside the simulated ones, for the
+    downtimes of each range labelled "lo-hi ms"."""
+    rows = []
+    for label, h in downtimes.items():
+        lo, hi = (int(v) for v in label.removesuffix(" ms").split("-"))
         stats = {"min": h.percentile(0.001), "median": h.percentile(50),
                  "mean": h.mean, "max": h.max}
         for stat, paper in FIG16_PAPER.get((lo, hi), ()):
             rows.append({"timeout (ms)": f"{lo}-{hi}", "statistic": stat,
                          "paper (ms)": paper, "simulated (ms)": 1e3 * stats[stat],
-                         "trials": n})
-    return Result("figure_16", {"trials": trials, "ranges": tuple(ranges),
-                                "capped_trials": capped_trials}, seed, Metrics(),
-                  data=Runs(runs=runs, rows=rows))
+                         "trials": h.count})
+    return rows
 
 
 #: etcd settings compared with the simulation: name -> (election timeout T,

@@ -2,7 +2,8 @@
 metadata on a Raft log (`FileSystem`, also `lk.FileSystem`), what one crash
 costs with and without redundancy, a tour of calls under faults, consistent
 hashing (balance, keys moved on a join, the rebalance), partial quorums
-(staleness against Bailis et al.'s closed form, t-visibility, latency costs),
+(staleness against Bailis et al.'s closed form, t-visibility with
+`visibility_summary` to join runs of a sweep, latency costs),
 how a stale replica converges, durability under random crash schedules, and
 the playground. The stores themselves are `labkit.storage`.
 """
@@ -256,19 +257,27 @@ PBS_PAPER = {
 
 
 def t_visibility(seed: int = 1, *, trials: int = 1000, points: int = 25,
+                 writes: Sequence[str] = tuple(PBS_PAPER),
                  progress: Callable[..., Iterable] | None = None) -> Result:
     """t-visibility for N = 3, R = W = 1 in the WARS model (acks, reads and
-    responses ~ Exp(1 ms)), for both write delays of the paper's synthetic
-    example: the share of reads started t seconds after a write returned that
-    see it. Simulated on QuorumKV at a few times; computed by
-    `storage.wars_consistency` at `points` times (the curve). `progress`: a
-    wrapper that shows a bar while it yields the two write delays, called as
-    progress(items, total=, description=), e.g. labkit.widgets.progress."""
+    responses ~ Exp(1 ms)), for the write delays of the paper's synthetic
+    example named in `writes` (keys of PBS_PAPER; both by default, one per run
+    in a sweep: `visibility_summary` joins them): the share of reads started t
+    seconds after a write returned that see it. Simulated on QuorumKV at a few
+    times; computed by `storage.wars_consistency` at `points` times (the
+    curve). `progress`: a wrapper that shows a bar while it yields the write
+    delays, called as progress(items, total=, description=), e.g.
+    labkit.widgets.progress."""
     trials = require_int("trials", trials, minimum=1)
     points = require_int("points", points, minimum=2)
+    if isinstance(writes, str) or not writes or any(
+            w not in PBS_PAPER for w in writes) or len(set(writes)) != len(writes):
+        raise ConfigError(f"writes must be a list of distinct write delays of "
+                          f"{list(PBS_PAPER)}, got {writes!r}")
     simulated, model = {}, {}
-    for label, (mean, paper, times) in with_progress(
-            list(PBS_PAPER.items()), progress, "t_visibility: write delays"):
+    chosen = [(w, PBS_PAPER[w]) for w in writes]
+    for label, (mean, paper, times) in with_progress(chosen, progress,
+                                                     "t_visibility: write delays"):
         delays = storage.WARS(dist.exponential(mean), *[dist.exponential(0.001)] * 3)
         simulated[label] = _visibility(seed, delays, times, trials)
         grid = np.linspace(0.0, 1.25 * max(times), points)
@@ -276,11 +285,29 @@ def t_visibility(seed: int = 1, *, trials: int = 1000, points: int = 25,
             3, 1, 1, delays, float(t), trials, seed) for t in sorted({*grid, *paper})}
     rows = [{"write delay": label, "t (ms)": 1e3 * t, "paper": share,
              "WARS model": model[label][t], "simulated": simulated[label][t]}
-            for label, (_, paper, _) in PBS_PAPER.items()
-            for t, share in paper.items()]
-    return Result("t_visibility", {"trials": trials, "points": points}, seed,
-                  Metrics(), data=Visibility(simulated=simulated, model=model,
-                                             rows=rows))
+            for label in writes for t, share in PBS_PAPER[label][1].items()]
+    params = {"trials": trials, "points": points}
+    if list(writes) != list(PBS_PAPER):      # the default's fingerprint unchanged
+        params["writes"] = list(writes)
+    return Result("t_visibility", params, seed, Metrics(),
+                  data=Visibility(simulated=simulated, model=model, rows=rows))
+
+
+def visibility_summary(parts: Iterable[Visibility]) -> Visibility:
+    """One `Visibility` from those of several `t_visibility` runs (e.g. a
+    sweep's, one write delay each), in the order given: what one run over all
+    their write delays gives."""
+    simulated, model, rows = {}, {}, []
+    for part in parts:
+        if not isinstance(part, Visibility):
+            raise TypeError(f"expected the data of t_visibility runs (Visibility), "
+                            f"got {part!r}")
+        if twice := sorted(set(part.simulated) & set(simulated)):
+            raise ConfigError(f"write delays {twice} come twice; give each once")
+        simulated.update(part.simulated)
+        model.update(part.model)
+        rows += part.rows
+    return Visibility(simulated=simulated, model=model, rows=rows)
 
 
 def _visibility(seed: int, delays: storage.WARS, times: Sequence[float],
