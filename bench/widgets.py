@@ -10,9 +10,11 @@ cell before every code cell that records the kernel's CPU clock
 widgets exist. After the last cell, a driver cell finds every control the
 notebook built (sliders, dropdowns, toggles, check boxes, buttons: every live
 ipywidget a student can change) and changes each one twice, there and back,
-timing the CPU its observers spend. Observers run synchronously in the
-kernel, so that is the whole work of the action (drawing in the browser
-aside). CPU of worker processes (notebook 08's real Dask cluster) is not
+timing the CPU its observers spend. The probe also counts progress bars
+(ipywidgets IntProgress), so a cell over 2 s that drew none is reported.
+Observers run synchronously in the kernel, so that is the whole work of the
+action (drawing in the browser aside). CPU of worker processes (notebook 08's
+real Dask cluster, the sweeps and the tuner of notebooks 05 and 09) is not
 counted.
 
 Run: `.venv/bin/python bench/widgets.py [NOTEBOOK ...]` (default: every
@@ -35,15 +37,19 @@ REPO = Path(__file__).resolve().parents[1]
 ACTION_MEDIAN, ACTION_MAX, BUILD, RUN_ALL, SILENT = 0.2, 0.5, 1.0, 20.0, 2.0
 PLAYGROUNDS = ("playground(", "panel(", "explore(")   # calls that build one
 
-PROBE = ("import time as _bench_time, ipywidgets.widgets.widget as _bench_w\n"
+PROBE = ("import time as _bench_time, ipywidgets as _bench_W\n"
+         "from ipywidgets.widgets.widget import _instances as _bench_all\n"
          "_bench_cpu = globals().setdefault('_bench_cpu', [])\n"
-         "_bench_cpu.append((_bench_time.process_time(), len(_bench_w._instances)))")
+         "_bench_cpu.append((_bench_time.process_time(), len(_bench_all), sum(\n"
+         "    isinstance(w, _bench_W.IntProgress)\n"
+         "    for w in list(_bench_all.values()))))")
 
 DRIVER = r'''
 import json as _json, time as _time
 import ipywidgets as _W
 from ipywidgets.widgets.widget import _instances as _all
-_bench_cpu.append((_time.process_time(), len(_all)))   # the end of Run All
+_bench_cpu.append((_time.process_time(), len(_all),   # the end of Run All
+                   sum(isinstance(w, _W.IntProgress) for w in list(_all.values()))))
 
 def _next_value(w):
     """A value one step away from w's (or None: not a control to drive)."""
@@ -114,25 +120,40 @@ def measure(path: Path, timeout: int) -> dict:
     return data
 
 
+def _beside(what: str, value: float, goal: float, *, below: bool = False) -> str:
+    """One figure beside its goal: "what  value s  (goal <= g s) ok/MISSED"."""
+    met = value < goal if below else value <= goal
+    return (f"  {what:<28} {value:7.3f} s   goal {'<' if below else '<='} "
+            f"{goal:g} s   {'ok' if met else 'MISSED'}")
+
+
 def report(path: Path, data: dict) -> list[str]:
-    """Print one notebook's lines; return the targets it misses."""
+    """Print one notebook's figures, each beside its goal; return the goals it
+    misses."""
     marks, missed = data["cells"], []
     total = marks[-1][0] - marks[0][0]
-    print(f"\n{path.name}: Run All {total:.1f} s CPU"
-          f"{'' if total <= RUN_ALL else f'  (over {RUN_ALL:g} s)'}")
+    print(f"\n{path.name}")
+    print(_beside("Run All (CPU)", total, RUN_ALL))
     if total > RUN_ALL:
         missed.append(f"{path.stem}: Run All {total:.1f} s")
     pairs = zip(marks, marks[1:], strict=False)
-    for i, ((start, widgets), (end, after)) in enumerate(pairs):
+    for i, ((start, widgets, bars), (end, after, bars_after)) in enumerate(pairs):
         cpu, source = end - start, data["sources"][i]
         builds = after > widgets and any(call in source for call in PLAYGROUNDS)
-        if cpu > SILENT or (builds and cpu > BUILD):
-            first = source.strip().splitlines()[0][:60] if source.strip() else ""
-            what = "builds a playground" if builds else "cell"
-            print(f"  cell {i + 1:>3}  {cpu:6.2f} s  {what}: {first}")
-            if builds and cpu > BUILD:
+        first = source.strip().splitlines()[0][:50] if source.strip() else ""
+        if builds:
+            print(_beside(f"build, cell {i + 1}", cpu, BUILD, below=True)
+                  + f"   ({first})")
+            if cpu >= BUILD:
                 missed.append(f"{path.stem} cell {i + 1}: playground built in "
                               f"{cpu:.2f} s")
+        if cpu > SILENT:
+            shows = bars_after > bars             # it drew a progress bar
+            print(f"  cell {i + 1:>3} {cpu:6.2f} s over {SILENT:g} s: "
+                  f"{'shows progress' if shows else 'SILENT'}   ({first})")
+            if not shows:
+                missed.append(f"{path.stem} cell {i + 1}: {cpu:.2f} s without "
+                              f"progress")
     actions = data["actions"]
     if not actions:
         return missed
@@ -143,8 +164,9 @@ def report(path: Path, data: dict) -> list[str]:
             missed.append(f"{path.stem}: {name} raised {error}")
     times = [cpu for _, cpu, _ in actions]
     median, worst = statistics.median(times), max(times)
-    print(f"  {len(actions)} actions on {len(by_control)} controls: median "
-          f"{median:.3f} s, max {worst:.3f} s CPU")
+    print(f"  {len(actions)} actions on {len(by_control)} controls:")
+    print(_beside("action, median (CPU)", median, ACTION_MEDIAN))
+    print(_beside("action, max (CPU)", worst, ACTION_MAX))
     for name, cpus in sorted(by_control.items(), key=lambda kv: -max(kv[1]))[:5]:
         print(f"    {max(cpus):6.3f} s  {name}")
     if median > ACTION_MEDIAN or worst > ACTION_MAX:

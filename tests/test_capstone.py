@@ -1,7 +1,7 @@
 """The capstone (notebook 09): the service under its fault schedule, the SLO
 scorecard, the tuning journal and the control panel's callbacks.
 
-A run takes about a second, so runs are shared by module-scoped fixtures.
+A run takes most of a second, so runs are shared by module-scoped fixtures.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import plotly.graph_objects as go
 import pytest
 
 from labkit import plot, scenarios, widgets
@@ -29,6 +30,7 @@ from labkit.scenarios import (
     verdict,
 )
 from labkit.scenarios.capstone import CapstoneRun
+from labkit.scenarios.capstone.objectives import percentile_interval, share_interval
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,6 +75,58 @@ def test_verdict_names_exactly_the_missed_objectives():
     said = verdict(summary_result(120.0, 0.98, 3), slo)
     assert said.startswith("misses ") and "p99" not in said
     assert "availability (%) 98" in said and "lost acknowledged writes 3" in said
+
+
+def binomial_below(n: int, p: float, k: int) -> float:
+    """P(Binomial(n, p) < k), summed term by term (in logs: no overflow)."""
+    return sum(math.exp(math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1)
+                        + i * math.log(p) + (n - i) * math.log(1 - p))
+               for i in range(k))
+
+
+@pytest.mark.parametrize("n", [500, 2000])
+def test_percentile_interval_covers_the_percentile_95_times_in_100(n):
+    # Between the order statistics x(lo) and x(hi) (0-based ranks) lies the
+    # true p-quantile exactly when lo < #draws below it <= hi: a binomial count.
+    values = list(range(n))                   # ranks are values
+    low, high = percentile_interval(values, 99)
+    lo, hi = int(low), int(high)
+    covered = binomial_below(n, 0.99, hi + 1) - binomial_below(n, 0.99, lo + 1)
+    assert 0.93 < covered < 0.975
+    assert lo < 0.99 * n < hi
+
+
+def test_percentile_interval_of_a_shuffled_sample_is_that_of_the_sorted_one():
+    import random
+    values = [random.Random(3).expovariate(1.0) for _ in range(1000)]
+    assert percentile_interval(values, 99) == percentile_interval(sorted(values), 99)
+    with pytest.raises(ConfigError, match="0 < q < 100"):
+        percentile_interval(values, 100)
+    with pytest.raises(ConfigError, match="needs values"):
+        percentile_interval([], 50)
+
+
+def test_share_interval_is_wilsons():
+    # Textbook values: 0 of 10 gives [0, 0.2775]; 10 of 10 gives [0.7225, 1].
+    assert share_interval(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
+    assert share_interval(10, 10) == pytest.approx((0.7225, 1.0), abs=1e-4)
+    # 995 of 1000: Wilson's closed form, written out here.
+    z, n, p = 1.959964, 1000, 0.995
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    assert share_interval(995, 1000) == pytest.approx((centre - half, centre + half))
+    with pytest.raises(ConfigError, match="successes"):
+        share_interval(11, 10)
+
+
+def test_scorecard_interval_brackets_the_measured_figures(start):
+    card = scorecard(start, interval=True)
+    assert list(card.columns) == ["objective", "measured", "95 % interval", "met"]
+    for metric in ("p99 latency (ms)", "availability (%)"):
+        low, high = map(float, card.loc[metric, "95 % interval"].split(" – "))
+        assert low <= card.loc[metric, "measured"] <= high
+    assert card.loc["lost acknowledged writes", "95 % interval"] == ""
+    assert card.drop(columns="95 % interval").equals(scorecard(start))
 
 
 def test_the_walk_through_starts_out_of_the_slo_and_ends_inside_it(start, tuned):
@@ -248,6 +302,24 @@ def test_dashboard_figure(start):
     assert any(s.type == "line" and s.y0 == 400 for s in fig.layout.shapes)
 
 
+def test_dashboard_shading_is_what_plotly_add_vrect_draws():
+    # The dashboard writes its shapes in one list; plotly's add_hline and
+    # add_vrect(row="all", col="all") on the same grid must give the same ones.
+    run = capstone(1, duration=12.0, faults=[("slow", 2.0, 3.0, "s2", 2.0),
+                                             ("crash", 6.0, 30.0, "s1")])
+    fig = plot.capstone_dashboard(run, p99_ms=250)
+    again = go.Figure(fig)
+    again.layout.shapes = ()
+    again.add_hline(y=250, row=2, col=1,
+                    line={"color": fig.layout.shapes[0].line.color, "dash": "dash",
+                          "width": 1})
+    for fault in run.data.faults:
+        again.add_vrect(x0=fault.start, x1=min(fault.end, 12.0), row="all",
+                        col="all", fillcolor=fig.layout.shapes[1].fillcolor,
+                        opacity=0.07, line_width=0)
+    assert fig.layout.shapes == again.layout.shapes
+
+
 # -- bad knobs ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("knobs, message", [
@@ -294,6 +366,36 @@ def test_panel_kill_button_and_slider_rerun_and_redraw():
     assert panel.result.params["w"] == 2 and panel.result.params["r"] == 2
     assert "lost acknowledged writes" not in panel.status.value
     assert "<table" in panel.scores.value
+
+
+def test_panel_runs_a_quick_day_with_the_faults_scaled_to_it():
+    panel = widgets.capstone_panel(seed=1)
+    params = panel.result.params
+    assert params["duration"] == 30.0 and params["kill_at"] == 10.0
+    assert [(f.kind, f.at, f.duration) for f in params["faults"]] == [
+        (f.kind, f.at / 2, f.duration / 2) for f in CAPSTONE_FAULTS]
+    assert "quick day of 30 s" in panel.scores.value
+    assert "95 % interval" in panel.scores.value
+    full = widgets.capstone_panel(seed=1, duration=60)
+    assert full.result.fingerprint == capstone(1, **CAPSTONE_START).fingerprint
+    with pytest.raises(ConfigError, match="duration"):
+        widgets.capstone_panel(duration=0)
+
+
+def test_panel_answers_a_knob_moved_back_from_its_cache():
+    panel, calls = widgets.capstone_panel(seed=1), []
+    run = panel.explorer.scenario
+    panel.explorer.scenario = lambda **params: calls.append(params) or run(**params)
+    first = panel.result
+    for name, there in [("timeout", 1.05), ("policy", "p2c")]:
+        back = panel.controls[name].value
+        panel.controls[name].value = there
+        panel.controls[name].value = back
+        assert panel.result is first               # the very first run, again
+    panel.switches.rows["n"].buttons[0].value = True
+    panel.switches.rows["n"].buttons[0].value = False
+    assert panel.result is first
+    assert len(calls) == 3 and len(panel.journal) == 7
 
 
 def test_panel_reports_a_bad_combination_and_keeps_the_last_run():

@@ -16,7 +16,7 @@ the function `labkit.sweep` as soon as it was imported).
 """
 
 from .runs import RunFailed, local_client, row, sweep
-from .tuning import Tuning, pareto, slo_bounds, tune
+from .tuning import Tuning, interval, pareto, slo_bounds, tune
 
-__all__ = ["RunFailed", "Tuning", "local_client", "pareto", "row", "slo_bounds",
-           "sweep", "tune"]
+__all__ = ["RunFailed", "Tuning", "interval", "local_client", "pareto", "row",
+           "slo_bounds", "sweep", "tune"]

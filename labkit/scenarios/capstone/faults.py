@@ -173,11 +173,16 @@ class _Operator:
         else:
             getattr(self.metadata, verb)(name)
 
+    def _disks(self) -> dict[str, dict]:
+        """Each storage server's data, key -> (version, value) (empty: lost)."""
+        return {name: server.disk.get("data", {})
+                for name, server in self.servers.items()}
+
     def check_losses(self) -> None:
         """Note each key whose newest acknowledged version no disk holds."""
-        service, servers = self.service, self.servers
+        service, disks, none = self.service, self._disks(), (0, None)
         for key, version in service.acked.items():
-            if max(servers[o].version(key) for o in service.owners[key]) < version:
+            if max(disks[o].get(key, none)[0] for o in service.owners[key]) < version:
                 service.lost.add((key, version))
 
     def sample_every_window(self) -> None:
@@ -187,13 +192,13 @@ class _Operator:
 
     def sample(self) -> None:
         """What the operator's dashboard shows at the end of a window."""
-        servers, under = self.servers, 0
+        disks, none, under = self._disks(), (0, None), 0
+        down = {name for name, server in self.servers.items() if not server.alive}
         for key, owners in self.service.owners.items():
-            versions = [servers[o].version(key) for o in owners]
+            versions = [disks[o].get(key, none)[0] for o in owners]
             newest = max(versions)
-            under += bool(newest) and sum(
-                v == newest and servers[o].alive
-                for o, v in zip(owners, versions, strict=True)) < len(owners)
+            if newest and (down.intersection(owners) or min(versions) < newest):
+                under += 1      # some owner is down or lacks the newest version
         self.check_losses()
         metadata = self.metadata
         self.samples.append(_Sample(

@@ -2,13 +2,22 @@
 (`SLO`), one row per objective (`slo_rows`), the scorecard table and a
 one-line `verdict`, and the `TuningJournal` of runs compared knob by knob
 (one `JournalEntry` per run).
+
+A scorecard may carry a 95 % interval for the p99 and the availability: the
+sampling error of one run's requests taken as independent draws (order
+statistics for the percentile, Wilson's score interval for the share). Faults
+make failures and slow requests cluster, so the spread from seed to seed is
+wider; `labkit.sweeps.tune` measures that one, over several seeds.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from typing import Any
+
+import numpy as np
 
 from labkit.errors import ConfigError, require_int, require_number, require_probability
 from labkit.metrics import Result
@@ -33,9 +42,43 @@ class SLO:
         require_int("lost_writes", self.lost_writes, minimum=0)
 
 
-def slo_rows(result: Result, slo: SLO = SLO()) -> list[dict[str, Any]]:
+#: The normal quantile of a two-sided 95 % interval.
+Z95 = 1.959964
+
+
+def percentile_interval(values, q: float) -> tuple[float, float]:
+    """A distribution-free 95 % interval for the q-th percentile (0 < q < 100)
+    of independent draws `values`: the order statistics at ranks n·p ± 1.96
+    √(n·p·(1-p)), the normal approximation of the binomial count below the
+    percentile (clipped to the smallest and largest value)."""
+    x = np.sort(np.asarray(values, dtype=float))
+    if x.size == 0 or not 0 < q < 100:
+        raise ConfigError(f"a percentile interval needs values and 0 < q < 100, got "
+                          f"{x.size} values and q = {q!r}")
+    p, n = q / 100, x.size
+    half = Z95 * math.sqrt(n * p * (1 - p))
+    low = min(max(math.floor(n * p - half), 0), n - 1)
+    return float(x[low]), float(x[min(max(math.ceil(n * p + half), 0), n - 1)])
+
+
+def share_interval(successes: int, n: int) -> tuple[float, float]:
+    """Wilson's 95 % score interval for a share `successes` / `n` of
+    independent trials."""
+    if n <= 0 or not 0 <= successes <= n:
+        raise ConfigError(f"a share needs 0 <= successes <= n and n > 0, got "
+                          f"{successes} of {n}")
+    p, z2 = successes / n, Z95 ** 2
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = Z95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return max(centre - half, 0.0), min(centre + half, 1.0)
+
+
+def slo_rows(result: Result, slo: SLO = SLO(), *,
+             interval: bool = False) -> list[dict[str, Any]]:
     """One row per objective: metric, objective, measured (in the metric's
-    unit: ms, %, writes) and whether it is met."""
+    unit: ms, %, writes), with `interval` the 95 % interval of the p99 and the
+    availability (see the module; "" for the lost writes, a count), and
+    whether it is met."""
     if not isinstance(result, Result) or not isinstance(result.data, CapstoneRun):
         raise ConfigError(f"scorecard needs a scenarios.capstone result, got "
                           f"{result!r}")
@@ -43,7 +86,7 @@ def slo_rows(result: Result, slo: SLO = SLO()) -> list[dict[str, Any]]:
         raise ConfigError(f"slo must be a scenarios.SLO, got {slo!r}")
     s = result.data.summary
     p99, available = round(s["p99 (ms)"], 1), round(100 * s["availability"], 3)
-    return [
+    rows = [
         {"metric": "p99 latency (ms)", "objective": f"≤ {slo.p99_ms:g}",
          "measured": p99, "met": bool(p99 <= slo.p99_ms)},
         {"metric": "availability (%)", "objective": f"≥ {100 * slo.availability:g}",
@@ -51,14 +94,26 @@ def slo_rows(result: Result, slo: SLO = SLO()) -> list[dict[str, Any]]:
         {"metric": "lost acknowledged writes", "objective": f"≤ {slo.lost_writes}",
          "measured": s["lost acked writes"],
          "met": bool(s["lost acked writes"] <= slo.lost_writes)}]
+    if interval:
+        low, high = percentile_interval(result.metrics["latency"].values, 99)
+        share = share_interval(round(s["availability"] * s["requests"]),
+                               s["requests"])
+        spans = [(1e3 * low, 1e3 * high, 1), (100 * share[0], 100 * share[1], 3)]
+        for row, (lo, hi, digits) in zip(rows, spans, strict=False):
+            row["95 % interval"] = f"{lo:.{digits}f} – {hi:.{digits}f}"
+        rows[2]["95 % interval"] = ""
+        for row in rows:
+            row["met"] = row.pop("met")              # keep "met" the last column
+    return rows
 
 
-def scorecard(result: Result, slo: SLO = SLO()):
-    """The run against the SLO as a pandas table: objective, measured value and
-    whether it is met, one row per metric."""
+def scorecard(result: Result, slo: SLO = SLO(), *, interval: bool = False):
+    """The run against the SLO as a pandas table: objective, measured value
+    (with `interval`, its 95 % interval: see slo_rows) and whether it is met,
+    one row per metric."""
     import pandas as pd  # here: only the notebook's tables need it
 
-    return pd.DataFrame(slo_rows(result, slo)).set_index("metric")
+    return pd.DataFrame(slo_rows(result, slo, interval=interval)).set_index("metric")
 
 
 def verdict(result: Result, slo: SLO = SLO()) -> str:
