@@ -7,7 +7,6 @@ can check conservation: sent + duplicated = delivered + dropped + in flight.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields, replace
 from heapq import heappush
@@ -45,11 +44,20 @@ class Message:
         self.id = id
 
     def __getattr__(self, field: str) -> Any:
+        # Only for names that are not attributes. Private and special names are
+        # never fields: copy and pickle probe them (`__setstate__`) on a message
+        # whose body is not set yet, and reading it here would recurse.
+        if field[:1] == "_" or field == "body":
+            raise AttributeError(f"{type(self).__name__} has no attribute {field!r}")
         try:
             return self.body[field]
         except KeyError:
             raise AttributeError(f"message {self.kind!r} has no field {field!r}; "
                                  f"it has {sorted(self.body)}") from None
+
+    def __reduce__(self):
+        # The read-only view cannot be pickled; the dict it shows can.
+        return Message, (self.src, self.dst, self.kind, dict(self.body), self.id)
 
     def __repr__(self) -> str:
         fields_ = ", ".join(f"{k}={v!r}" for k, v in self.body.items())
@@ -135,13 +143,17 @@ class Network:
         self._overrides: dict[tuple[str, str], _Link] = {}
         # The knobs each override sets, so `update` can rebuild it on a new default.
         self._override_knobs: dict[tuple[str, str], dict[str, Any]] = {}
+        # FIFO links: the arrival time of the last message sent on each link, and
+        # an upper bound of them all. Messages that took the fixed-latency fast
+        # path are not entered (see `send`) until `_refresh` folds them in.
         self._fifo_clock: dict[tuple[str, str], float] = {}
+        self._fifo_horizon = 0.0
         self._groups: list[list[str]] = []
         self._isolated: list[str] = []
         self._outside: list[str] = []      # endpoints partitions never cut
         self._blocked_pairs: list[tuple[str, str]] = []
         self._cut: set[tuple[str, str]] = set()
-        self._next_id = itertools.count().__next__    # message ids: 0, 1, 2, ...
+        self._last_id = -1                  # message ids: 0, 1, 2, ...
         self.sent: dict[str, int] = {}
         self.delivered: dict[str, int] = {}
         self.dropped: dict[str, int] = {}
@@ -151,9 +163,12 @@ class Network:
         # method per send costs as much as a dict lookup. Deliveries go on the
         # agenda without `sim.at` (a meter that replaces `sim.at` counts the
         # events nodes schedule; `send` is where messages are counted).
+        # `_arrive_fixed` is a second bound method of `_arrive`, told apart by
+        # identity: it marks the deliveries that took the fixed-latency path.
         self._arrive_later = self._arrive
+        self._arrive_fixed = self._arrive
         self._schedule_at = sim.at
-        self._agenda, self._next_seq = sim._agenda, sim._next_seq
+        self._agenda = sim._agenda
         self._adversary: Callable[[Message], float] | None = None
         self._fast: _Link | None = None
         self._refresh()
@@ -177,8 +192,24 @@ class Network:
         """Decide whether every message takes `send`'s fast path: the default
         link is plain, and no partition, override or adversary is in force.
         Every method that changes one of those calls this."""
+        self._fold_fixed()
         plain = not (self._cut or self._overrides or self._adversary is not None)
         self._fast = self._default if plain and self._default.plain else None
+
+    def _fold_fixed(self) -> None:
+        """Enter the messages in flight that took the fixed-latency path into
+        the FIFO clocks, before the path may change. (Those that already
+        arrived need no entry: a later message cannot arrive before now.)"""
+        fixed, fifo, horizon = self._arrive_fixed, self._fifo_clock, self._fifo_horizon
+        for time, _, fn, args in self._agenda:
+            if fn is fixed:
+                msg = args[0]
+                pair = (msg.src, msg.dst)
+                if fifo.get(pair, 0.0) < time:
+                    fifo[pair] = time
+                if time > horizon:
+                    horizon = time
+        self._fifo_horizon = horizon
 
     def _link(self, config: NetConfig) -> _Link:
         return _Link(config, config.latency.sampler(self._rng))
@@ -322,26 +353,39 @@ class Network:
         """Put a message on the wire; it arrives later, or is dropped. The message
         reads `body` through a read-only view, without copying it: the sender must
         not change the dict afterwards (Node.send passes a fresh one)."""
-        if dst not in self._endpoints:
+        endpoint = self._endpoints.get(dst)
+        if endpoint is None:
             raise ConfigError(f"{src} sent {kind!r} to unknown node {dst!r}; "
                               f"nodes are {self.names}")
         sim = self.sim
         # Message(...) without the call to __init__: this runs once per message.
         msg = _new_message(Message)
         msg.src, msg.dst, msg.kind = src, dst, kind
-        msg.body, msg.id = MappingProxyType(body), self._next_id()
+        msg.body = MappingProxyType(body)
+        self._last_id = msg.id = self._last_id + 1
         sent = self.sent
         sent[kind] = sent.get(kind, 0) + 1
         if sim.tracing:
             sim.record("send", src, dst, kind, msg.id)
         link = self._fast
         if link is None:
-            self._carry(msg)
+            self._carry(msg, endpoint)
             return msg
         # The fast path: `_launch` and `sim.at` fused, with the same draw, the
         # same FIFO clamp and the same agenda key as the general path.
         now, fixed = sim.now, link.fixed
-        arrival = now + (link.latency() if fixed is None else fixed)
+        if fixed is not None:
+            arrival = now + fixed
+            if self._fifo_horizon <= arrival:
+                # A constant latency keeps a link FIFO by itself, and no message
+                # still in flight is due later: nothing to clamp, nothing to
+                # enter in the FIFO clocks (`_fold_fixed` does it if needed).
+                sim._seq = seq = sim._seq + 1
+                heappush(self._agenda, (arrival, seq, self._arrive_fixed,
+                                        (msg, endpoint)))
+                return msg
+        else:
+            arrival = now + link.latency()
         pair, fifo = (src, dst), self._fifo_clock
         last = fifo.get(pair, 0.0)
         if arrival < last:
@@ -350,10 +394,13 @@ class Network:
             raise ConfigError(f"time {arrival} is in the past or not finite "
                               f"(now is {now}): a latency draw must be >= 0")
         fifo[pair] = arrival
-        heappush(self._agenda, (arrival, self._next_seq(), self._arrive_later, (msg,)))
+        if arrival > self._fifo_horizon:
+            self._fifo_horizon = arrival
+        sim._seq = seq = sim._seq + 1
+        heappush(self._agenda, (arrival, seq, self._arrive_later, (msg, endpoint)))
         return msg
 
-    def _carry(self, msg: Message) -> None:
+    def _carry(self, msg: Message, endpoint: Endpoint) -> None:
         """The general path of `send`: partitions, per-link overrides, loss,
         duplicates, reordering and the adversary."""
         src, dst, now = msg.src, msg.dst, self.sim.now
@@ -365,12 +412,13 @@ class Network:
         if link.loss and self._rng.random() < link.loss:
             self._drop(msg, "loss")
             return
-        self._launch(msg, link, now)
+        self._launch(msg, endpoint, link, now)
         if link.duplicate and self._rng.random() < link.duplicate:
             self.duplicated += 1
-            self._launch(msg, link, now)
+            self._launch(msg, endpoint, link, now)
 
-    def _launch(self, msg: Message, link: _Link, now: float) -> None:
+    def _launch(self, msg: Message, endpoint: Endpoint, link: _Link,
+                now: float) -> None:
         arrival = now + link.latency()
         if self._adversary is not None:
             arrival += self._adversary(msg)
@@ -382,13 +430,14 @@ class Network:
             if arrival < last:
                 arrival = last
             fifo[pair] = arrival
-        self._schedule_at(arrival, self._arrive_later, msg)
+            if arrival > self._fifo_horizon:
+                self._fifo_horizon = arrival
+        self._schedule_at(arrival, self._arrive_later, msg, endpoint)
 
-    def _arrive(self, msg: Message) -> None:
+    def _arrive(self, msg: Message, endpoint: Endpoint) -> None:
         if self._cut and (msg.src, msg.dst) in self._cut:
             self._drop(msg, "partition")
             return
-        endpoint = self._endpoints[msg.dst]
         if not endpoint.alive:
             self._drop(msg, "down")
             return

@@ -4,6 +4,7 @@ facade with the fault verbs every topic shares."""
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterable, Sequence
+from functools import partial
 from typing import Any
 
 from labkit.errors import (
@@ -80,33 +81,50 @@ class Node:
 
     def deliver(self, msg: Message) -> None:
         """Hand an arriving message to its handler (called by the network)."""
+        handler = self._handlers.get(msg.kind)
+        if handler is None:
+            handler = self._handler(msg)
+        handler(msg)
+
+    def _handler(self, msg: Message) -> Callable[[Message], None]:
+        """What `deliver` calls for messages of this kind, found once per kind:
+        the method `on_<kind>`, or for a `<kind>_ok` a check for an answer to
+        one of our calls first (so that requests never pay for that check)."""
         kind = msg.kind
-        # A `<kind>_ok` carrying an rpc number answers one of our calls. Testing
-        # the rpc first spares str.endswith on every message that carries none.
+        handler = getattr(self, "on_" + kind, None)
+        if kind.endswith("_ok"):
+            handler = partial(self._answered, handler)
+        elif handler is None:
+            self._unknown(msg)
+        self._handlers[kind] = handler
+        return handler
+
+    def _answered(self, handler: Callable[[Message], None] | None,
+                  msg: Message) -> None:
+        # A `<kind>_ok` carrying an rpc number answers one of our calls.
         rpc = msg.body.get("rpc")
-        if rpc is not None and kind.endswith("_ok"):
+        if rpc is not None:
             pending = self._calls.pop(rpc, None)
             if pending is not None:
                 pending.resolve(msg)
             return                       # a reply to a call that already timed out
-        handler = self._handlers.get(kind)
         if handler is None:
-            handler = getattr(self, "on_" + kind, None)
-            if handler is None:
-                raise UnknownMessage(
-                    f"{type(self).__name__} {self.name} got a {kind!r} message from "
-                    f"{msg.src} but has no on_{kind} handler")
-            self._handlers[kind] = handler
+            self._unknown(msg)
         handler(msg)
+
+    def _unknown(self, msg: Message) -> None:
+        raise UnknownMessage(
+            f"{type(self).__name__} {self.name} got a {msg.kind!r} message from "
+            f"{msg.src} but has no on_{msg.kind} handler")
 
     # -- time -------------------------------------------------------------------
     def set_timer(self, name: str, delay: float, fn: Callable, *args: Any) -> None:
         """Call fn(*args) after `delay` seconds, replacing any timer of that name."""
-        timers = self._timers
-        event = timers.pop(name, None)       # cancel_timer(name), inlined: a
-        if event is not None:                # timer is re-armed per message
-            self.sim.cancel(event)
-        timers[name] = self.sim.schedule(delay, self._fire, name, self._epoch, fn, args)
+        timers, sim = self._timers, self.sim
+        event = timers.pop(name, None)       # cancel_timer(name) and sim.cancel,
+        if event is not None:                # inlined: a timer is re-armed per
+            sim._cancelled.add(event)        # message
+        timers[name] = sim.schedule(delay, self._fire, name, self._epoch, fn, args)
 
     def cancel_timer(self, name: str) -> None:
         """Disarm the named timer if it is set."""

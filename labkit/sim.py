@@ -8,10 +8,9 @@ its seed: no wall clock, no threads, ties broken first-scheduled-first-run.
 
 from __future__ import annotations
 
-import itertools
 import random
 from collections.abc import Callable, Generator, Mapping, Sequence
-from heapq import heappop, heappush
+from heapq import heapify, heappop, heappush
 from typing import Any
 
 from labkit.errors import ConfigError, Unavailable, require_int, require_number
@@ -20,6 +19,14 @@ from labkit.metrics import Metrics, Result, TraceRecord
 _PENDING = object()
 _INFINITY = float("inf")
 _new_record = tuple.__new__
+
+
+class _Halt(Exception):
+    """Raised by a marker event to end `Simulator.run`'s loop (never escapes it)."""
+
+
+def _halt() -> None:
+    raise _Halt
 
 
 class Future:
@@ -235,11 +242,14 @@ class Simulator:
         self.tracing = trace
         self.trace: list[TraceRecord] = []
         self.metrics = Metrics(clock=lambda: self.now)
-        # Events are plain (time, seq, fn, args) tuples: seq, drawn from one
-        # counter, breaks ties first-scheduled-first-run. The network pushes its
-        # deliveries here directly (see Network.send), with the same key.
+        # Events are plain (time, seq, fn, args) tuples: seq, the last number
+        # drawn from `_seq`, breaks ties first-scheduled-first-run. The network
+        # pushes its deliveries here directly (see Network.send), with the same
+        # key. While `run` runs, `_marks` marker events (seq < 0) sit on the
+        # agenda too: one at the end of the run and one when `stop` was called.
         self._agenda: list[tuple[float, int, Callable, tuple]] = []
-        self._next_seq = itertools.count().__next__
+        self._seq = -1
+        self._marks = 0
         self._cancelled: set[int] = set()
         self._streams: dict[str, random.Random] = {}
         self._running = self._stopped = self._retired = False
@@ -248,7 +258,7 @@ class Simulator:
     def schedule(self, delay: float, fn: Callable, *args) -> int:
         """Call fn(*args) `delay` seconds from now; returns an id for `cancel`."""
         if 0.0 <= delay < _INFINITY:      # False for NaN too
-            seq = self._next_seq()
+            self._seq = seq = self._seq + 1
             heappush(self._agenda, (self.now + delay, seq, fn, args))
             return seq
         raise ConfigError(f"delay must be finite and >= 0 seconds, got {delay}")
@@ -256,7 +266,7 @@ class Simulator:
     def at(self, time: float, fn: Callable, *args) -> int:
         """Call fn(*args) at absolute simulated time `time` (not in the past)."""
         if self.now <= time < _INFINITY:
-            seq = self._next_seq()
+            self._seq = seq = self._seq + 1
             heappush(self._agenda, (time, seq, fn, args))
             return seq
         raise ConfigError(f"time {time} is in the past or not finite "
@@ -286,33 +296,40 @@ class Simulator:
             end = self.now + require_number("duration", duration, minimum=0.0)
         agenda, cancelled = self._agenda, self._cancelled
         self._running, self._stopped, count = True, False, 0
+        if end < _INFINITY:
+            # A marker at (end, -1) pops before every event due at `end` or later,
+            # so the loop needs no test of the clock (nor of `stop`, which pushes
+            # a marker at (now, -2)): markers end it by raising _Halt.
+            heappush(agenda, (end, -1, _halt, ()))
+            self._marks = 1
         try:
-            # The hot loop of every simulation. Popping first and pushing back the
-            # one event that is not yet due is cheaper than peeking at agenda[0][0]
-            # before every pop; (time, seq) keys are unique, so the order of later
-            # pops is unchanged.
+            # The hot loop of every simulation.
             while agenda:
-                event = heappop(agenda)
-                time, seq, fn, args = event
-                if time >= end:
-                    heappush(agenda, event)
-                    break
+                time, seq, fn, args = heappop(agenda)
                 if cancelled and seq in cancelled:
                     cancelled.discard(seq)
                     continue
                 self.now = time
                 count += 1
                 fn(*args)
-                if self._stopped:
-                    break
+        except _Halt:
+            count -= 1                      # the marker was no event
+            self._marks -= 1
         finally:
             self._running = False
             self.events_processed += count
-        if end != float("inf") and not self._stopped:
+            if self._marks:                 # left by `stop` or by an error
+                agenda[:] = [event for event in agenda if event[1] >= 0]
+                heapify(agenda)             # same keys: the same order of pops
+                self._marks = 0
+        if end < _INFINITY and not self._stopped:
             self.now = end
 
     def stop(self) -> None:
         """End the current `run` after the event that is executing now."""
+        if self._running and not self._stopped:
+            heappush(self._agenda, (self.now, -2, _halt, ()))
+            self._marks += 1
         self._stopped = True
 
     def retire(self) -> None:
@@ -327,7 +344,7 @@ class Simulator:
     @property
     def pending(self) -> int:
         """Events still on the agenda (cancelled ones included until popped)."""
-        return len(self._agenda)
+        return len(self._agenda) - self._marks
 
     # -- chance ---------------------------------------------------------------
     def rng(self, name: str) -> random.Random:

@@ -213,6 +213,12 @@ ENGINE_CASES = {
     "weighted random, zero weight, warmup": dict(
         policy="weighted_random", servers=4, load=0.5, weights=[1, 2, 0, 1],
         warmup=500),
+    # p2c with d = 2 takes its own engine (per-server deques, choose inlined).
+    "p2c unequal speeds, warmup": dict(policy="p2c", servers=7, load=0.9,
+                                       speeds=[1, 2, 3, 1, 1, 0.5, 1], warmup=300),
+    "p2c lognormal, overloaded": dict(
+        policy="p2c", servers=3, load=1.2, service=dist.lognormal(0.5, 4.0)),
+    "p2c d=3": dict(policy="p2c", servers=12, load=0.95, d=3),
 }
 
 
@@ -227,6 +233,29 @@ def test_fast_engine_gives_the_event_engines_answer(case):
     assert np.array_equal(fast.served, events.served)
     assert fast.end_time == events.end_time
     assert fast.fingerprint == events.fingerprint
+
+
+def test_the_two_choice_engine_gives_the_general_fast_engines_answer():
+    # A subclass of PowerOfD is not the built-in p2c: it runs on the general
+    # fast engine (one heap of departures, `choose` called), the same draws.
+    class SameChoice(balancing.PowerOfD):
+        pass
+
+    kw = dict(servers=20, load=0.95, requests=20_000, seed=8, speeds=[1.0, 0.5] * 10)
+    mine, general = simulate("p2c", **kw), simulate(SameChoice(2), **kw)
+    assert np.array_equal(mine.latency.values, general.latency.values)
+    assert np.array_equal(mine.queue_lengths, general.queue_lengths)
+    assert np.array_equal(mine.utilisation, general.utilisation)
+    assert mine.end_time == general.end_time
+
+
+def test_the_headline_names_servers_from_s1_and_writes_long_times_out():
+    res = simulate("round_robin", servers=2, load=1.5, requests=4_000, seed=1,
+                   faults=[(1.0, "kill", 0), (2.0, "restart", 0)])
+    assert [(r.kind, r.dst) for r in res.trace] == [("kill", "s1"), ("restart", "s1")]
+    headline = res.data["headline"]
+    assert res.latency.mean > 100 and "e+" not in headline
+    assert f"mean {res.latency.mean:,.0f} s" in headline
 
 
 def test_same_seed_same_run_and_a_policy_object_can_be_reused():
@@ -479,7 +508,7 @@ def test_load_balancer_scenario_kills_listed_servers_a_third_of_the_way_in():
 
     res = scenarios.load_balancer(servers=4, load=0.5, requests=6_000, down=[1, 9])
     kills = [r for r in res.trace if r.kind == "kill"]
-    assert [r.dst for r in kills] == ["s1"]                   # s9 does not exist
+    assert [r.dst for r in kills] == ["s2"]         # server 1 is s2; 9 does not exist
     arrivals_end = 6_000 / (0.5 * (1 / 3 + 3))
     assert kills[0].time == pytest.approx(arrivals_end / 3)
     assert res.params["speeds"] == [1 / 3, 1.0, 1.0, 1.0]
@@ -493,7 +522,7 @@ def test_playground_switches_kill_and_restart_servers_and_redraw():
     bars = pg.figure.data[-1]
     assert bars.type == "bar" and plot.CUT not in bars.marker.color
     pg.switches.buttons[1].value = True
-    assert [r.dst for r in pg.result.trace if r.kind == "kill"] == ["s1"]
+    assert [r.dst for r in pg.result.trace if r.kind == "kill"] == ["s2"]
     assert pg.figure.data[-1].marker.color[1] == plot.CUT
     assert pg.switches.buttons[1].description == "restart s2"   # named from s1
     assert pg.result.fingerprint in pg.explorer.status.value

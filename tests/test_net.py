@@ -392,3 +392,19 @@ def test_attach_rejects_duplicate_and_empty_names():
         net.attach("a", Sink(sim))
     with pytest.raises(ConfigError, match="node name"):
         net.attach("", Sink(sim))
+
+
+@pytest.mark.parametrize("then", [0.001, dist.uniform(0.0, 0.002)])
+def test_a_link_stays_fifo_when_a_constant_latency_changes_mid_flight(then):
+    # Constant latency sends skip the FIFO clock; a change of latency must still
+    # see the message in flight: the later message may not overtake it.
+    sim, net, sinks = network(latency=0.010)
+    net.send("a", "b", "m", {"i": 1})
+    sim.run(0.001)
+    net.update(latency=then)
+    net.send("a", "b", "m", {"i": 2})
+    net.send("b", "a", "m", {"i": 3})       # another link: not held back
+    sim.run()
+    got = [(t, m.body["i"]) for t, m in sinks["b"].got]
+    assert got == [(0.010, 1), (0.010, 2)]
+    assert sinks["a"].got[0][0] < 0.0035

@@ -263,3 +263,30 @@ def test_unknown_node_names_raise_config_error_listing_valid_names(verb):
         getattr(c, verb)("n9")
     with pytest.raises(ConfigError, match=r"'n9'.*\['n1', 'n2', 'n3'\]"):
         c.partition(["n1"], ["n9"])
+
+
+class Answers(Node):
+    """Handles `ask_ok` itself (plain replies that answer no call) and calls."""
+
+    def reset(self):
+        self.seen = []
+
+    def on_ask(self, msg):
+        self.reply(msg, n=msg.n)
+
+    def on_ask_ok(self, msg):
+        self.seen.append(msg.n)
+
+
+def test_a_reply_kind_answers_calls_first_and_else_goes_to_its_handler():
+    # One handler table per kind: `ask_ok` both answers n1's call (rpc set, so
+    # the handler must not see it) and reaches on_ask_ok when sent plainly.
+    c = Cluster(2, seed=1, net=NetConfig(latency=0.01), node_factory=Answers)
+    n1 = c.node("n1")
+    reply = n1.call("n2", "ask", timeout=1.0, n=1)
+    n1.send("n2", "ask", n=2)
+    c.run(1.0)
+    assert reply.value.n == 1 and n1.seen == [2]
+    n1.send("n2", "tell_ok", n=3)           # a reply kind with no handler
+    with pytest.raises(UnknownMessage, match=r"n2 got a 'tell_ok' message from n1"):
+        c.run(1.0)

@@ -559,3 +559,49 @@ def test_running_in_steps_until_given_times_runs_exactly_what_one_run_does():
         steps.run(1.0, until=12.0)
     with pytest.raises(ConfigError, match="until"):
         steps.run(until=9.0)                          # the past
+
+
+# -- the end of a run ------------------------------------------------------------
+# `run` ends at its end time and at `stop` by markers on the agenda; they must
+# never show as events (pending, events_processed) nor outlive the run.
+
+def test_pending_and_events_processed_count_events_only_during_and_after_a_run():
+    sim = Simulator()
+    seen = []
+    for t in (1.0, 2.0, 3.0):
+        sim.at(t, lambda: seen.append(sim.pending))
+    sim.run(2.5)
+    assert seen == [2, 1] and sim.pending == 1 and sim.events_processed == 2
+    sim.run()
+    assert seen == [2, 1, 0] and sim.pending == 0 and sim.events_processed == 3
+
+
+def test_stop_twice_in_one_event_stops_once_and_the_next_run_goes_to_its_end():
+    sim = Simulator()
+    seen, note = recorder(sim)
+    sim.at(1.0, lambda: (sim.stop(), sim.stop()))
+    sim.at(2.0, note, "b")
+    sim.at(3.0, note, "c")
+    sim.run(10.0)
+    assert sim.now == 1.0 and sim.pending == 2
+    sim.stop()                               # outside a run: no effect on the next
+    sim.run(10.0)
+    assert [tag for _, tag in seen] == ["b", "c"] and sim.now == 11.0
+
+
+def test_an_error_in_an_event_leaves_the_agenda_as_it_was():
+    sim = Simulator()
+    seen, note = recorder(sim)
+
+    def fail():
+        sim.stop()
+        raise ValueError("boom")
+
+    sim.at(1.0, fail)
+    sim.at(1.0, note, "same time")
+    sim.at(4.0, note, "later")
+    with pytest.raises(ValueError, match="boom"):
+        sim.run(5.0)
+    assert sim.now == 1.0 and sim.pending == 2
+    sim.run(5.0)                             # not cut short by a stale marker
+    assert seen == [(1.0, "same time"), (4.0, "later")] and sim.now == 6.0

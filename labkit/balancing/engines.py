@@ -5,13 +5,16 @@ inputs (`_Setup`); both give the same answer on the same seed.
 report and queue sample on a `Simulator` agenda. `_FastRun`, for pure
 queueing runs (no faults, fresh load information), skips the agenda: with
 FIFO servers a request's finish time is known when it arrives (Lindley's
-recursion), so only departures need a small heap. `_Run` holds what both
-share: the random streams, the policy's `View` and per-server accounts.
+recursion), so only departures need a small heap. `_TwoChoiceRun` is
+`_FastRun` for the supermarket model (p2c, d = 2) that benchmarks run. `_Run`
+holds what they share: the random streams, the policy's `View` and
+per-server accounts.
 """
 
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,8 +101,8 @@ class _Run:
         said = (f"{setup.params['policy']}, {n} servers, load {setup.offered_load:g}"
                 f"{' (OVERLOADED)' if setup.offered_load >= 1 else ''}: "
                 f"{sum(self.served)} completed, ")
-        said += (f"mean {latency.mean:.3g} s, p99 {latency.percentile(99):.3g} s, "
-                 if latency.count else "")
+        said += (f"mean {_seconds(latency.mean)}, "
+                 f"p99 {_seconds(latency.percentile(99))}, " if latency.count else "")
         said += f"{self.killed + self.refused} failed"
         return BalancingResult(
             scenario="balancing", params=setup.params, seed=setup.seed,
@@ -111,6 +114,12 @@ class _Run:
                       1, len(self.samples) + 1),
                   "offered_load": setup.offered_load,
                   "arrival_rate": setup.arrival_rate, "headline": said})
+
+
+def _seconds(value: float) -> str:
+    """Seconds to three significant digits, or whole seconds with a thousands
+    separator from 100 s on ("7,820 s", never "7.82e+03 s")."""
+    return f"{value:.3g} s" if value < 99.95 else f"{value:,.0f} s"
 
 
 class _EventRun(_Run):
@@ -167,7 +176,8 @@ class _EventRun(_Run):
         self.finish()
 
     def kill(self, i: int) -> None:
-        """Crash server i: the requests it holds fail; it gets no more traffic."""
+        """Crash server i (s{i + 1} in the trace, as the course names servers
+        s1..sN): the requests it holds fail; it gets no more traffic."""
         if not self.view.alive[i]:
             return
         now, lost = self.sim.now, self.view.outstanding[i]
@@ -176,7 +186,7 @@ class _EventRun(_Run):
         self.view.outstanding[i] = 0
         self.epoch[i] += 1
         self.view.set_alive(i, False)
-        self.sim.record("fault", "balancer", f"s{i}", "kill", note=f"{lost} lost")
+        self.sim.record("fault", "balancer", f"s{i + 1}", "kill", note=f"{lost} lost")
         self.killed += lost
         self.finish(lost)
 
@@ -185,7 +195,7 @@ class _EventRun(_Run):
         if self.view.alive[i]:
             return
         self.view.set_alive(i, True)
-        self.sim.record("fault", "balancer", f"s{i}", "restart")
+        self.sim.record("fault", "balancer", f"s{i + 1}", "restart")
 
     def sample(self, m: int) -> None:
         self.samples.append(self.view.outstanding[:])
@@ -252,5 +262,62 @@ class _FastRun(_Run):
             while departures and departures[0][0] <= due:
                 outstanding[heapq.heappop(departures)[1]] -= 1
             samples.append(outstanding[:])
+            due = (len(samples) + 1) * self.sample_every
+        return due
+
+
+class _TwoChoiceRun(_Run):
+    """`_FastRun` for power of two choices (`PowerOfD` with d = 2): the same
+    draws and arithmetic, with `PowerOfD.choose` inlined and, instead of one
+    heap of departures, each server's finish times in its own deque (a FIFO
+    server's finish times never decrease). A server's count is brought up to
+    date only when the policy samples it or a queue sample is taken."""
+
+    def run(self) -> BalancingResult:
+        setup = self.setup
+        n, warmup, speeds = setup.servers, setup.warmup, setup.speeds
+        interarrival, demand = self.interarrival, self.demand
+        draw = self.view.rng.random
+        busy, served = self.busy, self.served
+        self.queues = queues = [deque() for _ in range(n)]
+        latencies: list[float] = []
+        now, next_sample = 0.0, self.sample_every
+        for k in range(setup.requests):
+            now += interarrival()
+            if next_sample < now:
+                next_sample = self.sample_before(now)
+            d = demand()
+            i = int(draw() * n)                 # PowerOfD.choose, d = 2
+            j = int(draw() * n)
+            mine, other = queues[i], queues[j]
+            while mine and mine[0] <= now:      # retire what has departed
+                mine.popleft()
+            while other and other[0] <= now:
+                other.popleft()
+            if len(other) < len(mine):
+                i, mine = j, other
+            service = d / speeds[i]
+            finish = (mine[-1] if mine else now) + service   # Lindley
+            mine.append(finish)
+            busy[i] += service
+            served[i] += 1
+            if k >= warmup:
+                latencies.append(finish - now)
+        end = max(now, *(queue[-1] for queue in queues if queue))
+        self.sample_before(end)
+        return self.result(latencies, end)
+
+    def sample_before(self, time: float) -> float:
+        """Take every queue-length sample due before `time`; returns when the
+        next one is due."""
+        samples, queues = self.samples, self.queues
+        due = (len(samples) + 1) * self.sample_every
+        while due < time:
+            row = []
+            for queue in queues:
+                while queue and queue[0] <= due:
+                    queue.popleft()
+                row.append(len(queue))
+            samples.append(row)
             due = (len(samples) + 1) * self.sample_every
         return due

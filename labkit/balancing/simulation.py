@@ -11,7 +11,7 @@ import numpy as np
 from labkit import dist
 from labkit.errors import ConfigError, require_int, require_number
 
-from .engines import _EventRun, _FastRun, _Setup
+from .engines import _EventRun, _FastRun, _Setup, _TwoChoiceRun
 from .policies import Policy, PowerOfD, make_policy
 from .result import BalancingResult
 
@@ -119,4 +119,6 @@ def simulate(policy: str | Policy = "p2c", servers: int = 100, load: float = 0.9
                           "> 0; use engine='events' or 'auto'")
     if engine == "events" or needs_events:
         return _EventRun(setup).run()
+    if type(the_policy) is PowerOfD and the_policy.d == 2:
+        return _TwoChoiceRun(setup).run()
     return _FastRun(setup).run()

@@ -150,7 +150,10 @@ class RaftNode(Node):
 
     def reset_election_timer(self) -> None:
         lo, hi = self.config.election_timeout
-        self.set_timer("election", self.rng.uniform(lo, hi), self.election_timeout)
+        # rng.uniform(lo, hi), written out (the same arithmetic, the same draw):
+        # every AppendEntries a follower accepts comes through here.
+        self.set_timer("election", lo + (hi - lo) * self.rng.random(),
+                       self.election_timeout)
 
     def _set_role(self, role: str) -> None:
         self.role = role
