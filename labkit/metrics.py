@@ -38,6 +38,26 @@ class Counter:
         return f"Counter({self.name!r}, {self.value})"
 
 
+class StoppedClock:
+    """A clock that stays at `now`: what a registry keeps of its simulator's
+    clock once copied or pickled, so a Result can leave the process that ran it
+    (the live clock is a closure over the Simulator)."""
+
+    __slots__ = ("now",)
+
+    def __init__(self, now: float = 0.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def __getstate__(self) -> float:
+        return self.now
+
+    def __setstate__(self, now: float) -> None:
+        self.now = now
+
+
 class Gauge:
     """A level that moves up and down (queue length), with its time average.
 
@@ -70,6 +90,15 @@ class Gauge:
         if span <= 0:
             return self.value
         return (self._area + self.value * (now - self._since)) / span
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = {name: getattr(self, name) for name in self.__slots__}
+        state["_clock"] = StoppedClock(self._clock())
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
 
     def __repr__(self) -> str:
         return f"Gauge({self.name!r}, {self.value})"
@@ -195,9 +224,13 @@ def _gauge_numbers(gauge: Gauge) -> dict[str, float]:
 class Metrics:
     """A named registry of counters, gauges, histograms and series for one run."""
 
-    def __init__(self, clock: Callable[[], float] = lambda: 0.0):
-        self._clock = clock
+    def __init__(self, clock: Callable[[], float] | None = None):
+        self._clock = StoppedClock() if clock is None else clock
         self._items: dict[str, Counter | Gauge | Histogram | TimeSeries] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A copy keeps the time its run had reached, not the run's live clock.
+        return {**self.__dict__, "_clock": StoppedClock(self._clock())}
 
     def _get(self, name: str, kind: type, *args):
         item = self._items.get(name)

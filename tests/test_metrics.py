@@ -4,6 +4,7 @@ import copy
 import dataclasses
 import functools
 import math
+import pickle
 from fractions import Fraction
 
 import numpy as np
@@ -334,3 +335,20 @@ def test_fingerprint_covers_arrays_dataclasses_series_and_nested_results():
 def test_fingerprint_refuses_values_whose_repr_holds_an_address():
     with pytest.raises(TypeError, match="memory address"):
         _ = Result("demo", {}, 1, Metrics(), data={"thing": object()}).fingerprint
+
+
+def test_a_result_pickles_with_its_gauges_stopped_at_the_time_it_was_copied():
+    # Level 2 for 1 s, then 4: at t = 3 the time average is (2*1 + 4*2)/3.
+    sim = Simulator(1)
+    level = sim.metrics.gauge("queue")
+    level.set(2)
+    sim.schedule(1.0, level.set, 4)
+    sim.run(3.0)
+    result = Result("gauge", {}, 1, sim.metrics, end_time=sim.now)
+    copied = pickle.loads(pickle.dumps(result))
+    sim.run(3.0)                                   # the live run goes on to t = 6
+    assert copied.metrics["queue"].time_average() == pytest.approx(10 / 3)
+    assert level.time_average() == pytest.approx((2 * 1 + 4 * 5) / 6)
+    assert copied.fingerprint == result.fingerprint
+    deep = copy.deepcopy(result.metrics)
+    assert deep["queue"].time_average() == pytest.approx(22 / 6)
