@@ -39,7 +39,8 @@ lab-instructor: install
 	$(BIN)/jupyter lab $(AS_ROOT) notebooks/00_simulator_tour.ipynb
 
 # Unit, property, layer and browser tests plus strict nbval over every notebook.
-# --dist loadfile keeps each notebook (and each test file) on one worker.
+# --dist loadfile keeps each notebook (and each test file) on one worker, but
+# tests/conftest.py lets the browser test's notebooks go to both, longest first.
 test: install-dev
 	$(BIN)/python -m pytest -n 2 --dist loadfile -ra \
 	    --nbval --nbval-current-env tests $(NOTEBOOKS)

@@ -1,33 +1,43 @@
-"""A real-browser test of every notebook: JupyterLab in headless Chromium
-opens each notebook NN_*.ipynb of notebooks/ (not the labs), clears its stored
-outputs and runs all its cells, then plays with every playground in it (every
-widget output with a `.labkit-status` line): it clicks a kill switch if the
-playground has one, else picks another option of a dropdown, then moves a
-slider with the keyboard, and waits after each for the playground to answer
-(its status line or its figure changes, then settles). It asserts that every
-playground's figure changed (a digest of its plotly data and layout), that no
-output shows a traceback or an error (cell outputs, and the log console, where
-JupyterLab puts what a widget callback raises), and that nothing is left
-running: the notebook's kernel is gone when its test ends, the server when the
-module does.
+"""A real-browser test of every notebook NN_*.ipynb of notebooks/ (not the
+labs): JupyterLab in headless Chromium opens it twice. First as stored: every
+stored plotly figure must render and no output may show an error (strict
+nbval checks that the stored outputs, figures included, are what the code
+produces now). Then a copy holding only what its playgrounds need: each cell
+that builds one (it calls `explore` or a function named *_playground or
+*_panel, as bench/widgets.py counts them) and, transitively, every earlier
+cell binding a name those read; nbval runs all the other cells. The test runs
+all of the copy's cells, then plays with every playground (every widget
+output with a `.labkit-status` line): it clicks a kill switch if there is one,
+else picks another option of a dropdown, then moves a slider with the
+keyboard, and waits after each for the answer (the status line or the figure
+changes, then settles). It asserts that every such cell drew its playground,
+that every playground's figure drew traces and changed (a digest of its
+plotly data and layout), that no output shows a traceback or an error (cell
+outputs, and the log console, where JupyterLab puts what a widget callback
+raises), and that nothing is left running: the kernels are gone when a
+notebook's test ends, the server when the module does. Each notebook is a
+unit of work of its own (conftest.py), so the two workers of `make test` share
+them, each with its own JupyterLab and Chromium.
 
-What each notebook's step clicked, and how the status and the figures changed,
-is printed and written to build/browser/<notebook>.txt; a failing notebook's
-screenshot goes to build/browser/<notebook>.png (CI artefacts; build/ is
-gitignored), a passing one's too with LABKIT_KEEP_SCREENSHOT=1.
+What each notebook's step did and saw is printed and written to
+build/browser/<notebook>.txt; a failing notebook's screenshot goes to
+build/browser/<notebook>.png (CI artefacts; build/ is gitignored), a passing
+one's too with LABKIT_KEEP_SCREENSHOT=1.
 
 Skips when Chromium or Playwright is missing (`.ci/run` installs Chromium).
-One JupyterLab serves a temporary copy of notebooks/ (and data/) for all the
-notebooks, so the test never writes into the repository; the server with its
-kernels is stopped also when the run is interrupted (tests/test_no_orphans.py
-checks that). LABKIT_BROWSER_NOTEBOOK=path/to/x.ipynb runs the checks on that
-notebook only. Every wait is bounded: a hung cell or a playground that never
-answers fails with a message saying what it waited for.
+JupyterLab serves a temporary copy of notebooks/ (and data/), so the test never
+writes into the repository; the server with its kernels is stopped also when
+the run is interrupted (tests/test_no_orphans.py checks that).
+LABKIT_BROWSER_NOTEBOOK=path/to/x.ipynb runs the checks on that notebook only.
+Every wait is bounded: a hung cell or a playground that never answers fails
+with a message saying what it waited for.
 """
 
 from __future__ import annotations
 
+import ast
 import atexit
+import builtins
 import contextlib
 import json
 import os
@@ -211,8 +221,6 @@ class Lab:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
-
-
 def alive(process: psutil.Process) -> bool:
     """Running, not a zombie, and not a later process that reuses its pid."""
     try:
@@ -294,7 +302,7 @@ def chromium(lab):
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.stem for n in NOTEBOOKS])
-def test_notebook_runs_and_its_playgrounds_answer(notebook, lab, chromium):
+def test_notebook_renders_and_its_playgrounds_answer(notebook, lab, chromium):
     if not notebook.exists():
         pytest.skip(f"{notebook.name} not present")
     (ARTEFACTS / f"{notebook.stem}.png").unlink(missing_ok=True)  # an older run's
@@ -330,14 +338,19 @@ def test_notebook_runs_and_its_playgrounds_answer(notebook, lab, chromium):
     # interrupt: the lab fixture's teardown then stops the server with its
     # kernels at once.
     kernel_cpu = lab.kernel_cpu()
-    lab.shut_down_kernels(lab.xsrf)
-    wait_until(lambda: not (lab.kernel_ids() or lab.kernel_processes()),
-               30, "the notebook's kernel to shut down")
+    no_kernel_left(lab, "the notebook's kernel")
     report.append(f"kernel shut down; {time.monotonic() - started:.1f} s in all; "
                   f"CPU {cpu:.1f} s ({kernel_cpu:.1f} s in the kernel, the rest in "
                   "Chromium, JupyterLab and Playwright)")
     write_report(notebook, report)
     print("\n".join(report))
+
+
+def no_kernel_left(lab: Lab, what: str) -> None:
+    """Shut down every kernel of the server and wait until they are gone."""
+    lab.shut_down_kernels(lab.xsrf)
+    wait_until(lambda: not (lab.kernel_ids() or lab.kernel_processes()),
+               30, f"{what} to shut down")
 
 
 def cpu_by_pid() -> dict[int, float]:
@@ -352,20 +365,40 @@ def cpu_by_pid() -> dict[int, float]:
 
 def play_the_notebook(page, notebook: Path, lab: Lab, report: list[str],
                       started: float) -> None:
-    """Open the notebook, run all its cells, play with each playground; check
-    the outputs for errors after each step. Appends what it did to `report`."""
-    page.goto(f"{lab.url}/lab/tree/{notebook.name}?reset&token={lab.token}")
+    """Open the notebook as stored and check its figures render; then open
+    the copy of it that holds its playgrounds' cells, run all of them, and
+    play with each playground; check the outputs for errors after each step.
+    Appends what it did to `report`."""
+    figures_drawn = check_stored_figures(page, notebook, lab)
+    report.append(f"as stored: {figures_drawn} plotly figures rendered, no error "
+                  f"shown; {time.monotonic() - started:.1f} s after opening")
+    copy, builders, kept = playground_copy(lab.root / notebook.name)
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    click_menu(page, "File", "Close All Tabs")
+    discard = page.locator(".jp-Dialog button", has_text="Discard")
+    with contextlib.suppress(PlaywrightTimeout):  # if JupyterLab marked it changed
+        discard.click(timeout=5_000)
+    lab.xsrf = next((c["value"] for c in page.context.cookies()
+                     if c["name"] == "_xsrf"), lab.xsrf)
+    no_kernel_left(lab, "the stored notebook's kernel")
+    click_menu(page, "File", "Open from Path…")
+    page.locator(".jp-Dialog input").fill(copy.name)
+    page.locator(".jp-Dialog input").press("Enter")
     panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
     panel.locator(".jp-Cell").first.wait_for(timeout=60_000)
     click_menu(page, "View", "Show Log Console")
     page.locator(".jp-LogConsolePanel").wait_for()
     cells = run_all_cells(page, panel, lab)
-    report.append(f"ran {cells} code cells; {time.monotonic() - started:.1f} s "
-                  "after opening")
+    assert cells == len(kept), f"{cells} code cells in {copy.name}, not {len(kept)}"
+    report.append(f"{copy.name}: code cells {kept} of the notebook's (0-based), "
+                  f"{len(builders)} of them building a playground; ran them, "
+                  f"{time.monotonic() - started:.1f} s after opening")
     assert not error_outputs(panel), error_outputs(panel)
     playgrounds = panel.locator(".jp-OutputArea-output:has(.labkit-status)")
     count = playgrounds.count()
-    assert count, f"{notebook.name}: no playground (no .labkit-status line) found"
+    assert count and count == len(builders), (f"{len(builders)} cells build a "
+        f"playground ({builders}), {count} drew one (a .labkit-status line)")
     for i in range(count):
         report.append(f"playground {i + 1}/{count}:")
         report.extend("  " + line for line in play(playgrounds.nth(i), lab))
@@ -373,17 +406,105 @@ def play_the_notebook(page, notebook: Path, lab: Lab, report: list[str],
     report.append(f"played; {time.monotonic() - started:.1f} s after opening")
 
 
+#: Stored outputs JupyterLab draws with plotly.js (not widget views: no state).
+PLOTLY = "application/vnd.plotly.v1+json"
+
+
+def check_stored_figures(page, notebook: Path, lab: Lab) -> int:
+    """Open `notebook` as stored (outputs and all, in the server's copy): each
+    stored plotly figure must render and no output may show an error. Returns
+    how many figures rendered."""
+    outputs = [out for cell in json.loads((lab.root / notebook.name).read_text())
+               ["cells"] for out in cell.get("outputs", [])]
+    expected = sum(PLOTLY in out.get("data", {}) for out in outputs)
+    page.goto(f"{lab.url}/lab/tree/{notebook.name}?reset&token={lab.token}")
+    panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+    panel.locator(".jp-Cell").first.wait_for(timeout=60_000)
+    drawn = panel.locator(".jp-OutputArea .js-plotly-plot")
+    wait_until(lambda: drawn.count() >= expected, DRAW_S,
+               f"{expected} stored plotly figures to render")
+    assert drawn.count() == expected, f"{drawn.count()} figures, {expected} stored"
+    assert not error_outputs(panel), error_outputs(panel)
+    return expected
+
+
+def playground_copy(notebook: Path) -> tuple[Path, list[int], list[int]]:
+    """Write beside `notebook` (the server's copy) <stem>.playgrounds.ipynb:
+    its code cells that build a playground and those they need (`needed_cells`),
+    without outputs. Returns its path, and the indexes among the notebook's
+    code cells of the cells that build a playground and of all those kept."""
+    stored = json.loads(notebook.read_text())
+    code = [cell for cell in stored["cells"] if cell["cell_type"] == "code"]
+    sources = ["".join(cell["source"]) for cell in code]
+    builders = [i for i, source in enumerate(sources) if builds_playground(source)]
+    kept = needed_cells(sources, builders)
+    stored["cells"] = [{**code[i], "outputs": [], "execution_count": None}
+                       for i in kept]
+    copy = notebook.with_name(f"{notebook.stem}.playgrounds.ipynb")
+    copy.write_text(json.dumps(stored, indent=1))
+    return copy, builders, kept
+
+
+def syntax(source: str) -> ast.Module:
+    """A cell's code as Python (IPython's %magic and !shell lines left out)."""
+    return ast.parse("\n".join(line for line in source.splitlines()
+                               if not line.lstrip().startswith(("%", "!"))))
+
+
+def builds_playground(source: str) -> bool:
+    """The cell calls `explore` or a function named *_playground or *_panel."""
+    for node in ast.walk(syntax(source)):
+        if isinstance(node, ast.Call):
+            name = getattr(node.func, "id", getattr(node.func, "attr", ""))
+            if name == "explore" or name.endswith(("_playground", "_panel")):
+                return True
+    return False
+
+
+def bound_and_read(source: str) -> tuple[set[str], set[str]]:
+    """The names a cell binds (assignments, imports, definitions, loop and
+    function variables) and the names it reads."""
+    bound, read = set(), set()
+    for node in ast.walk(syntax(source)):
+        if isinstance(node, ast.Name):
+            (read if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+    return bound, read
+
+
+def needed_cells(sources: list[str], wanted: list[int]) -> list[int]:
+    """The cells `wanted` and, transitively, every earlier cell that binds a
+    name one of them reads without binding it itself (builtins aside), in
+    notebook order. A cell that only changes an object in place, without
+    binding its name, is not found: the playground then fails loudly."""
+    names = [bound_and_read(source) for source in sources]
+    kept, todo = set(wanted), list(wanted)
+    while todo:
+        i = todo.pop()
+        bound, read = names[i]
+        free = read - bound - set(dir(builtins))
+        for j in range(i):
+            if j not in kept and free & names[j][0]:
+                kept.add(j)
+                todo.append(j)
+    return sorted(kept)
+
+
 def run_all_cells(page, panel, lab: Lab) -> int:
-    """Clear the stored outputs, then Run -> Run All Cells and wait for the end;
-    every code cell with code in it must have run. Returns how many did."""
+    """Run -> Run All Cells (the notebook has no outputs yet) and wait for the
+    end; every code cell with code in it must have run. Returns how many did."""
     wait_until(lab.kernels_idle, KERNEL_START_S, "the kernel to start")
-    click_menu(page, "Edit", "Clear Outputs of All Cells")
     prompts = panel.locator(".jp-CodeCell .jp-InputPrompt")
 
     def counts() -> list[str]:  # textContent: no layout forced, unlike innerText
         return [t for t in prompts.all_text_contents() if re.search(r"[\d*]", t)]
 
-    wait_until(lambda: not counts(), 10, "stored execution counts to clear")
+    assert not counts(), f"cells ran before Run All: {counts()}"
     click_menu(page, "Run", "Run All Cells")
 
     def finished() -> bool:
@@ -465,6 +586,12 @@ def play(playground, lab: Lab) -> list[str]:
     from the one first drawn. Returns what was done and seen, one line each."""
     playground.scroll_into_view_if_needed()
     first = wait_until(lambda: figures(playground), DRAW_S, "the playground's figure")
+    with contextlib.suppress(TimeoutError):  # the assert below says what was seen
+        first = wait_until(lambda: all(f["traces"] for f in figures(playground))
+                           and figures(playground), DRAW_S,
+                           "the playground's figures to draw their traces")
+    assert all(f["traces"] for f in first), (
+        f"a figure of the playground stayed empty in JupyterLab: {describe(first)}")
     lines = [f"status: {status_of(playground)[:120]!r}", f"figure: {describe(first)}"]
     actions = [kill_first] if kill_buttons(playground).count() else []
     if not actions and playground.locator(".widget-dropdown select").count():
