@@ -116,6 +116,30 @@ def test_explorer_displays_as_a_box_with_a_stable_text_form(recorder):
     assert ex.figure in ex.box.children and ex.status in ex.box.children
 
 
+def synced_traces(figure: go.FigureWidget) -> list[dict]:
+    """The traces the browser's model starts from (the state sent on display)."""
+    return figure._widget_data
+
+
+@pytest.mark.parametrize("build", [
+    lambda: widgets.explore(Recorder(), view, n=(0, 3, 1)),
+    lambda: widgets.paxos_playground(),
+    lambda: widgets.cluster_playground(),
+], ids=["explorer", "paxos", "cluster"])
+def test_a_displayed_playground_sends_its_figures_with_their_traces(build):
+    # A view created after the kernel drew the figure must not start empty:
+    # the browser may have missed the update messages sent before it existed.
+    pg = build()
+    pg._repr_mimebundle_()
+    figures = [w for w in (getattr(pg, "figure", None), getattr(pg, "counts", None))
+               if isinstance(w, go.FigureWidget)]
+    assert figures
+    for figure in figures:
+        assert len(figure.data) > 0
+        synced = [t["type"] for t in synced_traces(figure)]
+        assert synced == [t.type for t in figure.data]
+
+
 def test_progress_yields_everything_and_ends_full(capsys):
     assert list(widgets.progress(range(4), description="sweep")) == [0, 1, 2, 3]
     items = widgets.progress(i * i for i in range(3))     # no len(): counted first

@@ -50,8 +50,22 @@ def _say(status: W.HTML, text: str, *, warning: bool = False) -> None:
         status.remove_class("labkit-warning")
 
 
+def _sync_figures(widget: W.Widget) -> None:
+    """Copy each FigureWidget's figure into its synced state, as plotly does when
+    a FigureWidget is displayed on its own. Inside a box it is not, and its
+    traces reached the browser only as update messages sent before the view
+    existed: a browser slower than the kernel dropped them and drew an empty
+    figure."""
+    if isinstance(widget, go.FigureWidget):
+        widget._repr_mimebundle_()
+    for child in getattr(widget, "children", ()):
+        _sync_figures(child)
+
+
 def _with_plain_text(box: W.Widget, text: str, kwargs: dict) -> dict:
-    """The box's display bundle with a stable one-line text/plain in it."""
+    """The box's display bundle, its figures synced, with a stable one-line
+    text/plain in it."""
+    _sync_figures(box)
     bundle = box._repr_mimebundle_(**kwargs)
     bundle["text/plain"] = text
     return bundle
