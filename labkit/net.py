@@ -44,11 +44,12 @@ class Message:
         self.id = id
 
     def __getattr__(self, field: str) -> Any:
-        # Only for names that are not attributes. Private and special names are
-        # never fields: copy and pickle probe them (`__setstate__`) on a message
-        # whose body is not set yet, and reading it here would recurse.
-        if field[:1] == "_" or field == "body":
-            raise AttributeError(f"{type(self).__name__} has no attribute {field!r}")
+        # Only for names that are not attributes. copy and pickle probe names
+        # (`__setstate__`) on a message whose body is not set yet: reading
+        # `self.body` would then come back here, so a missing body is an
+        # AttributeError, which they take for "no such name".
+        if field == "body":
+            raise AttributeError(f"{type(self).__name__} has no attribute 'body'")
         try:
             return self.body[field]
         except KeyError:
