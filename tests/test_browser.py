@@ -15,9 +15,12 @@ that every playground's figure drew traces and changed (a digest of its
 plotly data and layout), that no output shows a traceback or an error (cell
 outputs, and the log console, where JupyterLab puts what a widget callback
 raises), and that nothing is left running: the kernels are gone when a
-notebook's test ends, the server when the module does. Each notebook is a
-unit of work of its own (conftest.py), so the two workers of `make test` share
-them, each with its own JupyterLab and Chromium.
+notebook's test ends, the server when the worker's run does. Each notebook
+is a unit of work of its own (conftest.py), so the two workers of `make test`
+share them, each with its own JupyterLab and Chromium and one page in it,
+which open one notebook after another (a page is replaced after a failure);
+all three last the worker's run (session fixtures), as a worker runs
+notebooks under nbval in between.
 
 What each notebook's step did and saw is printed and written to
 build/browser/<notebook>.txt; a failing notebook's screenshot goes to
@@ -35,9 +38,7 @@ with a message saying what it waited for.
 
 from __future__ import annotations
 
-import ast
 import atexit
-import builtins
 import contextlib
 import json
 import os
@@ -54,6 +55,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from playground_cells import playground_copy
 
 pytestmark = pytest.mark.browser
 
@@ -259,10 +261,10 @@ def log_errors(page) -> list[str]:
     return [t for t in log if ERROR_TEXT.search(t)]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def lab(tmp_path_factory):
     """One JupyterLab on a throwaway copy of the notebooks (and data/ beside
-    them), stopped with everything it started when the module's tests end, or
+    them), stopped with everything it started when the worker's run ends, or
     the run is interrupted (Ctrl-C, or SIGTERM: see conftest.py); the teardown
     fails if a process of it is still alive then."""
     require_browser()
@@ -287,49 +289,79 @@ def lab(tmp_path_factory):
                f"the server's kernels to exit: {server.kernels}")
 
 
-@pytest.fixture(scope="module")
-def chromium(lab):
-    """One headless Chromium for all the notebooks (each gets a fresh context),
-    closed when the module's tests end or the run is interrupted."""
+@pytest.fixture(scope="session")
+def window(lab):
+    """One headless Chromium with one JupyterLab page, reused by every notebook
+    of the worker (booting JupyterLab in a page costs seconds of CPU), closed
+    when the worker's run ends or is interrupted."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        window = Window(browser, lab)
         try:
-            yield browser
+            yield window
         finally:
+            window.discard()
             browser.close()
 
 
+class Window:
+    """A JupyterLab page in its own browser context: `page()` opens it the
+    first time; `discard()` closes it, so that after a failure the next
+    notebook starts on a fresh page, not on whatever the failure left."""
+
+    def __init__(self, browser, lab: Lab):
+        self.browser, self.lab = browser, lab
+        self.context = self._page = None
+
+    def page(self):
+        if self._page is None:
+            self.context = self.browser.new_context(
+                viewport={"width": 1400, "height": 1200})
+            self._page = self.context.new_page()
+            self._page.set_default_timeout(30_000)
+            self._page.goto(f"{self.lab.url}/lab?reset&token={self.lab.token}")
+            self._page.locator(".lm-MenuBar-itemLabel").first.wait_for(timeout=60_000)
+        return self._page
+
+    def xsrf(self) -> str | None:
+        """The page's XSRF cookie, which the server's REST calls need."""
+        cookies = self.context.cookies() if self.context else []
+        return next((c["value"] for c in cookies if c["name"] == "_xsrf"),
+                    self.lab.xsrf)
+
+    def discard(self) -> None:
+        if self.context is not None:
+            self.context.close()
+        self.context = self._page = None
+
+
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.stem for n in NOTEBOOKS])
-def test_notebook_renders_and_its_playgrounds_answer(notebook, lab, chromium):
+def test_notebook_renders_and_its_playgrounds_answer(notebook, lab, window):
     if not notebook.exists():
         pytest.skip(f"{notebook.name} not present")
     (ARTEFACTS / f"{notebook.stem}.png").unlink(missing_ok=True)  # an older run's
     report, started, cpu_before = [f"{notebook.name}"], time.monotonic(), cpu_by_pid()
     try:
-        context = chromium.new_context(viewport={"width": 1400, "height": 1200})
+        page = window.page()
         try:
-            page = context.new_page()
-            page.set_default_timeout(30_000)
-            try:
-                play_the_notebook(page, notebook, lab, report, started)
-                cpu = sum(used - cpu_before.get(pid, 0.0)
-                          for pid, used in cpu_by_pid().items())
-                if os.environ.get("LABKIT_KEEP_SCREENSHOT") == "1":
-                    report.append(f"screenshot: {screenshot(page, notebook)}")
-            except Exception:  # not on an interrupt, which must end at once
-                shot = screenshot(page, notebook)
-                report.append(f"screenshot of the failure: {shot}")
-                raise
-            finally:
-                lab.xsrf = next((c["value"] for c in context.cookies()
-                                 if c["name"] == "_xsrf"), lab.xsrf)
+            play_the_notebook(page, notebook, lab, report, started)
+            close_all_tabs(page)
+            cpu = sum(used - cpu_before.get(pid, 0.0)
+                      for pid, used in cpu_by_pid().items())
+            if os.environ.get("LABKIT_KEEP_SCREENSHOT") == "1":
+                report.append(f"screenshot: {screenshot(page, notebook)}")
+        except Exception:  # not on an interrupt, which must end at once
+            shot = screenshot(page, notebook)
+            report.append(f"screenshot of the failure: {shot}")
+            raise
         finally:
-            context.close()
+            lab.xsrf = window.xsrf()
     except Exception:
         print("\n".join(report))
         print(f"--- jupyter lab log ---\n{lab.log_tail()}")
+        window.discard()
         lab.shut_down_kernels(lab.xsrf)
         raise
     finally:
@@ -373,20 +405,11 @@ def play_the_notebook(page, notebook: Path, lab: Lab, report: list[str],
     report.append(f"as stored: {figures_drawn} plotly figures rendered, no error "
                   f"shown; {time.monotonic() - started:.1f} s after opening")
     copy, builders, kept = playground_copy(lab.root / notebook.name)
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    click_menu(page, "File", "Close All Tabs")
-    discard = page.locator(".jp-Dialog button", has_text="Discard")
-    with contextlib.suppress(PlaywrightTimeout):  # if JupyterLab marked it changed
-        discard.click(timeout=5_000)
+    close_all_tabs(page)
     lab.xsrf = next((c["value"] for c in page.context.cookies()
                      if c["name"] == "_xsrf"), lab.xsrf)
     no_kernel_left(lab, "the stored notebook's kernel")
-    click_menu(page, "File", "Open from Path…")
-    page.locator(".jp-Dialog input").fill(copy.name)
-    page.locator(".jp-Dialog input").press("Enter")
-    panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
-    panel.locator(".jp-Cell").first.wait_for(timeout=60_000)
+    panel = open_notebook(page, copy.name)
     click_menu(page, "View", "Show Log Console")
     page.locator(".jp-LogConsolePanel").wait_for()
     cells = run_all_cells(page, panel, lab)
@@ -417,82 +440,13 @@ def check_stored_figures(page, notebook: Path, lab: Lab) -> int:
     outputs = [out for cell in json.loads((lab.root / notebook.name).read_text())
                ["cells"] for out in cell.get("outputs", [])]
     expected = sum(PLOTLY in out.get("data", {}) for out in outputs)
-    page.goto(f"{lab.url}/lab/tree/{notebook.name}?reset&token={lab.token}")
-    panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
-    panel.locator(".jp-Cell").first.wait_for(timeout=60_000)
+    panel = open_notebook(page, notebook.name)
     drawn = panel.locator(".jp-OutputArea .js-plotly-plot")
     wait_until(lambda: drawn.count() >= expected, DRAW_S,
                f"{expected} stored plotly figures to render")
     assert drawn.count() == expected, f"{drawn.count()} figures, {expected} stored"
     assert not error_outputs(panel), error_outputs(panel)
     return expected
-
-
-def playground_copy(notebook: Path) -> tuple[Path, list[int], list[int]]:
-    """Write beside `notebook` (the server's copy) <stem>.playgrounds.ipynb:
-    its code cells that build a playground and those they need (`needed_cells`),
-    without outputs. Returns its path, and the indexes among the notebook's
-    code cells of the cells that build a playground and of all those kept."""
-    stored = json.loads(notebook.read_text())
-    code = [cell for cell in stored["cells"] if cell["cell_type"] == "code"]
-    sources = ["".join(cell["source"]) for cell in code]
-    builders = [i for i, source in enumerate(sources) if builds_playground(source)]
-    kept = needed_cells(sources, builders)
-    stored["cells"] = [{**code[i], "outputs": [], "execution_count": None}
-                       for i in kept]
-    copy = notebook.with_name(f"{notebook.stem}.playgrounds.ipynb")
-    copy.write_text(json.dumps(stored, indent=1))
-    return copy, builders, kept
-
-
-def syntax(source: str) -> ast.Module:
-    """A cell's code as Python (IPython's %magic and !shell lines left out)."""
-    return ast.parse("\n".join(line for line in source.splitlines()
-                               if not line.lstrip().startswith(("%", "!"))))
-
-
-def builds_playground(source: str) -> bool:
-    """The cell calls `explore` or a function named *_playground or *_panel."""
-    for node in ast.walk(syntax(source)):
-        if isinstance(node, ast.Call):
-            name = getattr(node.func, "id", getattr(node.func, "attr", ""))
-            if name == "explore" or name.endswith(("_playground", "_panel")):
-                return True
-    return False
-
-
-def bound_and_read(source: str) -> tuple[set[str], set[str]]:
-    """The names a cell binds (assignments, imports, definitions, loop and
-    function variables) and the names it reads."""
-    bound, read = set(), set()
-    for node in ast.walk(syntax(source)):
-        if isinstance(node, ast.Name):
-            (read if isinstance(node.ctx, ast.Load) else bound).add(node.id)
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            bound.add(node.name)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            bound.update((a.asname or a.name).split(".")[0] for a in node.names)
-        elif isinstance(node, ast.arg):
-            bound.add(node.arg)
-    return bound, read
-
-
-def needed_cells(sources: list[str], wanted: list[int]) -> list[int]:
-    """The cells `wanted` and, transitively, every earlier cell that binds a
-    name one of them reads without binding it itself (builtins aside), in
-    notebook order. A cell that only changes an object in place, without
-    binding its name, is not found: the playground then fails loudly."""
-    names = [bound_and_read(source) for source in sources]
-    kept, todo = set(wanted), list(wanted)
-    while todo:
-        i = todo.pop()
-        bound, read = names[i]
-        free = read - bound - set(dir(builtins))
-        for j in range(i):
-            if j not in kept and free & names[j][0]:
-                kept.add(j)
-                todo.append(j)
-    return sorted(kept)
 
 
 def run_all_cells(page, panel, lab: Lab) -> int:
@@ -530,6 +484,29 @@ def running_cell(panel) -> str:
         if "*" in cell.locator(".jp-InputPrompt").inner_text():
             return cell.locator(".cm-content").inner_text()[:200]
     return "no cell shows [*]"
+
+
+def open_notebook(page, name: str):
+    """File -> Open from Path… `name` (in the server's root); the notebook's
+    panel, once it shows its first cell."""
+    click_menu(page, "File", "Open from Path…")
+    page.locator(".jp-Dialog input").fill(name)
+    page.locator(".jp-Dialog input").press("Enter")
+    panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+    panel.locator(".jp-Cell").first.wait_for(timeout=60_000)
+    return panel
+
+
+def close_all_tabs(page) -> None:
+    """File -> Close All Tabs, discarding changes if JupyterLab asks (it asks
+    before it closes a notebook it marked changed)."""
+    click_menu(page, "File", "Close All Tabs")
+    open_panels, dialog = page.locator(".jp-NotebookPanel"), page.locator(".jp-Dialog")
+    wait_until(lambda: dialog.count() or not open_panels.count(), DRAW_S,
+               "the tabs to close or JupyterLab to ask")
+    if dialog.count():
+        dialog.locator("button", has_text="Discard").click()
+        wait_until(lambda: not open_panels.count(), DRAW_S, "the tabs to close")
 
 
 def click_menu(page, menu: str, item: str) -> None:
