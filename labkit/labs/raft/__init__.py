@@ -4,7 +4,7 @@ break it.
 A student derives `MyRaft` from `RaftSkeleton` and fills in its methods;
 `RaftCluster(5, seed=1, node=MyRaft)` (or `KVCluster(..., node=MyRaft)`) runs
 it with the fault verbs, `check()`, the playground and the diagrams of
-notebook 05. Grading runs the scenarios of `scenarios` part by part:
+notebook 05. Grading runs the scenarios part by part:
 
   election     initial_election, leader_failure, reelection, no_quorum,
                many_elections, split_votes, unreliable_elections
@@ -15,7 +15,8 @@ notebook 05. Grading runs the scenarios of `scenarios` part by part:
 
 Where to read what: `base` (what an answer is given: state, timers, helpers,
 and the referee that reports to labkit.raft's Audit), `skeleton` (the methods
-to write), `reference` (the worked answer), `scenarios` (the graded stories).
+to write), `reference` (the worked answer), `scenarios` (the verbs, and the
+graded stories of election and replication), `persistence_scenarios`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 from labkit.raft import CANDIDATE, FOLLOWER, LEADER
 
 from ..lab import Budget, Lab, Scenario
+from . import persistence_scenarios as p
 from . import scenarios as s
 from .base import RaftBase
 from .reference import RaftReference
@@ -40,9 +42,9 @@ LAB = Lab(
         "replication": [s.basic_agreement, s.follower_failure, s.no_majority,
                         s.leader_rejoin, s.backup, s.figure8, s.stale_suffix,
                         s.unreliable_agreement, s.kv_partitions],
-        "persistence": [s.persist_basic, s.persist_more, s.crash_all,
-                        s.vote_persisted, s.log_persisted, s.figure8_unreliable,
-                        s.churn, s.kv_crashes],
+        "persistence": [p.persist_basic, p.persist_more, p.crash_all,
+                        p.vote_persisted, p.log_persisted, p.figure8_unreliable,
+                        p.churn, p.kv_crashes],
     }.items() for fn in fns),
     skeleton=RaftSkeleton,
     reference=RaftReference,
