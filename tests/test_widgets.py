@@ -140,6 +140,31 @@ def test_a_displayed_playground_sends_its_figures_with_their_traces(build):
         assert synced == [t.type for t in figure.data]
 
 
+def test_switches_of_removed_servers_are_closed_and_the_rest_kept():
+    # Every live widget must be safe to drive (a fuzzer drives them all): the
+    # switches of servers a smaller cluster no longer has were left live, and
+    # clicking one raised IndexError.
+    from ipywidgets.widgets.widget import _instances
+
+    switches = widgets.ServerSwitches(5)
+    switches.switch_off(["s2", "s5"])
+    gone = switches.buttons[3:]
+    switches.resize(3)
+    assert switches.value == (1,)
+    assert [b.description for b in switches.buttons] == ["kill s1", "restart s2",
+                                                         "kill s3"]
+    assert all(b.comm is None for b in gone)
+    assert not any(b in _instances.values() for b in gone)
+    for button in gone:                      # set from Python, they change nothing
+        button.value = not button.value
+    assert switches.value == (1,)
+    switches.resize(4)
+    assert [b.description for b in switches.buttons] == ["kill s1", "restart s2",
+                                                         "kill s3", "kill s4"]
+    switches.buttons[3].value = True
+    assert switches.value == (1, 3)
+
+
 def test_progress_yields_everything_and_ends_full(capsys):
     assert list(widgets.progress(range(4), description="sweep")) == [0, 1, 2, 3]
     items = widgets.progress(i * i for i in range(3))     # no len(): counted first

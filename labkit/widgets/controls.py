@@ -159,14 +159,20 @@ class ServerSwitches(W.HBox, W.ValueWidget):
         self.resize(servers)
 
     def resize(self, servers: int) -> None:
-        down = [s for s in self.value if s < servers]
-        self.buttons = [W.ToggleButton(value=i in down, layout=W.Layout(width="auto"))
-                        for i in range(servers)]
-        for i, button in enumerate(self.buttons):
+        """Keep the switches of servers 0..servers-1 as they are, add switched-on
+        ones for new servers, and close those of servers that are gone (a
+        closed widget leaves the page and the kernel's live widgets)."""
+        old = getattr(self, "buttons", [])
+        for button in old[servers:]:
+            button.close()
+        self.buttons = old[:servers]
+        for i in range(len(self.buttons), servers):
+            self.buttons.append(W.ToggleButton(value=False,
+                                               layout=W.Layout(width="auto")))
             self._label(i)
-            button.observe(partial(self._toggle, i), names="value")
+            self.buttons[i].observe(partial(self._toggle, i), names="value")
         self.children = self.buttons
-        self.value = tuple(down)
+        self.value = tuple(s for s in self.value if s < servers)
 
     def _label(self, i: int) -> None:
         button = self.buttons[i]
@@ -174,7 +180,9 @@ class ServerSwitches(W.HBox, W.ValueWidget):
         button.description = f"{verb} {self.prefix}{i + self.first}"
         button.button_style = "danger" if button.value else ""
 
-    def _toggle(self, i: int, _change: Mapping[str, Any]) -> None:
+    def _toggle(self, i: int, change: Mapping[str, Any]) -> None:
+        if i >= len(self.buttons) or self.buttons[i] is not change["owner"]:
+            return                   # a closed switch, set from Python: not ours
         self._label(i)
         self.value = tuple(j for j, b in enumerate(self.buttons) if b.value)
 
