@@ -325,7 +325,19 @@ def _dask_client(workers: int, pids: set[int]):
                                      silence_logs=logging.CRITICAL) as cluster, \
             distributed.Client(cluster) as client:
         pids.update(client.run(os.getpid).values())
-        yield client
+        try:
+            yield client
+        except BaseException:
+            # Interrupted (or failed) mid-job: a worker busy with a task would
+            # hold the cluster's shutdown for seconds; its result is not wanted.
+            import psutil  # a dependency of distributed
+
+            for pid in pids:
+                with contextlib.suppress(psutil.Error):
+                    worker = psutil.Process(pid)
+                    if worker.ppid() == os.getpid():   # still ours, not a reused pid
+                        worker.kill()
+            raise
         client.wait_for_workers(workers, timeout=120)
         pids.update(client.run(os.getpid).values())
 
