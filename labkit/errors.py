@@ -24,12 +24,16 @@ class UnknownMessage(LookupError):
 # Argument checks shared by every public constructor and verb. Each raises
 # ConfigError with a message naming the argument, the value and what is allowed.
 
-def require_int(name: str, value, *, minimum: int | None = None) -> int:
-    """Return value if it is an int (not a bool) at least minimum."""
+def require_int(name: str, value, *, minimum: int | None = None,
+                maximum: int | None = None) -> int:
+    """Return value if it is an int (not a bool) at least minimum and at most
+    maximum."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"{name} must be an int, got {value!r}")
     if minimum is not None and value < minimum:
         raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be <= {maximum:,}, got {value:,}")
     return value
 
 

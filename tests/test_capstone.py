@@ -332,6 +332,7 @@ def test_dashboard_shading_is_what_plotly_add_vrect_draws():
     ({"breaker": "fuse"}, "breaker must be 'none' or one of"),
     ({"budget": "yes"}, "budget must be True or False"),
     ({"reads": 0.95}, "reads \\+ meta must be at most 1"),
+    ({"skew": 1e9}, "skew must be between 0 and 10"),   # was a numpy overflow
     ({"kill": "s1"}, "kill must be a list of node names"),
     ({"kill": ["s9"]}, "kill must be a list of node names"),
     ({"faults": [("explode", 1, 2, "s1")]}, "fault kind must be one of"),

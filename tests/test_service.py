@@ -227,6 +227,8 @@ def test_other_bad_arguments():
     (lambda: scenarios.coordinated_omission(rate=2000.0), "cannot send"),
     (lambda: scenarios.merged_percentiles(loads=(0.5, 1.0)), "must be < 1"),
     (lambda: scenarios.fan_out(fanouts=(0,)), "fanout must be >= 1"),
+    # 1e9 requests x 100 leaves was a MemoryError asking for 745 GiB
+    (lambda: scenarios.fan_out(requests=10**9), "must be at most 20,000,000 leaf"),
 ])
 def test_scenarios_reject_bad_arguments(call, message):
     with pytest.raises(ConfigError, match=message):

@@ -459,6 +459,20 @@ def test_bad_configuration_is_refused(options, message):
         fs(**options)
 
 
+@pytest.mark.parametrize("call, message", [
+    # were a ZeroDivisionError, a KeyError and OverflowErrors
+    (lambda: lk.scenarios.join_moves(replicas=0), "replicas must be >= 1"),
+    (lambda: lk.scenarios.rebalance(files=0), "files must be >= 1"),
+    (lambda: lk.scenarios.rebalance(size=0), "size must be >= 1"),
+    (lambda: lk.scenarios.single_points(size=10**9), "size must be <= 1,000,000"),
+    (lambda: lk.scenarios.storage_playground(chunk_size=10**9),
+     "chunk_size must be <= 250,000"),
+])
+def test_storage_scenarios_refuse_bad_arguments(call, message):
+    with pytest.raises(ConfigError, match=message):
+        call()
+
+
 def test_unknown_node_names_are_refused_by_the_fault_verbs():
     with pytest.raises(ConfigError, match="unknown node"):
         fs().kill("s9")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from faults import random_faults
 
-from labkit import NetConfig, dist
+from labkit import NetConfig, dist, scenarios
 from labkit.errors import ConfigError, InvariantViolation
 from labkit.txn import (
     ABORTED,
@@ -367,8 +367,6 @@ def test_a_begin_that_arrives_after_the_client_heard_aborted_is_ignored(protocol
 
 
 def test_client_outcomes_scenario_ends_with_every_client_knowing():
-    from labkit import scenarios
-
     rows = scenarios.client_outcomes(seed=1).data.rows
     assert [r["protocol"] for r in rows] == list(PROTOCOLS)
     assert all(r["when the faults stop"] < 1.0 for r in rows)
@@ -595,6 +593,9 @@ def test_same_run_under_other_hash_seeds():
     (lambda: TxnCluster("2pc").outcome("t99"), "unknown transaction"),
     (lambda: normal_case("saga"), "normal_case measures"),
     (lambda: gray_lamport("tcc", 3), "Gray & Lamport's counts cover"),
+    # was a ZeroDivisionError (commits per second of a zero-length run)
+    (lambda: scenarios.contention_sweep(duration=0), "duration must be > 0"),
+    (lambda: scenarios.contention_sweep(rate=-1), "rate must be > 0"),
 ])
 def test_bad_input_is_refused_with_a_message(make, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(

@@ -237,6 +237,10 @@ def coordinated_omission(seed: int = 0, *, duration: float = 60.0,
                      Omission(**summary, open_p99_estimate=estimate, headline=said))
 
 
+#: The most leaf latencies `fan_out` draws (an array of requests x fan-out).
+MAX_LEAF_DRAWS = 20_000_000
+
+
 def fan_out(seed: int = 0, *, fanouts: Sequence[int] = (1, 2, 5, 10, 20, 50, 100),
             requests: int = 10_000, median: float = 0.010, p99: float = 1.0) -> Result:
     """Requests that each wait for `fanout` leaf servers, and so take as long as
@@ -253,6 +257,10 @@ def fan_out(seed: int = 0, *, fanouts: Sequence[int] = (1, 2, 5, 10, 20, 50, 100
     fanouts = [require_int("fanout", n, minimum=1) for n in fanouts]
     if not fanouts:
         raise ConfigError("fanouts must list at least one fan-out")
+    if requests * max(fanouts) > MAX_LEAF_DRAWS:
+        raise ConfigError(f"requests x the largest fan-out must be at most "
+                          f"{MAX_LEAF_DRAWS:,} leaf latencies (8 bytes each, drawn "
+                          f"at once), got {requests:,} x {max(fanouts)}")
     sim = Simulator(seed)
     # numpy draws the leaves in bulk; its seed comes from the run's own stream.
     gen = np.random.default_rng(sim.rng("leaves").getrandbits(64))

@@ -229,6 +229,8 @@ def contention_sweep(seed: int = 2, *,
     one hot account; 30 accounts in all), same seed: committed transfers per
     second, abort rate and latency. data.rows: one dict per (protocol,
     contention)."""
+    rate = require_number("rate", rate, positive=True)
+    duration = require_number("duration", duration, positive=True)
     rows = []
     for protocol in protocols:
         for level in contentions:

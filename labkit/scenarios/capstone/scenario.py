@@ -39,6 +39,7 @@ from .service import (
 
 _CAPSTONE_HOP = dist.uniform(0.0003, 0.0007)         # one-way network delay
 _DAY_PARTS = 20                                       # progress steps through a day
+MAX_SKEW = 10.0                                       # the largest Zipf exponent
 
 #: The walk-through's starting point (the defaults of `capstone`), and the
 #: configuration it ends with.
@@ -188,6 +189,10 @@ def _capstone_knobs(given: Mapping[str, Any]) -> dict[str, Any]:
         knobs[name] = require_number(name, knobs[name], positive=True)
     knobs["kill_at"] = require_number("kill_at", knobs["kill_at"], minimum=0.0)
     knobs["skew"] = require_number("skew", knobs["skew"], minimum=0.0)
+    if knobs["skew"] > MAX_SKEW:    # k ** skew overflows long before it matters
+        raise ConfigError(f"skew must be between 0 and {MAX_SKEW:g} (a Zipf "
+                          f"exponent: 0 uniform, 1 the classic skew), got "
+                          f"{knobs['skew']:g}")
     require_int("attempts", knobs["attempts"], minimum=1)
     require_int("keys", knobs["keys"], minimum=1)
     n = require_int("replication", knobs["replication"], minimum=1)

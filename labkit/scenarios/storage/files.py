@@ -45,7 +45,14 @@ def _downloadable(fs: storage.FileSystem, names: Iterable[str],
     return good
 
 
+#: The largest file (bytes) a scenario writes: the bytes live in this process.
+MAX_FILE_BYTES = 1_000_000
+
+
 def file_contents(seed: int, files: int, size: int) -> dict[str, bytes]:
+    """`files` files of `size` random bytes each, named file00.bin on."""
+    files = require_int("files", files, minimum=1)
+    size = require_int("size", size, minimum=1, maximum=MAX_FILE_BYTES)
     rng = Simulator(seed).rng("storage.contents")
     return {f"file{i:02d}.bin": rng.randbytes(size) for i in range(files)}
 
@@ -54,8 +61,7 @@ def single_points(seed: int = 7, *, files: int = 20, size: int = 2000) -> Result
     """What one crash costs with and without redundancy: `files` files on five
     chunk servers; then one chunk server, or the metadata leader, is killed and
     every file is downloaded again. Rows: setup, crash, files still readable."""
-    files = require_int("files", files, minimum=1)
-    contents = file_contents(seed, files, require_int("size", size, minimum=1))
+    contents = file_contents(seed, files, size)
     rows = []
     for setup, options, victim in [
             ("1 copy of each chunk", {"replication": 1}, "chunk server s1"),
@@ -234,6 +240,8 @@ def storage_playground(seed: int = 1, *, nodes: int = 5, replication: int = 3,
     reads = require_number("reads", reads)
     if not 0.0 <= reads <= 1.0:
         raise ConfigError(f"reads must be a share in [0, 1], got {reads}")
+    # a file is 1-4 chunks
+    require_int("chunk_size", chunk_size, minimum=1, maximum=MAX_FILE_BYTES // 4)
     fs = FileSystem(nodes, replication, seed=seed, write_quorum=write_quorum,
                     chunk_size=chunk_size, timeout=0.5, repair_interval=0.25,
                     trace=False)

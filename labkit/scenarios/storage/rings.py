@@ -45,6 +45,8 @@ def join_moves(seed: int = 0, *, sizes: Sequence[int] = (3, 4, 5, 6, 8, 10, 12, 
     consistent hashing against 1/(N+1) (the newcomer's fair share), modulo
     hashing against its exact average over residues."""
     names = [f"seed{seed}-k{i}" for i in range(require_int("keys", keys, minimum=1))]
+    replicas = require_int("replicas", replicas, minimum=1)
+    sizes = [require_int("sizes entry", n, minimum=1) for n in sizes]
     ring, modulo, fair, exact = {}, {}, {}, {}
     for n in sizes:
         servers = [f"s{i}" for i in range(1, n + 1)]
