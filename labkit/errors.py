@@ -1,4 +1,12 @@
-"""The exceptions labkit raises, so callers can tell bad input from bad luck."""
+"""The exceptions labkit raises, so callers can tell bad input from bad luck,
+and the argument checks that raise ConfigError."""
+
+import collections.abc
+import functools
+import inspect
+import numbers
+import types
+import typing
 
 
 class ConfigError(ValueError):
@@ -58,3 +66,100 @@ def require_probability(name: str, value) -> float:
     if not 0.0 <= value <= 1.0:
         raise ConfigError(f"{name} must be a probability in [0, 1], got {value}")
     return value
+
+
+# -- checking a function's arguments against its annotations --------------------
+# What each simple annotation admits: (test, "what is allowed"). Integral and
+# Real admit numpy's scalars too; bool is an int to Python, never to labkit.
+def _is_int(v) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+_SIMPLE = {int: (_is_int, "an int"), float: (_is_number, "a number"),
+           bool: (lambda v: isinstance(v, bool), "True or False"),
+           str: (lambda v: isinstance(v, str), "a str")}
+_SEQUENCES = {collections.abc.Sequence, collections.abc.Iterable, list, tuple}
+
+
+def _is_list(v) -> bool:
+    return (isinstance(v, collections.abc.Iterable)
+            and not isinstance(v, str | bytes | dict))
+
+
+def _allowed(hint) -> tuple | None:
+    """(test, words) for an annotation labkit can check, else None (anything
+    goes: a class of the model, a callable, a mapping)."""
+    if hint in _SIMPLE:
+        return _SIMPLE[hint]
+    args, origin = typing.get_args(hint), typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        none = type(None) in args
+        rules = [_allowed(a) for a in args if a is not type(None)]
+        if None in rules:
+            return None                       # a member we cannot check
+        words = " or ".join([w for _, w in rules] + ["None"] * none)
+        return (lambda v: (none and v is None) or any(t(v) for t, _ in rules), words)
+    if origin is tuple and args and Ellipsis not in args:    # (low, high) and such
+        rules = [_allowed(a) for a in args]
+        if None in rules:
+            return None
+        return (lambda v: _is_list(v) and len(v := tuple(v)) == len(rules)
+                and all(t(x) for (t, _), x in zip(rules, v, strict=True)),
+                f"a tuple of {len(rules)}: ({', '.join(w for _, w in rules)})")
+    if origin in _SEQUENCES and len(args) == 1:
+        rule = _allowed(args[0])
+        if rule is None:
+            return None
+        # The items of a one-shot iterator are left alone: looking at them
+        # would use them up.
+        return (lambda v: _is_list(v) and (
+                    not isinstance(v, collections.abc.Collection)
+                    or all(rule[0](x) for x in v)),
+                f"a list, each item {rule[1]}")
+    return None
+
+
+def checked(fn):
+    """Turn a TypeError or ValueError that `fn` raises on an argument of the
+    wrong type into a ConfigError naming the argument, the value and what is
+    allowed, judged by `fn`'s simple annotations (int, float, bool, str, their
+    unions with None, tuples and sequences of them). Before, a wrong type
+    surfaced as e.g. "'<' not supported between 'float' and 'str'" from deep
+    inside the model. Valid calls pay nothing but the wrapper; `fn`'s own
+    ConfigErrors, which say more, pass through unchanged."""
+    signature = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError:
+            raise
+        except (TypeError, ValueError) as error:
+            wrong = _wrong_argument(fn, signature, args, kwargs)
+            if wrong is None:
+                raise
+            raise ConfigError(wrong) from error
+
+    return call
+
+
+def _wrong_argument(fn, signature: inspect.Signature, args, kwargs) -> str | None:
+    """What is wrong with the first argument that its annotation refuses."""
+    try:
+        bound = signature.bind(*args, **kwargs)
+    except TypeError as error:                # unknown or missing arguments
+        return f"{fn.__name__}: {error}"
+    try:
+        hints = typing.get_type_hints(fn)
+    except (NameError, TypeError):            # a name only type checkers see
+        return None
+    for name, value in bound.arguments.items():
+        rule = _allowed(hints[name]) if name in hints else None
+        if rule is not None and not rule[0](value):
+            return f"{name} must be {rule[1]}, got {value!r}"
+    return None

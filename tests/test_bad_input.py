@@ -1,12 +1,26 @@
 """Every public constructor and verb of the core rejects bad values with a
-ConfigError whose message names the argument (and says what is allowed)."""
+ConfigError whose message names the argument (and says what is allowed); so
+does every public scenario given an argument of the wrong type."""
 
+import inspect
 import math
+from collections.abc import Sequence
 
+import numpy as np
 import pytest
 
-from labkit import Cluster, ConfigError, Histogram, NetConfig, Network, Simulator, dist
+from labkit import (
+    Cluster,
+    ConfigError,
+    Histogram,
+    NetConfig,
+    Network,
+    Simulator,
+    dist,
+    scenarios,
+)
 from labkit import queueing as q
+from labkit.errors import checked
 
 
 def cluster():
@@ -127,3 +141,54 @@ def test_bad_value_raises_config_error_naming_it(make, match):
 
 def test_config_error_is_a_value_error():
     assert issubclass(ConfigError, ValueError)
+
+
+# -- arguments of the wrong type, judged by the annotations (errors.checked) -------
+
+@pytest.mark.parametrize("call, message", [
+    # each was a TypeError or ValueError from deep inside the model
+    (lambda: scenarios.storage_playground(duration="x"), "duration must be a number"),
+    (lambda: scenarios.raft_failover(election_timeout="x"),
+     r"election_timeout must be a tuple of 2: \(a number, a number\)"),
+    (lambda: scenarios.staleness(quorums="x"), "quorums must be a list, each item"),
+    (lambda: scenarios.mapreduce_playground(down=None), "down must be a list"),
+    (lambda: scenarios.leader_failover(seed="1"), "seed must be an int"),
+    (lambda: scenarios.capstone(faults=None), "faults must be a list of"),
+    (lambda: scenarios.fan_out(fanouts=5), "fanouts must be a list"),
+    (lambda: scenarios.fan_out(zzz=1), "unexpected keyword argument 'zzz'"),
+])
+def test_a_scenario_names_the_argument_of_the_wrong_type(call, message):
+    with pytest.raises(ConfigError, match=message):
+        call()
+
+
+def test_checked_leaves_good_calls_and_the_functions_own_errors_alone():
+    seen = []
+
+    @checked
+    def f(seed: int = 0, *, loads: Sequence[float] = (0.5,), name: str | None = None):
+        loads = list(loads)
+        seen.append((seed, loads, name))
+        if seed < 0:
+            raise ConfigError("seed must be >= 0, my own words")
+        return sum(loads) * len(name or "")       # a TypeError for a bad name
+
+    assert f(np.int64(2), loads=(x for x in [0.5, 1.0]), name="ab") == 3.0
+    assert seen == [(2, [0.5, 1.0], "ab")]        # the generator was not used up
+    with pytest.raises(ConfigError, match="my own words"):
+        f(-1)
+    with pytest.raises(ConfigError, match="name must be a str or None, got 3"):
+        f(name=3)
+    with pytest.raises(ConfigError, match="loads must be a list, each item a "
+                                          "number, got 'ab'"):
+        f(loads="ab")
+
+
+def test_every_public_scenario_is_checked():
+    helpers = {"first", "positions", "postings", "total", "words", "doc_list", "skew",
+               "cluster_result", "service_time"}   # per record, or building blocks
+    public = [name for name in scenarios.__all__
+              if inspect.isfunction(getattr(scenarios, name)) and name not in helpers]
+    assert len(public) > 60
+    unchecked = [n for n in public if not hasattr(getattr(scenarios, n), "__wrapped__")]
+    assert unchecked == []

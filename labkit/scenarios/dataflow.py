@@ -13,7 +13,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from labkit import dataflow
-from labkit.errors import ConfigError, require_int
+from labkit.errors import ConfigError, checked, require_int
 from labkit.metrics import Metrics, Result
 
 from .common import Runs, Table
@@ -24,6 +24,7 @@ WEB_GRAPH = Path(__file__).resolve().parents[2] / "data" / "web-graph.txt"
 RDD_PAPER: Mapping[str, float] = MappingProxyType({"iterative speed-up, up to": 20.0})
 
 
+@checked
 def web_graph() -> tuple[tuple[int, int], ...]:
     """The edges (src, dst) of data/web-graph.txt: 1,000 pages (data/README.md)."""
     return tuple(dataflow.read_graph(WEB_GRAPH))
@@ -36,6 +37,7 @@ def _steady(run: dataflow.PageRankRun) -> float:
     return sum(later) / len(later)
 
 
+@checked
 def pagerank_speedup(seed: int = 1, *, iterations: int = 10, workers: int = 8
                      ) -> Result:
     """PageRank on the web graph three ways: chained MapReduce jobs, the
@@ -58,6 +60,7 @@ def pagerank_speedup(seed: int = 1, *, iterations: int = 10, workers: int = 8
                   seed, Metrics(), data=Runs(runs=runs, rows=rows))
 
 
+@checked
 def pagerank_failure(seed: int = 1, *, iterations: int = 10, workers: int = 8,
                      at_iteration: int = 6, worker: str = "w3") -> Result:
     """The cached dataflow, healthy and with `worker` killed halfway through
@@ -83,6 +86,7 @@ def pagerank_failure(seed: int = 1, *, iterations: int = 10, workers: int = 8,
                                              rows=rows))
 
 
+@checked
 def lineage_recovery(seed: int = 1, *, lengths: Sequence[int] = (1, 2, 4, 6, 8, 10),
                      checkpoint_every: int = 3, workers: int = 8,
                      worker: str = "w3") -> Result:
@@ -116,6 +120,7 @@ def lineage_recovery(seed: int = 1, *, lengths: Sequence[int] = (1, 2, 4, 6, 8, 
                   seed, Metrics(), data=Table(rows=rows))
 
 
+@checked
 def dataflow_playground(seed: int = 1, *, pages: int = 120, iterations: int = 5,
                         workers: int = 4, cache: bool = True,
                         checkpoint_every: int = 0, kill_at: int = 0,

@@ -14,7 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 from labkit import dist, resilience
-from labkit.errors import ConfigError, require_number
+from labkit.errors import ConfigError, checked, require_number
 from labkit.metrics import Metrics, Record, Result
 
 from .common import Report, _window
@@ -76,6 +76,7 @@ STORM_POLICIES: Mapping[str, resilience.Policy] = MappingProxyType({
 PLAYGROUND_MODES = ("slow", "crash", "errors", "brownout")
 
 
+@checked
 def fault_severity(mode: str, severity: float) -> float:
     """A 0..1 slider position as a fault's severity: the share of replicas
     (crash, brownout) or of requests (errors); slow: service × (1 + 19·s)."""
@@ -85,6 +86,7 @@ def fault_severity(mode: str, severity: float) -> float:
     return 1.0 + 19.0 * severity if mode == "slow" else severity
 
 
+@checked
 def fault_playground(seed: int = 1, *, mode: str = "slow", severity: float = 0.5,
                      timeout: float = 0.25, attempts: int = 3, jitter: str = "full",
                      budget: bool = False, breaker: str = "none",
@@ -115,6 +117,7 @@ def fault_playground(seed: int = 1, *, mode: str = "slow", severity: float = 0.5
                                duration=duration, faults=[fault])
 
 
+@checked
 def timeout_sweep(seed: int = 1, *, factors: Sequence[float] = (0.25, 0.5, 1, 2, 4,
                                                                  8, 16),
                   dead: float = 0.1, rate: float = 1000.0,
@@ -147,6 +150,7 @@ def timeout_sweep(seed: int = 1, *, factors: Sequence[float] = (0.25, 0.5, 1, 2,
                       p99=p99, rows=rows, headline=f"healthy p99 {1e3 * p99:.1f} ms"))
 
 
+@checked
 def backoff_race(seed: int = 1, *, clients: Sequence[int] = (10, 25, 50, 100),
                  trials: int = 5) -> Result:
     """Brooker's optimistic-concurrency race for every backoff strategy and
@@ -166,6 +170,7 @@ def backoff_race(seed: int = 1, *, clients: Sequence[int] = (10, 25, 50, 100),
                       headline=f"{trials} trials per point"))
 
 
+@checked
 def breaker_tradeoffs(seed: int = 1, *,
                       configs: Mapping[str, resilience.BreakerConfig],
                       failure: tuple[float, float] = (5.0, 17.0), rate: float = 200.0,
@@ -206,6 +211,7 @@ TAIL_SETTINGS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
 })
 
 
+@checked
 def tail_tolerance(seed: int = 1, *, setting: str = "hiccups") -> Result:
     """No defence, a hedge after the measured p95, and tied requests (second
     copy after 1 ms) in one of `TAIL_SETTINGS`. data.rows one per technique:
@@ -234,6 +240,7 @@ def tail_tolerance(seed: int = 1, *, setting: str = "hiccups") -> Result:
                                 headline=f"{setting}: p95 {1e3 * p95:.1f} ms"))
 
 
+@checked
 def throttling(seed: int = 1, *, ks: Sequence[float] = (1.5, 2.0, 3.0),
                overload: float = 5.0, duration: float = 10.0) -> Result:
     """Clients offering `overload` times what a 2-replica backend (200 req/s,

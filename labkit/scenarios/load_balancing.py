@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from labkit import balancing, queueing
-from labkit.errors import require_int, require_number
+from labkit.errors import checked, require_int, require_number
 from labkit.metrics import Metrics, Record, Result
 
 from .common import THEORY_LOADS, service_time, with_data, with_progress
@@ -45,6 +45,7 @@ class TheoryCurves(PolicyCurves):
     theory: dict[str, dict[float, float]]
 
 
+@checked
 def load_balancer(seed: int = 1, *, policy: str = "p2c", load: float = 0.9,
                   servers: int = 8, d: int = 2, slow: float = 3.0,
                   service: str = "exponential", down: Iterable[int] = (),
@@ -131,6 +132,7 @@ def busy_share(result: balancing.BalancingResult) -> BusyShare:
                      samples=len(inside))
 
 
+@checked
 def balancing_vs_theory(seed: int = 1, *, servers: int = 100,
                         loads: Sequence[float] = (0.5, 0.7, 0.8, 0.9),
                         requests: int = 40_000,
@@ -173,6 +175,7 @@ def balancing_vs_theory(seed: int = 1, *, servers: int = 100,
                                     headline=said))
 
 
+@checked
 def stale_reports(seed: int = 1, *, intervals: Sequence[float] = (0, 1, 2, 5, 10),
                   policies: Sequence[str] = ("least_loaded_stale", "random", "p2c",
                                              "least_outstanding"),

@@ -15,7 +15,7 @@ from types import MappingProxyType
 from typing import Any
 
 from labkit import mapreduce
-from labkit.errors import ConfigError, require_int
+from labkit.errors import ConfigError, checked, require_int
 from labkit.metrics import Metrics, Result
 
 from .common import Runs, with_progress
@@ -23,6 +23,7 @@ from .common import Runs, with_progress
 CORPUS = Path(__file__).resolve().parents[2] / "data" / "corpus.txt"
 
 
+@checked
 def corpus(documents: int | None = None) -> tuple[tuple[str, str], ...]:
     """The documents of data/corpus.txt (the first `documents`, or all) as
     (doc id, text) records: made-up words with Zipf frequencies (data/README.md)."""
@@ -106,6 +107,7 @@ def _sort(seed: int, execution: str) -> mapreduce.MapReduceResult:
                          **FIGURE3_EXECUTIONS[execution], **FIGURE3)
 
 
+@checked
 def figure3(seed: int = 1, *,
             progress: Callable[..., Iterable] | None = None) -> Result:
     """The sort three ways, as in the paper's Figure 3: normal (backup tasks
@@ -123,6 +125,7 @@ def figure3(seed: int = 1, *,
                   Metrics(), data=Runs(runs=runs, rows=rows))
 
 
+@checked
 def figure3_run(seed: int = 1, *, execution: str = "normal") -> Result:
     """One sort of Figure 3 (`execution`: a name of FIGURE3_EXECUTIONS), as a
     sweep's scenario: the MapReduceResult without its output and files (the
@@ -133,6 +136,7 @@ def figure3_run(seed: int = 1, *, execution: str = "normal") -> Result:
                                           "headline": run.data["headline"]})
 
 
+@checked
 def figure3_measure(run: mapreduce.MapReduceResult) -> dict[str, Any]:
     """What Figure 3 keeps of a sort (a sweep's `measure`): job time,
     re-executed and backup tasks, extra work, and the timeline and cost model
@@ -142,6 +146,7 @@ def figure3_measure(run: mapreduce.MapReduceResult) -> dict[str, Any]:
             "timeline": run.timeline, "cost": run.params["cost"]}
 
 
+@checked
 def figure3_summary(rows) -> Runs:
     """Figure 3 from a sweep's table (or its rows as dicts) of the three
     executions (columns "execution", "seed" and those of `figure3_measure`):
@@ -182,6 +187,7 @@ def _figure3_rows(kept: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]
                                               strict=True)]
 
 
+@checked
 def sampled_partitioner(records: Sequence, mapper: Callable, partitions: int, *,
                         share: float = 0.1) -> Callable[[Any, int], int]:
     """A partitioner built from a sample (TeraSort's trick against skew): run
@@ -238,6 +244,7 @@ MAPREDUCE_BACKUPS: Mapping[str, mapreduce.Backups | None] = MappingProxyType({
     "off": None})
 
 
+@checked
 def mapreduce_playground(seed: int = 1, *, job: str = "word count",
                          workers: int = 8, splits: int = 32, partitions: int = 8,
                          combiner: bool = False, straggler: float = 1.0,

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from labkit import dist, paxos, raft
-from labkit.errors import ConfigError, require_int, require_number
+from labkit.errors import ConfigError, checked, require_int, require_number
 from labkit.metrics import Histogram, Metrics, Record, Result
 from labkit.net import NetConfig
 from labkit.node import Cluster
@@ -77,6 +77,7 @@ def _paxos(seed: int, acceptors: int = 5, proposers: int = 1, *, loss: float = 0
                               net=NetConfig(latency=latency, loss=loss), **settings)
 
 
+@checked
 def paxos_result(cluster: paxos.PaxosCluster, scenario: str,
                  **params: Any) -> Result:
     """The cluster's Result with the ballots started and the messages sent in the
@@ -89,6 +90,7 @@ def paxos_result(cluster: paxos.PaxosCluster, scenario: str,
                                       ballots=ballots))
 
 
+@checked
 def paxos_story(seed: int = 0, *, story: str = "normal") -> Result:
     """One of `PAXOS_STORIES` on five acceptors and a 10 ms network, run for
     0.35 s (p1 proposes "x" at 0; in the proposer story p2 proposes "y" at 50 ms)."""
@@ -109,6 +111,7 @@ def paxos_story(seed: int = 0, *, story: str = "normal") -> Result:
     return paxos_result(c, "paxos_story", story=story)
 
 
+@checked
 def paxos_duel(seed: int = 1, *, backoff: float = 0.0, leader: bool = False,
                duration: float = 1.0, slow_accepts: float = 0.040) -> Result:
     """Two proposers under the adversarial schedule of Paxos Made Simple §2.4:
@@ -126,6 +129,7 @@ def paxos_duel(seed: int = 1, *, backoff: float = 0.0, leader: bool = False,
                         duration=duration, slow_accepts=slow_accepts)
 
 
+@checked
 def backoff_sweep(seed: int = 1, *, highs: Sequence[float] = (0.0, 0.01, 0.02, 0.05,
                                                               0.1, 0.2, 0.5, 1.0),
                   trials: int = 20, horizon: float = 5.0) -> Result:
@@ -157,6 +161,7 @@ def backoff_sweep(seed: int = 1, *, highs: Sequence[float] = (0.0, 0.01, 0.02, 0
                   data=BackoffSweep(duel=duel, loss=lossy, stuck=stuck))
 
 
+@checked
 def paxos_playground(seed: int = 0, *, acceptors: int = 5, proposers: int = 2,
                      loss: float = 0.0, backoff: float = 0.05,
                      down: Iterable[int] = (), leader: bool = False,
@@ -182,6 +187,7 @@ def paxos_playground(seed: int = 0, *, acceptors: int = 5, proposers: int = 2,
                         down=tuple(down), leader=leader, duration=duration)
 
 
+@checked
 def paxos_costs(seed: int = 1, *, acceptors: int = 5, commands: int = 20) -> Result:
     """Messages and delay per decision on a fault-free 10 ms network: one basic
     Paxos instance (one proposer, n acceptors), and `commands` commands through a
@@ -243,6 +249,7 @@ def _until(cluster: Cluster, done: Any, limit: float = 10.0) -> float:
     return cluster.now - start
 
 
+@checked
 def leader_failover(seed: int = 1, *, protocol: str = "multipaxos",
                     election_timeout: tuple[float, float] = (0.150, 0.300),
                     trials: int = 20, size: int = 5) -> Result:
@@ -262,6 +269,7 @@ def leader_failover(seed: int = 1, *, protocol: str = "multipaxos",
                   data=Failover(gaps=gaps))
 
 
+@checked
 def log_comparison(seed: int = 1, *, size: int = 5, commands: int = 20,
                    every: float = 0.050, trials: int = 20) -> Result:
     """Multi-Paxos and Raft on the same network: messages and latency per command

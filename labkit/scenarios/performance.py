@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from labkit import dist, queueing
-from labkit.errors import ConfigError, require_int, require_number
+from labkit.errors import ConfigError, checked, require_int, require_number
 from labkit.metrics import Histogram, Metrics, Record, Result
 from labkit.service import ClosedLoop, OpenLoop, Station
 from labkit.sim import Simulator
@@ -70,6 +70,7 @@ class MergedPercentiles(Record):
     headline: str
 
 
+@checked
 def queue_theory(servers: int, load: float, shape: str,
                  mean_service: float) -> queueing.QueueStats | None:
     """The closed-form steady state where one exists: Erlang C for exponential
@@ -86,6 +87,7 @@ def queue_theory(servers: int, load: float, shape: str,
     return queueing.mg1(rate, service.mean, service.second_moment)
 
 
+@checked
 def theory_curve(servers: int, shape: str, mean_service: float) -> dict[str, list]:
     """Theory latency at each of THEORY_LOADS: "mean" always (where a closed form
     exists, else {}), "p50" and "p99" too for exponential service."""
@@ -130,6 +132,7 @@ def _model(servers: int, shape: str) -> str:
     return f"M/{_KENDALL[shape]}/{servers}"
 
 
+@checked
 def mmc_queue(seed: int = 0, *, servers: int = 1, load: float = 0.8,
               service: str = "exponential", mean_service: float = 0.010,
               customers: int = 50_000, warmup: int = 5_000,
@@ -162,6 +165,7 @@ def mmc_queue(seed: int = 0, *, servers: int = 1, load: float = 0.8,
     return with_data(sim.result("mmc_queue", params), data)
 
 
+@checked
 def load_sweep(seed: int = 0, *, servers: int = 1,
                loads: Sequence[float] = (0.1, 0.3, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9),
                service: str = "exponential", mean_service: float = 0.010,
@@ -187,6 +191,7 @@ def load_sweep(seed: int = 0, *, servers: int = 1,
     return Result("load_sweep", params, seed, metrics, end_time=end, data=data)
 
 
+@checked
 def coordinated_omission(seed: int = 0, *, duration: float = 60.0,
                          stall: float = 1.0, every: float = 10.0,
                          rate: float = 100.0, mean_service: float = 0.001,
@@ -241,6 +246,7 @@ def coordinated_omission(seed: int = 0, *, duration: float = 60.0,
 MAX_LEAF_DRAWS = 20_000_000
 
 
+@checked
 def fan_out(seed: int = 0, *, fanouts: Sequence[int] = (1, 2, 5, 10, 20, 50, 100),
             requests: int = 10_000, median: float = 0.010, p99: float = 1.0) -> Result:
     """Requests that each wait for `fanout` leaf servers, and so take as long as
@@ -296,6 +302,7 @@ def _mixture_percentile(parts: Sequence[queueing.QueueStats],
     return (lo + hi) / 2
 
 
+@checked
 def merged_percentiles(seed: int = 0, *, loads: Sequence[float] = (0.3, 0.3, 0.3,
                                                                    0.9),
                        mean_service: float = 0.010, duration: float = 2400.0

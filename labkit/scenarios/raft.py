@@ -17,7 +17,7 @@ from typing import Any
 
 from labkit import check, dist, raft
 from labkit.dist import Distribution
-from labkit.errors import ConfigError, require_int, require_number
+from labkit.errors import ConfigError, checked, require_int, require_number
 from labkit.metrics import Histogram, Metrics, Record, Result
 from labkit.net import NetConfig
 
@@ -95,6 +95,7 @@ class Downtimes(Record):
     runs: dict[str, Histogram]
 
 
+@checked
 def raft_cluster(seed: int = 0, *, nodes: int = 5,
                  election_timeout: tuple[float, float] = (0.150, 0.300),
                  heartbeat: float = 0.050, latency: float | Distribution = 0.010,
@@ -106,6 +107,7 @@ def raft_cluster(seed: int = 0, *, nodes: int = 5,
                             net=NetConfig(latency=latency, loss=loss), **options)
 
 
+@checked
 def raft_result(cluster: raft.RaftCluster, scenario: str, **params: Any) -> Result:
     """The cluster's Result with a `RaftRun` as its data, whose headline says:
     time, leader and term, elections, leaderless time, messages."""
@@ -120,6 +122,7 @@ def raft_result(cluster: raft.RaftCluster, scenario: str, **params: Any) -> Resu
     return with_data(result, RaftRun(**{**data, "headline": headline}))
 
 
+@checked
 def raft_election(seed: int = 1, *, nodes: int = 5,
                   election_timeout: tuple[float, float] = (0.150, 0.300),
                   heartbeat: float = 0.050, latency: float | Distribution = 0.010,
@@ -150,6 +153,7 @@ def _await_leader(c: raft.RaftCluster, timeout: tuple[float, float]) -> str:
     return c.leader()
 
 
+@checked
 def raft_failover(seed: int = 1, *,
                   election_timeout: tuple[float, float] = (0.150, 0.300),
                   trials: int = 100, latency: float | Distribution = FIG16_LATENCY,
@@ -199,6 +203,7 @@ def raft_failover(seed: int = 1, *,
                                           "crashes"))
 
 
+@checked
 def figure_16(seed: int = 1, *, trials: int = 100,
               ranges: Sequence[tuple[int, int]] = FIG16_RANGES,
               capped_trials: int = 3,
@@ -224,6 +229,7 @@ def figure_16(seed: int = 1, *, trials: int = 100,
                   data=Runs(runs=runs, rows=rows))
 
 
+@checked
 def figure_16_grid(*, trials: int = 100,
                    ranges: Sequence[tuple[int, int]] = FIG16_RANGES,
                    capped_trials: int = 3) -> list[dict[str, Any]]:
@@ -245,12 +251,14 @@ def figure_16_grid(*, trials: int = 100,
     return grid
 
 
+@checked
 def downtimes(run: Result) -> dict[str, tuple[float, ...]]:
     """What Figure 16 keeps of a `raft_failover` run (a sweep's `measure`): its
     downtimes in seconds, in the order of the crashes."""
     return {"downtimes": tuple(run.metrics["downtime"].values.tolist())}
 
 
+@checked
 def figure_16_summary(rows) -> Runs:
     """Figure 16 from a sweep's table (or its rows as dicts), each row with the
     run's "election_timeout" in s and its "downtimes" (see `downtimes`): runs,
@@ -301,6 +309,7 @@ ETCD_SETTINGS: Mapping[str, tuple[float, float]] = MappingProxyType({
 ETCD_DATA = Path(__file__).resolve().parents[2] / "data"
 
 
+@checked
 def etcd_measured(setting: str = "default") -> Histogram:
     """Seconds from SIGKILL of the etcd leader to a new leader, as `labkit.real`
     measured them on a 3-member cluster (data/etcd_failover_<setting>.csv)."""
@@ -313,6 +322,7 @@ def etcd_measured(setting: str = "default") -> Histogram:
     return Histogram(f"etcd {setting}", (float(r[column]) for r in rows[1:]))
 
 
+@checked
 def etcd_comparison(seed: int = 1, *, setting: str = "default",
                     trials: int = 300) -> Result:
     """etcd's measured failovers (`etcd_measured`) beside `raft_failover` with
@@ -331,6 +341,7 @@ def etcd_comparison(seed: int = 1, *, setting: str = "default",
                   Metrics(), data=Downtimes(runs=runs))
 
 
+@checked
 def timing_rule(seed: int = 1, *,
                 minimums: Sequence[float] = (0.300, 0.150, 0.075, 0.040, 0.020,
                                              0.015, 0.010),
@@ -356,6 +367,7 @@ def timing_rule(seed: int = 1, *,
                   seed, Metrics(), data=Table(rows=rows))
 
 
+@checked
 def raft_kv(seed: int = 1, *, read: str = "log", clients: int = 4,
             reads: float = 0.9, think: float = 0.05, loss: float = 0.0,
             isolate_leader: tuple[float, float] | None = (1.0, 3.0),

@@ -14,7 +14,7 @@ from types import MappingProxyType
 
 from labkit import dist
 from labkit.dist import Distribution
-from labkit.errors import require_int, require_number
+from labkit.errors import checked, require_int, require_number
 from labkit.metrics import Record, Result, TraceRecord
 from labkit.net import Message, NetConfig, Network
 from labkit.node import Cluster, Node
@@ -56,6 +56,7 @@ class PingNode(Node):
         self.sim.metrics.histogram("rtt").add(self.sim.now - msg.sent)
 
 
+@checked
 def echo_cluster(seed: int = 0, *, nodes: int = 5,
                  latency: float | Distribution = 0.010, loss: float = 0.0,
                  interval: float = 0.1) -> Cluster:
@@ -66,12 +67,14 @@ def echo_cluster(seed: int = 0, *, nodes: int = 5,
                    node_factory=lambda name, net: PingNode(name, net, interval))
 
 
+@checked
 def halves(names: Sequence[str]) -> tuple[list[str], list[str]]:
     """The minority (first floor(n/2) names) and the majority (the rest)."""
     cut = len(names) // 2
     return list(names[:cut]), list(names[cut:])
 
 
+@checked
 def ping(seed: int = 0, *, nodes: int = 3, latency: float | Distribution = 0.010,
          loss: float = 0.0, interval: float = 0.1, duration: float = 1.0,
          partition: tuple[float, float] | None = None) -> Result:
@@ -89,6 +92,7 @@ def ping(seed: int = 0, *, nodes: int = 3, latency: float | Distribution = 0.010
                           interval=interval, duration=duration, partition=partition)
 
 
+@checked
 def journal_by_node(trace: Iterable[TraceRecord], names: Sequence[str],
                     since: float = 0.0) -> dict[str, dict[str, int]]:
     """Messages delivered to and dropped on the way to each node, counted from the
@@ -110,6 +114,7 @@ class ClusterStep(ClusterRun):
     window: dict[str, dict[str, int]]
 
 
+@checked
 def cluster_step(cluster: Cluster, seconds: float,
                  scenario: str = "cluster_step") -> Result:
     """Run `cluster` for `seconds` more; the Result of the run so far, with a
@@ -131,6 +136,7 @@ class Samples(Record):
     names: list[str]
 
 
+@checked
 def latency_samples(seed: int = 0, *, samples: int = 10_000,
                     distributions: Mapping[str, Distribution] = TOUR_LATENCIES
                     ) -> Result:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from labkit import dist, txn
-from labkit.errors import ConfigError, require_number
+from labkit.errors import ConfigError, checked, require_number
 from labkit.metrics import Metrics, Record, Result, TimeSeries, keyed
 from labkit.net import NetConfig
 
@@ -138,6 +138,7 @@ def _fan_out(c: txn.TxnCluster, amount: int = 10) -> str:
                     [(f"{p}.0", amount) for p in others])
 
 
+@checked
 def txn_story(seed: int = 1, *, protocol: str = "2pc", participants: int = 3,
               coordinator: str = "colocated", crash: str = "none",
               down: float | None = 1.0, fail_step: int | None = None,
@@ -168,6 +169,7 @@ def txn_story(seed: int = 1, *, protocol: str = "2pc", participants: int = 3,
         duration=duration)
 
 
+@checked
 def blocking_window(seed: int = 1, *, protocol: str = "2pc", down: float = 2.0,
                     rate: float = 60.0, contention: float = 0.5,
                     duration: float = 5.0, width: float = 0.25) -> Result:
@@ -197,6 +199,7 @@ def blocking_window(seed: int = 1, *, protocol: str = "2pc", down: float = 2.0,
         contention=contention, duration=duration, width=width)
 
 
+@checked
 def audit_run(seed: int = 3, *, protocol: str = "saga", rate: float = 40.0,
               contention: float = 0.2, duration: float = 4.0,
               every: float = 0.1) -> Result:
@@ -220,6 +223,7 @@ def audit_run(seed: int = 3, *, protocol: str = "saga", rate: float = 40.0,
         duration=duration, every=every)
 
 
+@checked
 def contention_sweep(seed: int = 2, *,
                      protocols: Sequence[str] = ("2pc", "paxos_commit", "saga",
                                                  "tcc"),
@@ -288,6 +292,7 @@ def _sample_known(c: txn.TxnCluster, series: TimeSeries, until: float,
         series.add(round(c.now, 9), c.outcome_known())
 
 
+@checked
 def client_outcomes(seed: int = 1, *,
                     protocols: Sequence[str] = ("2pc", "paxos_commit", "saga", "tcc"),
                     faults: float = 3.0, heal: float = 2.0, rate: float = 40.0,
@@ -326,6 +331,7 @@ def client_outcomes(seed: int = 1, *,
                   seed, Metrics(), data=Outcomes(known=known, rows=rows))
 
 
+@checked
 def txn_playground(seed: int = 1, *, protocol: str = "2pc", crash: str = "none",
                    participants: int = 3, loss: float = 0.0,
                    contention: float = 0.5, rate: float = 30.0,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from labkit import raft
-from labkit.errors import ConfigError, require_number, require_probability
+from labkit.errors import ConfigError, checked, require_number, require_probability
 from labkit.metrics import Record, keyed
 
 from .service import CAPSTONE_METADATA, CAPSTONE_SERVERS, _Service, _StorageServer
@@ -76,6 +76,7 @@ class _Sample(NamedTuple):
     roles: dict[str, str]
 
 
+@checked
 def as_capstone_fault(value: CapstoneFault | Sequence) -> CapstoneFault:
     """A checked CapstoneFault from one, or from a (kind, at, duration[, target[,
     severity]]) tuple."""

@@ -19,7 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from labkit.errors import ConfigError, require_int, require_number, require_probability
+from labkit.errors import (
+    ConfigError,
+    checked,
+    require_int,
+    require_number,
+    require_probability,
+)
 from labkit.metrics import Result
 
 from .scenario import CAPSTONE_KNOBS, CapstoneRun
@@ -73,6 +79,7 @@ def share_interval(successes: int, n: int) -> tuple[float, float]:
     return max(centre - half, 0.0), min(centre + half, 1.0)
 
 
+@checked
 def slo_rows(result: Result, slo: SLO = SLO(), *,
              interval: bool = False) -> list[dict[str, Any]]:
     """One row per objective: metric, objective, measured (in the metric's
@@ -107,6 +114,7 @@ def slo_rows(result: Result, slo: SLO = SLO(), *,
     return rows
 
 
+@checked
 def scorecard(result: Result, slo: SLO = SLO(), *, interval: bool = False):
     """The run against the SLO as a pandas table: objective, measured value
     (with `interval`, its 95 % interval: see slo_rows) and whether it is met,
@@ -116,6 +124,7 @@ def scorecard(result: Result, slo: SLO = SLO(), *, interval: bool = False):
     return pd.DataFrame(slo_rows(result, slo, interval=interval)).set_index("metric")
 
 
+@checked
 def verdict(result: Result, slo: SLO = SLO()) -> str:
     """One line: "meets the SLO", or which objectives it misses and by what."""
     missed = [f"{row['metric']} {row['measured']:g} (wants {row['objective']})"

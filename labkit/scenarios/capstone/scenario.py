@@ -16,7 +16,13 @@ from typing import Any
 import numpy as np
 
 from labkit import balancing, dist, raft, resilience
-from labkit.errors import ConfigError, require_int, require_number, require_probability
+from labkit.errors import (
+    ConfigError,
+    checked,
+    require_int,
+    require_number,
+    require_probability,
+)
 from labkit.metrics import Histogram, Record, Result, keyed
 from labkit.net import NetConfig
 
@@ -99,6 +105,7 @@ class CapstoneRun(Record):
     headline: str
 
 
+@checked
 def capstone(seed: int = 1, *, policy: str = "round_robin", timeout: float = 1.0,
              attempts: int = 3, jitter: str = "none", budget: bool = False,
              breaker: str = "none", hedging: bool = False, replication: int = 3,
@@ -134,8 +141,9 @@ def capstone(seed: int = 1, *, policy: str = "round_robin", timeout: float = 1.0
     cluster ever broke a safety property.
     """
     knobs = _capstone_knobs(locals())
-    if isinstance(faults, CapstoneFault | str):
-        raise ConfigError("faults must be a list of CapstoneFault entries")
+    if isinstance(faults, CapstoneFault | str) or not isinstance(faults, Iterable):
+        raise ConfigError(f"faults must be a list of CapstoneFault entries, got "
+                          f"{faults!r}")
     schedule = [as_capstone_fault(f) for f in faults]
     schedule += [as_capstone_fault(("crash", knobs["kill_at"], math.inf, name))
                  for name in knobs["kill"]]

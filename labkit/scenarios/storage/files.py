@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from labkit import check, raft, storage
-from labkit.errors import ConfigError, require_int, require_number
+from labkit.errors import ConfigError, checked, require_int, require_number
 from labkit.metrics import Metrics, Record, Result, keyed
 from labkit.net import NetConfig
 from labkit.sim import Simulator
@@ -19,6 +19,7 @@ from ..common import Table
 from .quorums import count_of, stale_share
 
 
+@checked
 def raft_log(size: int, seed: int, net: NetConfig | None,
              trace: bool) -> raft.RaftCluster:
     """The file system's metadata log: a Raft cluster of `size` nodes."""
@@ -57,6 +58,7 @@ def file_contents(seed: int, files: int, size: int) -> dict[str, bytes]:
     return {f"file{i:02d}.bin": rng.randbytes(size) for i in range(files)}
 
 
+@checked
 def single_points(seed: int = 7, *, files: int = 20, size: int = 2000) -> Result:
     """What one crash costs with and without redundancy: `files` files on five
     chunk servers; then one chunk server, or the metadata leader, is killed and
@@ -82,6 +84,7 @@ def single_points(seed: int = 7, *, files: int = 20, size: int = 2000) -> Result
                   data=Table(rows=rows))
 
 
+@checked
 def storage_tour(seed: int = 7) -> Result:
     """One call per line under one fault each, on a 5-server file system with
     Raft metadata: what the call returned and how long it took."""
@@ -136,6 +139,7 @@ def storage_tour(seed: int = 7) -> Result:
     return Result("storage_tour", {}, seed, fs.sim.metrics, data=Table(rows=rows))
 
 
+@checked
 def durability(seed: int = 0, *, schedules: int = 20, steps: int = 20) -> Result:
     """Random crash/restart schedules against the file system's promise. Each
     schedule crashes and restarts random chunk servers and metadata nodes
@@ -222,6 +226,7 @@ def _storage_partition(fs: storage.FileSystem, preset: str) -> None:
         fs.partition(fs.servers[:half], [*fs.servers[half:], *fs.metadata_nodes])
 
 
+@checked
 def storage_playground(seed: int = 1, *, nodes: int = 5, replication: int = 3,
                        write_quorum: int = 2, chunk_size: int = 1024, r: int = 1,
                        w: int = 1, reads: float = 0.5, partition: str = "none",

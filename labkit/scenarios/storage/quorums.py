@@ -14,7 +14,7 @@ import numpy as np
 
 from labkit import dist, storage
 from labkit.dist import Distribution
-from labkit.errors import ConfigError, require_int
+from labkit.errors import ConfigError, checked, require_int
 from labkit.metrics import Metrics, Record, Result, TimeSeries
 from labkit.net import NetConfig
 
@@ -25,6 +25,7 @@ QUORUMS = ((3, 1, 1), (3, 1, 2), (3, 2, 1), (3, 2, 2), (5, 1, 1), (5, 2, 2),
            (5, 1, 3), (5, 3, 3))
 
 
+@checked
 def staleness(seed: int = 1, *, quorums: Sequence[tuple[int, int, int]] = QUORUMS,
               trials: int = 2000,
               progress: Callable[..., Iterable] | None = None) -> Result:
@@ -56,6 +57,7 @@ PBS_PAPER = {
 }
 
 
+@checked
 def t_visibility(seed: int = 1, *, trials: int = 1000, points: int = 25,
                  writes: Sequence[str] = tuple(PBS_PAPER),
                  progress: Callable[..., Iterable] | None = None) -> Result:
@@ -93,6 +95,7 @@ def t_visibility(seed: int = 1, *, trials: int = 1000, points: int = 25,
                   data=Visibility(simulated=simulated, model=model, rows=rows))
 
 
+@checked
 def visibility_summary(parts: Iterable[Visibility]) -> Visibility:
     """One `Visibility` from those of several `t_visibility` runs (e.g. a
     sweep's, one write delay each), in the order given: what one run over all
@@ -135,6 +138,7 @@ def _visibility(seed: int, delays: storage.WARS, times: Sequence[float],
 QUORUM_LATENCY = dist.lognormal(median=0.001, p99=0.010)
 
 
+@checked
 def quorum_costs(seed: int = 1, *, n: int = 3, ops: int = 600,
                  combos: Sequence[tuple[int, int]] = ((1, 1), (1, 2), (2, 1),
                                                      (2, 2), (1, 3), (3, 1), (3, 3)),
@@ -165,6 +169,7 @@ def quorum_costs(seed: int = 1, *, n: int = 3, ops: int = 600,
                   Metrics(), data=Table(rows=rows))
 
 
+@checked
 def convergence(seed: int = 1, *, keys: int = 300, duration: float = 4.0) -> Result:
     """How a replica that missed writes catches up. N = 3, W = 1: r3 is down
     while `keys` keys are written, then restarts. Three stores: no repair at all;

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from labkit import storage
-from labkit.errors import require_int
+from labkit.errors import checked, require_int
 from labkit.metrics import Metrics, Record, Result, keyed
 
 from .files import FileSystem, file_contents
 
 
+@checked
 def ring_balance(seed: int = 0, *, servers: int = 10,
                  vnodes: Sequence[int] = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
                  ) -> Result:
@@ -38,6 +39,7 @@ def ring_balance(seed: int = 0, *, servers: int = 10,
                       theory={v: 1 / math.sqrt(v) for v in vnodes}))
 
 
+@checked
 def join_moves(seed: int = 0, *, sizes: Sequence[int] = (3, 4, 5, 6, 8, 10, 12, 16,
                                                           20),
                keys: int = 3000, replicas: int = 3, vnodes: int = 128) -> Result:
@@ -77,6 +79,7 @@ def _modulo_theory(n: int, replicas: int) -> float:
     return moved / (n * (n + 1) * min(replicas, n + 1))
 
 
+@checked
 def rebalance(seed: int = 7, *, nodes: int = 5, files: int = 40,
               size: int = 1000) -> Result:
     """Measured on the file system: `files` files on `nodes` servers, then one
