@@ -95,6 +95,8 @@ def _allowed(hint) -> tuple | None:
     goes: a class of the model, a callable, a mapping)."""
     if hint in _SIMPLE:
         return _SIMPLE[hint]
+    if hint in _SEQUENCES:
+        return _is_list, "a list"
     args, origin = typing.get_args(hint), typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         none = type(None) in args
@@ -113,7 +115,7 @@ def _allowed(hint) -> tuple | None:
     if origin in _SEQUENCES and len(args) == 1:
         rule = _allowed(args[0])
         if rule is None:
-            return None
+            return _is_list, "a list"         # of things only `fn` can judge
         # The items of a one-shot iterator are left alone: looking at them
         # would use them up.
         return (lambda v: _is_list(v) and (
@@ -124,22 +126,23 @@ def _allowed(hint) -> tuple | None:
 
 
 def checked(fn):
-    """Turn a TypeError or ValueError that `fn` raises on an argument of the
-    wrong type into a ConfigError naming the argument, the value and what is
-    allowed, judged by `fn`'s simple annotations (int, float, bool, str, their
-    unions with None, tuples and sequences of them). Before, a wrong type
-    surfaced as e.g. "'<' not supported between 'float' and 'str'" from deep
-    inside the model. Valid calls pay nothing but the wrapper; `fn`'s own
-    ConfigErrors, which say more, pass through unchanged."""
+    """Turn an error that `fn` raises on an argument of the wrong type (a
+    TypeError, or e.g. a KeyError from a dict it built from it) into a
+    ConfigError naming the argument, the value and what is allowed, judged by
+    `fn`'s simple annotations (int, float, bool, str, their unions with None,
+    tuples and lists of them, any list). Before, a wrong type surfaced as e.g.
+    "'<' not supported between 'float' and 'str'" from deep inside the model.
+    It looks only once `fn` has failed: a valid call pays the wrapper alone,
+    and `fn`'s own ConfigErrors, which say more, pass through unchanged."""
     signature = inspect.signature(fn)
 
     @functools.wraps(fn)
     def call(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except ConfigError:
+        except (ConfigError, Unavailable):
             raise
-        except (TypeError, ValueError) as error:
+        except Exception as error:
             wrong = _wrong_argument(fn, signature, args, kwargs)
             if wrong is None:
                 raise

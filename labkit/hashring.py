@@ -24,7 +24,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
-from labkit.errors import ConfigError, require_int
+from labkit.errors import ConfigError, checked, require_int
 
 Server = int | str          # an index 0, 1, ... or a name "s1", "r2", ...
 
@@ -65,6 +65,7 @@ class HashRing:
     `servers` lists the servers in the order they joined.
     """
 
+    @checked
     def __init__(self, servers: Iterable[Server] = (), vnodes: int = 64, *,
                  position: Callable[[Any], int] = key_hash,
                  label: str = "{server}#{vnode}"):

@@ -17,7 +17,11 @@ from labkit import (
     Network,
     Simulator,
     dist,
+    resilience,
     scenarios,
+    storage,
+    txn,
+    widgets,
 )
 from labkit import queueing as q
 from labkit.errors import checked
@@ -156,6 +160,13 @@ def test_config_error_is_a_value_error():
     (lambda: scenarios.capstone(faults=None), "faults must be a list of"),
     (lambda: scenarios.fan_out(fanouts=5), "fanouts must be a list"),
     (lambda: scenarios.fan_out(zzz=1), "unexpected keyword argument 'zzz'"),
+    # the playgrounds and other public functions (a KeyError, TypeErrors)
+    (lambda: widgets.balancer_playground(max_servers="x"), "max_servers must be an"),
+    (lambda: widgets.storage_playground(down=0), "down must be a list"),
+    (lambda: widgets.capstone_panel(faults=None), "faults must be a list"),
+    (lambda: storage.HashRing(servers=None), "servers must be a list"),
+    (lambda: resilience.fanout(threshold=None), "threshold must be a number"),
+    (lambda: txn.normal_case(protocol=["2pc"]), "protocol must be a str"),
 ])
 def test_a_scenario_names_the_argument_of_the_wrong_type(call, message):
     with pytest.raises(ConfigError, match=message):

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from labkit import dist
-from labkit.errors import ConfigError, require_int, require_number
+from labkit.errors import ConfigError, checked, require_int, require_number
 
 from .engines import _EventRun, _FastRun, _Setup, _TwoChoiceRun
 from .policies import Policy, PowerOfD, make_policy
@@ -53,6 +53,7 @@ def _faults(faults, servers: int) -> tuple[tuple[float, str, int], ...]:
     return tuple(sorted(checked, key=lambda f: f[0]))   # stable: ties keep order
 
 
+@checked
 def simulate(policy: str | Policy = "p2c", servers: int = 100, load: float = 0.9,
              requests: int = 200_000, seed: int = 1, *, d: int | None = None,
              weights: Sequence[float] | None = None,

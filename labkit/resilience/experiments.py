@@ -10,7 +10,7 @@ import random
 
 from labkit import dist
 from labkit.dist import Distribution
-from labkit.errors import require_int, require_number, require_probability
+from labkit.errors import checked, require_int, require_number, require_probability
 from labkit.metrics import Result
 from labkit.sim import Simulator
 
@@ -82,6 +82,7 @@ def _occ_race(sim: Simulator, clients: int, backoff: Backoff,
 FAST_LEAF, SLOW_LEAF = dist.lognormal(0.010, 0.050), dist.uniform(1.0, 2.0)
 
 
+@checked
 def fanout(seed: int = 0, *, servers: int = 100, slow_probability: float = 0.01,
            requests: int = 2000, threshold: float = 1.0,
            fast: Distribution | float = FAST_LEAF,

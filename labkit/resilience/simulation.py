@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from labkit.dist import Distribution
-from labkit.errors import require_number
+from labkit.errors import checked, require_number
 from labkit.metrics import Result, nearest_rank
 from labkit.sim import Simulator
 
@@ -21,6 +21,7 @@ from .breaker import BREAKER_STATES
 from .client import Client, Policy
 
 
+@checked
 def simulate(seed: int = 0, *,
              policy: Policy = Policy(),  # noqa: B008 (frozen: safe to share)
              rate: float = 500.0, duration: float = 30.0,

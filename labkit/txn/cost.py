@@ -5,7 +5,7 @@ commit on the simulated network (`normal_case`).
 
 from __future__ import annotations
 
-from labkit.errors import ConfigError, require_int, require_number
+from labkit.errors import ConfigError, checked, require_int, require_number
 from labkit.net import NetConfig
 from labkit.txn.base import COMMITTED, account_name
 from labkit.txn.cluster import TxnCluster
@@ -39,6 +39,7 @@ def gray_lamport(protocol: str, participants: int, *, coordinator: str = "coloca
                       f"{coordinator!r}")
 
 
+@checked
 def normal_case(protocol: str = "2pc", participants: int = 5, *,
                 coordinator: str = "colocated", failures: int = 1,
                 latency: float = 0.010, fsync: float = 0.005,

@@ -19,7 +19,7 @@ import ipywidgets as W
 import plotly.graph_objects as go
 
 from labkit import plot, scenarios
-from labkit.errors import require_number
+from labkit.errors import checked, require_number
 from labkit.metrics import Result
 
 from .controls import NodeSwitches, _say, _status_line
@@ -40,6 +40,7 @@ class CapstonePanel(ExplorerPanel):
     `duration`: the day's length in seconds (QUICK_DAY by default; FULL_DAY
     is the walk-through's); `faults` are given on the full day's clock."""
 
+    @checked
     def __init__(self, *, seed: int = 1, slo: scenarios.SLO | None = None,
                  faults: Iterable = scenarios.CAPSTONE_FAULTS,
                  duration: float = QUICK_DAY):
@@ -99,6 +100,7 @@ class CapstonePanel(ExplorerPanel):
                 f"{self.slo})")
 
 
+@checked
 def capstone_panel(*, seed: int = 1, slo: scenarios.SLO | None = None,
                    faults: Iterable = scenarios.CAPSTONE_FAULTS,
                    duration: float = QUICK_DAY) -> CapstonePanel:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from labkit import plot, scenarios
+from labkit.errors import checked
 from labkit.plot.dataflow import stage_graph
 from labkit.scenarios.dataflow import dataflow_playground as _dataflow_scenario
 
@@ -14,6 +15,7 @@ from .controls import ServerSwitches
 from .explorer import Explorer, SwitchedExplorer, explore
 
 
+@checked
 def balancer_playground(*, seed: int = 1, servers: int = 8, max_servers: int = 12,
                         requests: int = 20_000) -> SwitchedExplorer:
     """The load-balancing playground of notebook 02: policy, load, fleet size, d
@@ -30,6 +32,7 @@ def balancer_playground(*, seed: int = 1, servers: int = 8, max_servers: int = 1
                             "servers")
 
 
+@checked
 def paxos_playground(*, seed: int = 0, acceptors: int = 5,
                      max_acceptors: int = 7) -> SwitchedExplorer:
     """The single-decree playground of notebook 04: acceptors, proposers, loss,
@@ -47,6 +50,7 @@ def paxos_playground(*, seed: int = 0, acceptors: int = 5,
                             "acceptors")
 
 
+@checked
 def storage_playground(*, seed: int = 1, nodes: int = 5, max_nodes: int = 8,
                        down: Iterable[str] = ()) -> SwitchedExplorer:
     """The storage playground of notebook 07: chunk servers, replication factor,
@@ -67,6 +71,7 @@ def storage_playground(*, seed: int = 1, nodes: int = 5, max_nodes: int = 8,
     return panel
 
 
+@checked
 def mapreduce_playground(*, seed: int = 1, workers: int = 8,
                          max_workers: int = 12) -> SwitchedExplorer:
     """The MapReduce playground of notebook 08: job, workers, M, R, the
@@ -85,6 +90,7 @@ def mapreduce_playground(*, seed: int = 1, workers: int = 8,
                             ServerSwitches(workers, prefix="w", first=1), "workers")
 
 
+@checked
 def dataflow_playground(*, seed: int = 1, iterations: int = 5,
                         workers: int = 4) -> Explorer:
     """Controls: the graph's seed, cache on/off, checkpoint every k
