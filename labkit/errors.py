@@ -98,6 +98,10 @@ def _allowed(hint) -> tuple | None:
     if hint in _SEQUENCES:
         return _is_list, "a list"
     args, origin = typing.get_args(hint), typing.get_origin(hint)
+    if origin is collections.abc.Callable or hint is collections.abc.Callable:
+        return callable, "a function or class"
+    if hint is type or origin is type:
+        return inspect.isclass, "a class"
     if origin in (typing.Union, types.UnionType):
         none = type(None) in args
         rules = [_allowed(a) for a in args if a is not type(None)]

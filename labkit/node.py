@@ -11,6 +11,7 @@ from labkit.errors import (
     ConfigError,
     RequestTimeout,
     UnknownMessage,
+    checked,
     require_int,
     require_number,
 )
@@ -181,6 +182,7 @@ class Cluster:
     does nothing), so a widget can press any button in any order.
     """
 
+    @checked
     def __init__(self, size: int | None = 3, *, seed: int = 0,
                  net: NetConfig | None = None, names: Sequence[str] | None = None,
                  node_factory: Callable[[str, Network], Node] = Node,

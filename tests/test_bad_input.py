@@ -17,6 +17,7 @@ from labkit import (
     Network,
     Simulator,
     dist,
+    paxos,
     resilience,
     scenarios,
     storage,
@@ -167,6 +168,9 @@ def test_config_error_is_a_value_error():
     (lambda: storage.HashRing(servers=None), "servers must be a list"),
     (lambda: resilience.fanout(threshold=None), "threshold must be a number"),
     (lambda: txn.normal_case(protocol=["2pc"]), "protocol must be a str"),
+    (lambda: Cluster(3, node_factory="Node"), "node_factory must be a function or"),
+    (lambda: paxos.PaxosCluster(node=3), "node must be a class or None"),
+    (lambda: storage.QuorumKV(coordinator=None), "coordinator must be a class"),
 ])
 def test_a_scenario_names_the_argument_of_the_wrong_type(call, message):
     with pytest.raises(ConfigError, match=message):

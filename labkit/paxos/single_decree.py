@@ -17,6 +17,7 @@ from labkit.errors import (
     ConfigError,
     InvariantViolation,
     Unavailable,
+    checked,
     require_int,
     require_number,
 )
@@ -277,6 +278,7 @@ class PaxosCluster(Cluster):
     built as node(name, network, settings).
     """
 
+    @checked
     def __init__(self, acceptors: int = 5, proposers: int = 2, *, learners: int = 1,
                  seed: int = 0, net: NetConfig | None = None,
                  backoff: tuple[float, float] = (0.0, 0.05), timeout: float = 0.2,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import Any
 
-from labkit.errors import ConfigError, require_int, require_number
+from labkit.errors import ConfigError, checked, require_int, require_number
 from labkit.hashring import HashRing
 from labkit.net import Message, NetConfig, Network
 from labkit.node import Cluster, Node
@@ -159,6 +159,7 @@ class QuorumKV(Cluster):
     lab answer).
     """
 
+    @checked
     def __init__(self, nodes: int = 3, *, n: int = 3, r: int = 1, w: int = 1,
                  seed: int = 0, fanout: str = "all", read_repair: bool = True,
                  anti_entropy: float | None = None, delays: WARS | None = None,
