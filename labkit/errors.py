@@ -137,7 +137,8 @@ def checked(fn):
     tuples and lists of them, any list). Before, a wrong type surfaced as e.g.
     "'<' not supported between 'float' and 'str'" from deep inside the model.
     It looks only once `fn` has failed: a valid call pays the wrapper alone,
-    and `fn`'s own ConfigErrors, which say more, pass through unchanged."""
+    and `fn`'s own ConfigErrors, and any error that already names the
+    argument, pass through unchanged (they say more)."""
     signature = inspect.signature(fn)
 
     @functools.wraps(fn)
@@ -148,19 +149,21 @@ def checked(fn):
             raise
         except Exception as error:
             wrong = _wrong_argument(fn, signature, args, kwargs)
-            if wrong is None:
-                raise
-            raise ConfigError(wrong) from error
+            if wrong is None or (wrong[0] and wrong[0] in str(error)):
+                raise                   # fine as it is: it names the argument
+            raise ConfigError(wrong[1]) from error
 
     return call
 
 
-def _wrong_argument(fn, signature: inspect.Signature, args, kwargs) -> str | None:
-    """What is wrong with the first argument that its annotation refuses."""
+def _wrong_argument(fn, signature: inspect.Signature, args,
+                    kwargs) -> tuple[str, str] | None:
+    """The first argument that its annotation refuses, and what is wrong
+    ("" and the binding error for arguments unknown or missing)."""
     try:
         bound = signature.bind(*args, **kwargs)
     except TypeError as error:                # unknown or missing arguments
-        return f"{fn.__name__}: {error}"
+        return "", f"{fn.__name__}: {error}"
     try:
         hints = typing.get_type_hints(fn)
     except (NameError, TypeError):            # a name only type checkers see
@@ -168,5 +171,5 @@ def _wrong_argument(fn, signature: inspect.Signature, args, kwargs) -> str | Non
     for name, value in bound.arguments.items():
         rule = _allowed(hints[name]) if name in hints else None
         if rule is not None and not rule[0](value):
-            return f"{name} must be {rule[1]}, got {value!r}"
+            return name, f"{name} must be {rule[1]}, got {value!r}"
     return None
