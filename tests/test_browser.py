@@ -347,11 +347,11 @@ def test_notebook_renders_and_its_playgrounds_answer(notebook, lab, window):
         page = window.page()
         try:
             play_the_notebook(page, notebook, lab, report, started)
+            if os.environ.get("LABKIT_KEEP_SCREENSHOT") == "1":  # the playgrounds
+                report.append(f"screenshot: {screenshot(page, notebook)}")
             close_all_tabs(page)
             cpu = sum(used - cpu_before.get(pid, 0.0)
                       for pid, used in cpu_by_pid().items())
-            if os.environ.get("LABKIT_KEEP_SCREENSHOT") == "1":
-                report.append(f"screenshot: {screenshot(page, notebook)}")
         except Exception:  # not on an interrupt, which must end at once
             shot = screenshot(page, notebook)
             report.append(f"screenshot of the failure: {shot}")
