@@ -21,47 +21,61 @@ _new_message = object.__new__
 _INFINITY = float("inf")
 
 
-class Message:
+class _Fields:
+    """A message's storage: the header in slots and the body as the instance
+    dict, so that reading a field (`msg.term`) is an ordinary attribute read,
+    which costs a fortieth of a `__getattr__` fallback. A message is built as
+    a `_Fields` and then becomes a `Message` (the same layout), whose
+    `__setattr__` makes it read-only."""
+
+    __slots__ = ("src", "dst", "kind", "id", "__dict__")
+
+
+class Message(_Fields):
     """An immutable note from `src` to `dst`: a `kind` and a body of fields.
 
-    Body fields read as attributes (`msg.term`). Replies use the kind
-    `<kind>_ok`. The body is a read-only view (`msg.body["x"] = 1` raises
-    TypeError): a handler cannot change what it received, nor, through a
+    Body fields read as attributes (`msg.term`); `body` is a read-only view of
+    them all. Replies use the kind `<kind>_ok`. A message is read-only:
+    setting a field raises AttributeError, and so does `msg.body["x"] = 1`
+    (TypeError), so a handler cannot change what it received, nor, through a
     duplicate, what another delivery of the same message will see. Its values
-    should be immutable too (numbers, strings, tuples) so that nodes never share
-    objects through the network.
+    should be immutable too (numbers, strings, tuples) so that nodes never
+    share objects through the network.
     """
 
-    __slots__ = ("src", "dst", "kind", "body", "id")
+    __slots__ = ()
 
-    def __init__(self, src: str, dst: str, kind: str, body: Mapping[str, Any], id: int):
-        # One statement per field: a 5-tuple swap would build and unpack a tuple,
-        # and this runs once per message. The view costs no copy (see Network.send).
-        self.src = src
-        self.dst = dst
-        self.kind = kind
-        self.body = MappingProxyType(body)
-        self.id = id
+    def __new__(cls, src: str, dst: str, kind: str, body: Mapping[str, Any], id: int):
+        msg = _new_message(_Fields)
+        msg.src, msg.dst, msg.kind, msg.id = src, dst, kind, id
+        msg.__dict__ = dict(body)
+        msg.__class__ = cls
+        return msg
+
+    @property
+    def body(self) -> Mapping[str, Any]:
+        """The fields, as a read-only view (no copy)."""
+        return MappingProxyType(self.__dict__)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"a message is read-only: it cannot set {name!r}; "
+                             f"send a new message instead")
+
+    def __delattr__(self, name: str) -> None:
+        self.__setattr__(name, None)
 
     def __getattr__(self, field: str) -> Any:
-        # Only for names that are not attributes. copy and pickle probe names
-        # (`__setstate__`) on a message whose body is not set yet: reading
-        # `self.body` would then come back here, so a missing body is an
-        # AttributeError, which they take for "no such name".
-        if field == "body":
-            raise AttributeError(f"{type(self).__name__} has no attribute 'body'")
-        try:
-            return self.body[field]
-        except KeyError:
-            raise AttributeError(f"message {self.kind!r} has no field {field!r}; "
-                                 f"it has {sorted(self.body)}") from None
+        # Only for names that are neither attributes nor fields; also for every
+        # name of a half-built message (copy and pickle probe `__setstate__`),
+        # whose __dict__ is an empty one made on first reading.
+        raise AttributeError(f"message has no field {field!r}; it has "
+                             f"{sorted(self.__dict__)}")
 
     def __reduce__(self):
-        # The read-only view cannot be pickled; the dict it shows can.
-        return Message, (self.src, self.dst, self.kind, dict(self.body), self.id)
+        return Message, (self.src, self.dst, self.kind, self.__dict__, self.id)
 
     def __repr__(self) -> str:
-        fields_ = ", ".join(f"{k}={v!r}" for k, v in self.body.items())
+        fields_ = ", ".join(f"{k}={v!r}" for k, v in self.__dict__.items())
         return f"Message#{self.id}({self.src}->{self.dst} {self.kind}: {fields_})"
 
 
@@ -351,19 +365,24 @@ class Network:
 
     # -- carrying messages ------------------------------------------------------
     def send(self, src: str, dst: str, kind: str, body: Mapping[str, Any]) -> Message:
-        """Put a message on the wire; it arrives later, or is dropped. The message
-        reads `body` through a read-only view, without copying it: the sender must
-        not change the dict afterwards (Node.send passes a fresh one)."""
+        """Put a message on the wire; it arrives later, or is dropped. A dict
+        `body` becomes the message's fields without a copy: the sender must not
+        change it afterwards (Node.send passes a fresh one)."""
         endpoint = self._endpoints.get(dst)
         if endpoint is None:
             raise ConfigError(f"{src} sent {kind!r} to unknown node {dst!r}; "
                               f"nodes are {self.names}")
         sim = self.sim
-        # Message(...) without the call to __init__: this runs once per message.
-        msg = _new_message(Message)
-        msg.src, msg.dst, msg.kind = src, dst, kind
-        msg.body = MappingProxyType(body)
+        # Message(...) inlined, without copying the body, one statement per
+        # field: this runs once per message, and a tuple swap would build and
+        # unpack a tuple.
+        msg = _new_message(_Fields)
+        msg.src = src
+        msg.dst = dst
+        msg.kind = kind
         self._last_id = msg.id = self._last_id + 1
+        msg.__dict__ = body if type(body) is dict else dict(body)
+        msg.__class__ = Message
         sent = self.sent
         sent[kind] = sent.get(kind, 0) + 1
         if sim.tracing:

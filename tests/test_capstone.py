@@ -244,6 +244,24 @@ def test_traffic_follows_the_day(start):
     assert p["duration"] / 3 < peak < 2 * p["duration"] / 3
 
 
+@pytest.mark.parametrize("skew", [0.0, 1.0, 2.5])
+def test_keys_are_drawn_as_random_choices_draws_them(skew):
+    # The same stream, the same keys: the service's draw is the standard
+    # library's weighted choice (Zipf weights 1 / k**skew), one key at a time.
+    import random
+
+    from labkit.scenarios.capstone.service import _Service
+    knobs = {**CAPSTONE_START, "window": 2.0, "duration": 60.0, "peak_rate": 200.0,
+             "reads": 0.75, "meta": 0.1, "backlog": 1.0, "keys": 50, "skew": skew}
+    service = _Service(0.0, knobs)
+    weights = [1 / k ** skew for k in range(1, 51)]
+    ours, theirs = random.Random(7), random.Random(7)
+    for rid in range(2000):
+        _, key, _ = service.draw_request(rid, ours)
+        theirs.random()                                   # the operation's roll
+        assert key == theirs.choices(service.keys, weights)[0]
+
+
 def test_busy_share_follows_the_utilisation_law():
     # U = lambda * E[S] / servers (no faults, so no retries or repairs): E[S] is
     # one coordination plus one replica read or write on each of N servers.

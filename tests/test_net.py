@@ -294,7 +294,14 @@ def test_a_delivered_body_cannot_be_changed_so_a_duplicate_arrives_intact():
         del first.body["term"]
     with pytest.raises(AttributeError):
         first.body.update(term=4)
+    for change in (lambda: setattr(first, "term", 4),
+                   lambda: setattr(first, "round", 1),     # a field it has not
+                   lambda: delattr(first, "term"),
+                   lambda: setattr(first, "kind", "vote_ok")):
+        with pytest.raises(AttributeError, match="read-only"):
+            change()
     assert second.term == 3 and dict(second.body) == {"term": 3}
+    assert second.kind == "vote" and not hasattr(second, "round")
 
 
 # -- the fast path --------------------------------------------------------------

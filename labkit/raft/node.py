@@ -225,29 +225,27 @@ class RaftNode(Node):
         self.advance_commit_index()            # a one-node cluster commits alone
 
     def on_pre_vote(self, msg: Message) -> None:
-        b = msg.body
-        grant = (b["term"] > self.disk["current_term"]
+        grant = (msg.term > self.disk["current_term"]
                  and not self.heard_from_leader_recently()
-                 and self.is_up_to_date(b["last_log_index"], b["last_log_term"]))
+                 and self.is_up_to_date(msg.last_log_index, msg.last_log_term))
         self.send(msg.src, "pre_vote_ok", term=self.disk["current_term"],
-                  vote_granted=grant, for_term=b["term"])
+                  vote_granted=grant, for_term=msg.term)
 
     def on_pre_vote_ok(self, msg: Message) -> None:
-        b = msg.body
-        if b["term"] > self.disk["current_term"]:
-            self.become_follower(b["term"])
+        if msg.term > self.disk["current_term"]:
+            self.become_follower(msg.term)
             self.pre_votes = None
             return
-        if (self.pre_votes is None or not b["vote_granted"]
-                or b["for_term"] != self.disk["current_term"] + 1):
+        if (self.pre_votes is None or not msg.vote_granted
+                or msg.for_term != self.disk["current_term"] + 1):
             return
         self.pre_votes.add(msg.src)
         if len(self.pre_votes) >= self.majority:
             self.become_candidate()
 
     def on_request_vote(self, msg: Message) -> None:
-        b, disk = msg.body, self.disk
-        term = b["term"]
+        disk = self.disk
+        term = msg.term
         if self.config.pre_vote and term > disk["current_term"] and \
                 self.heard_from_leader_recently():
             # Thesis §4.2.3: within the minimum election timeout of hearing from a
@@ -258,21 +256,20 @@ class RaftNode(Node):
         if term > disk["current_term"]:
             self.become_follower(term)
         grant = (term == disk["current_term"]
-                 and disk["voted_for"] in (None, b["candidate_id"])
-                 and self.is_up_to_date(b["last_log_index"], b["last_log_term"]))
+                 and disk["voted_for"] in (None, msg.candidate_id)
+                 and self.is_up_to_date(msg.last_log_index, msg.last_log_term))
         if grant:
-            disk["voted_for"] = b["candidate_id"]
+            disk["voted_for"] = msg.candidate_id
             self.reset_election_timer()
         self.answer(msg.src, "request_vote_ok", term=disk["current_term"],
                     vote_granted=grant)
 
     def on_request_vote_ok(self, msg: Message) -> None:
-        b = msg.body
-        if b["term"] > self.disk["current_term"]:
-            self.become_follower(b["term"])
+        if msg.term > self.disk["current_term"]:
+            self.become_follower(msg.term)
             return
-        if (self.role != CANDIDATE or b["term"] != self.disk["current_term"]
-                or not b["vote_granted"]):
+        if (self.role != CANDIDATE or msg.term != self.disk["current_term"]
+                or not msg.vote_granted):
             return
         self.votes.add(msg.src)
         if len(self.votes) >= self.majority:
@@ -322,13 +319,13 @@ class RaftNode(Node):
                   leader_commit=self.commit_index, round=self.read_round)
 
     def on_append_entries(self, msg: Message) -> None:
-        b, disk = msg.body, self.disk
-        term = b["term"]
+        disk = self.disk
+        term = msg.term
         if not self._accept_leader(msg, "append_entries_ok"):
             return
         base, log = disk["log_base"], disk["log"]
-        prev, entries = b["prev_log_index"], b["entries"]
-        prev_term = b["prev_log_term"]
+        prev, entries = msg.prev_log_index, msg.entries
+        prev_term = msg.prev_log_term
         if prev < base:
             # Entries up to log_base are in our snapshot: committed, so they match
             # the leader's (leader completeness). Skip them.
@@ -337,14 +334,14 @@ class RaftNode(Node):
         last = base + len(log) - 1
         if prev > last:                        # our log is too short
             self.answer(msg.src, "append_entries_ok", term=term, success=False,
-                        conflict_term=None, conflict_index=last + 1, round=b["round"])
+                        conflict_term=None, conflict_index=last + 1, round=msg.round)
             return
         if log[prev - base][0] != prev_term:   # §5.3 fast backup: skip a whole term
             conflict = log[prev - base][0]
             first = bisect.bisect_left(log, conflict, 1, prev - base + 1, key=_term_of)
             self.answer(msg.src, "append_entries_ok", term=term, success=False,
                         conflict_term=conflict, conflict_index=base + first,
-                        round=b["round"])
+                        round=msg.round)
             return
         # Figure 2, steps 3-4: delete a conflicting suffix, append what is new.
         # Entries already present are kept: a delayed message must not cut the log.
@@ -363,20 +360,20 @@ class RaftNode(Node):
                 log.extend(entries[k:])
                 break
         match = prev + len(entries)
-        if b["leader_commit"] > self.commit_index:
-            self.commit_index = max(self.commit_index, min(b["leader_commit"], match))
+        if msg.leader_commit > self.commit_index:
+            self.commit_index = max(self.commit_index, min(msg.leader_commit, match))
             self.apply_committed()
         self.answer(msg.src, "append_entries_ok", term=term, success=True,
-                    match_index=match, round=b["round"])
+                    match_index=match, round=msg.round)
 
     def _accept_leader(self, msg: Message, reply_kind: str) -> bool:
         """Common head of AppendEntries and InstallSnapshot: refuse a stale
         leader (telling it our term), else follow this one and reset the timer."""
-        term, disk = msg.body["term"], self.disk
+        term, disk = msg.term, self.disk
         if term < disk["current_term"]:
             self.answer(msg.src, reply_kind, term=disk["current_term"], success=False,
                         conflict_term=None, conflict_index=0, match_index=0,
-                        round=msg.body["round"])
+                        round=msg.round)
             return False
         if term > disk["current_term"] or self.role != FOLLOWER:
             self.become_follower(term)
@@ -386,12 +383,11 @@ class RaftNode(Node):
         return True
 
     def on_append_entries_ok(self, msg: Message) -> None:
-        b = msg.body
         if not self._from_follower(msg):
             return
         peer = msg.src
-        if b["success"]:
-            match = b["match_index"]
+        if msg.success:
+            match = msg.match_index
             if match > self.match_index[peer]:
                 self.match_index[peer] = match
                 self.advance_commit_index()
@@ -403,11 +399,11 @@ class RaftNode(Node):
             if match >= upto and upto < self.last_index():
                 self.send_append_entries(peer)
             return
-        following = b["conflict_index"]
-        if b["conflict_term"] is not None:     # resume after our last entry of it
+        following = msg.conflict_index
+        if msg.conflict_term is not None:     # resume after our last entry of it
             log, base = self.disk["log"], self.disk["log_base"]
-            pos = bisect.bisect_right(log, b["conflict_term"], 1, key=_term_of) - 1
-            if pos >= 1 and log[pos][0] == b["conflict_term"]:
+            pos = bisect.bisect_right(log, msg.conflict_term, 1, key=_term_of) - 1
+            if pos >= 1 and log[pos][0] == msg.conflict_term:
                 following = base + pos + 1
         following = max(self.match_index[peer] + 1, following)
         if following < self.next_index[peer]:   # a repeated answer changes nothing
@@ -417,14 +413,14 @@ class RaftNode(Node):
     def _from_follower(self, msg: Message) -> bool:
         """Common head of replies to the leader: step down before a newer term,
         ignore stale replies, count the heartbeat round the follower saw."""
-        term = msg.body["term"]
+        term = msg.term
         if term > self.disk["current_term"]:
             self.become_follower(term)
             return False
         if self.role != LEADER or term != self.disk["current_term"]:
             return False
-        if msg.body["round"] > self.acked_round[msg.src]:
-            self.acked_round[msg.src] = msg.body["round"]
+        if msg.round > self.acked_round[msg.src]:
+            self.acked_round[msg.src] = msg.round
             if self.reads:
                 self.serve_reads()
         return True
@@ -476,21 +472,21 @@ class RaftNode(Node):
     def on_install_snapshot(self, msg: Message) -> None:
         if not self._accept_leader(msg, "install_snapshot_ok"):
             return
-        b, disk = msg.body, self.disk
-        index, term = b["last_included_index"], b["last_included_term"]
+        disk = self.disk
+        index, term = msg.last_included_index, msg.last_included_term
         if index > self.commit_index:
             base, log = disk["log_base"], disk["log"]
             keep = []
             if index <= self.last_index() and log[index - base][0] == term:
                 keep = log[index - base + 1:]    # Figure 13 step 6: keep what follows
             disk["log"], disk["log_base"] = [(term, NOOP), *keep], index
-            disk["snapshot"] = b["data"]
+            disk["snapshot"] = msg.data
             self.machine = self.make_machine()
-            self.machine.restore(b["data"])
+            self.machine.restore(msg.data)
             self.commit_index = self.last_applied = index
             self.audit.installed(self, index)
         self.answer(msg.src, "install_snapshot_ok", term=disk["current_term"],
-                    success=True, match_index=index, round=b["round"])
+                    success=True, match_index=index, round=msg.round)
 
     def on_install_snapshot_ok(self, msg: Message) -> None:
         self.on_append_entries_ok(msg)
@@ -501,7 +497,7 @@ class RaftNode(Node):
         if self.role != LEADER:
             self.reply(msg, ok=False, output=None, leader=self.leader_id)
             return
-        command = msg.body["command"]
+        command = msg.command
         mode = self.config.read
         if mode != "log" and self.machine.is_read(command):
             if mode == "local":                # BROKEN on purpose: may be deposed
@@ -531,7 +527,7 @@ class RaftNode(Node):
             if needed <= confirmed and index is not None and \
                     self.last_applied >= index:
                 self.reply(request, ok=True,
-                           output=self.machine.query(request.body["command"]),
+                           output=self.machine.query(request.command),
                            leader=self.name)
             else:
                 waiting.append(read)
