@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Generator, Mapping, Sequence
 from heapq import heapify, heappop, heappush
+from types import GeneratorType
 from typing import Any
 
 from labkit.errors import ConfigError, Unavailable, require_int, require_number
@@ -64,20 +65,24 @@ class Future:
             raise RuntimeError("the future has no value yet: run the simulation longer")
         return self._value
 
+    # resolve, fail and Process._step read the slots rather than `done`: they
+    # run once or more per message, and a property costs a call.
     def resolve(self, value: Any = None) -> bool:
         """Supply the value; returns False if the future was already done."""
-        if self.done:
+        if self._value is not _PENDING or self._error is not None:
             return False
         self._value = value
-        self._fire()
+        if self._callbacks:
+            self._fire()
         return True
 
     def fail(self, error: BaseException) -> bool:
         """Supply an error instead of a value; False if already done."""
-        if self.done:
+        if self._value is not _PENDING or self._error is not None:
             return False
         self._error = error
-        self._fire()
+        if self._callbacks:
+            self._fire()
         return True
 
     def add_done_callback(self, fn: Callable[[Future], None]) -> None:
@@ -111,20 +116,23 @@ class Process(Future):
 
     def __init__(self, sim: Simulator, gen: Generator,
                  guard: Callable[[], bool] | None = None):
-        super().__init__()
+        # Future.__init__ and sim.schedule(0.0, self._step, None, None), inlined:
+        # a process starts per request in most models.
+        self._value, self._error, self._callbacks = _PENDING, None, []
         self._sim, self._gen, self._guard = sim, gen, guard
-        sim.schedule(0.0, self._step, None, None)
+        sim._seq = seq = sim._seq + 1
+        heappush(sim._agenda, (sim.now, seq, self._step, (None, None)))
 
     def _step(self, value: Any, error: BaseException | None) -> None:
         # A loop, not recursion through add_done_callback: a process may yield
         # thousands of futures that are already done without growing the stack.
+        gen, guard = self._gen, self._guard
         while True:
-            if self._guard is not None and not self._guard():
-                self._gen.close()   # its node crashed: the activity dies with it
+            if guard is not None and not guard():
+                gen.close()         # its node crashed: the activity dies with it
                 return
             try:
-                waited = (self._gen.send(value) if error is None
-                          else self._gen.throw(error))
+                waited = gen.send(value) if error is None else gen.throw(error)
             except StopIteration as stop:
                 self.resolve(stop.value)
                 return
@@ -135,14 +143,18 @@ class Process(Future):
                 return
             if not isinstance(waited, Future):
                 waited = self._sim.sleep(waited)
-            if not waited.done:
-                waited.add_done_callback(self._resume)
-                return
-            value = None if waited.failed else waited._value
-            error = waited.error
+            error = waited._error
+            if error is None:
+                value = waited._value
+                if value is _PENDING:
+                    waited._callbacks.append(self._resume)
+                    return
+            else:
+                value = None
 
     def _resume(self, done: Future) -> None:
-        self._step(None if done.failed else done._value, done.error)
+        error = done._error
+        self._step(done._value if error is None else None, error)
 
 
 # -- waiting for several futures ----------------------------------------------------
@@ -374,7 +386,7 @@ class Simulator:
     def spawn(self, gen: Generator, guard: Callable[[], bool] | None = None) -> Process:
         """Start a generator process now; see `Process`. If `guard` is given the
         process is abandoned as soon as guard() is false when it would resume."""
-        if not isinstance(gen, Generator):
+        if type(gen) is not GeneratorType and not isinstance(gen, Generator):
             raise ConfigError(f"spawn needs a generator (a function using yield), "
                               f"got {gen!r}")
         return Process(self, gen, guard)
