@@ -14,7 +14,7 @@ from types import MappingProxyType
 
 from labkit import dist
 from labkit.dist import Distribution
-from labkit.errors import checked, require_int, require_number
+from labkit.errors import ConfigError, checked, require_int, require_number
 from labkit.metrics import Record, Result, TraceRecord
 from labkit.net import Message, NetConfig, Network
 from labkit.node import Cluster, Node
@@ -143,6 +143,9 @@ def latency_samples(seed: int = 0, *, samples: int = 10_000,
     """`samples` draws from each named distribution, one histogram per name, each
     drawn from its own seeded stream."""
     samples = require_int("samples", samples, minimum=1)
+    if not isinstance(distributions, Mapping):
+        raise ConfigError(f"distributions must be a mapping {{name: distribution}}, "
+                          f"got {distributions!r}")
     sim = Simulator(seed)
     for name, shape in distributions.items():
         draw = dist.as_distribution(shape, name).sampler(sim.rng(f"latency.{name}"))

@@ -26,7 +26,7 @@ def ring_balance(seed: int = 0, *, servers: int = 10,
     virtual nodes: the largest share times N (1 is perfect) and the relative
     spread (std / mean) of the shares, beside 1/sqrt(vnodes), the spread of a sum
     of vnodes independent gaps. Server names carry the seed."""
-    servers = require_int("servers", servers, minimum=2)
+    seed, servers = require_int("seed", seed), require_int("servers", servers, minimum=2)
     largest, spread = {}, {}
     for v in vnodes:
         shares = np.array(list(storage.HashRing(
@@ -46,6 +46,7 @@ def join_moves(seed: int = 0, *, sizes: Sequence[int] = (3, 4, 5, 6, 8, 10, 12, 
     """Share of replica placements that move when one server joins N servers:
     consistent hashing against 1/(N+1) (the newcomer's fair share), modulo
     hashing against its exact average over residues."""
+    seed = require_int("seed", seed)           # it names the keys: no object reprs
     names = [f"seed{seed}-k{i}" for i in range(require_int("keys", keys, minimum=1))]
     replicas = require_int("replicas", replicas, minimum=1)
     sizes = [require_int("sizes entry", n, minimum=1) for n in sizes]
