@@ -59,8 +59,8 @@ def fleet(result: Result) -> go.Figure:
                         f"{busy.samples:,} samples in {busy.start:,.0f}–"
                         f"{busy.end:,.0f} s at which a server held a request · "
                         "red: killed · hatched: slower</sup>", "", "",
-                   showlegend=False, height=420,
-                   margin={"l": 60, "r": 20, "t": 100, "b": 50})
+                   showlegend=False, height=445,
+                   margin={"l": 60, "r": 20, "t": 125, "b": 50})
 
 
 def server_queues(result: Result, *, servers: Sequence[int] | None = None,
