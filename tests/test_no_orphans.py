@@ -94,8 +94,7 @@ def test_an_interrupted_run_leaves_no_process(signum, whole_group, tmp_path):
     with log.open("wb") as out:
         child = subprocess.Popen(
             [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-             "-p", "no:nbval", "-n", str(len(holders)), "--dist", "load",
-             "-o", "python_functions=hold_*",
+             "-n", str(len(holders)), "--dist", "load", "-o", "python_functions=hold_*",
              f"--basetemp={tmp_path / 'child'}",
              *(f"tests/{Path(__file__).name}::{h}" for h in holders)],
             cwd=REPO, env=dict(os.environ, **{TOKEN: token}), stdin=subprocess.DEVNULL,
