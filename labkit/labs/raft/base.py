@@ -125,7 +125,7 @@ class RaftBase(Node):
     def on_request(self, msg: Message) -> None:
         """A client's command: a leader appends it and answers once it is
         applied; anyone else says who it thinks leads."""
-        index = self.append(msg.body["command"]) if self.role == LEADER else None
+        index = self.append(msg.command) if self.role == LEADER else None
         if type(index) is not int:
             self.reply(msg, ok=False, output=None, leader=self.leader_id)
             return
@@ -215,7 +215,7 @@ class RaftBase(Node):
             self.audit.applied(self, index, term, command)
             request = self.pending.pop(index, None)
             if request is not None:
-                ok = request.body["command"] == command
+                ok = request.command == command
                 self.reply(request, ok=ok, output=output if ok else None,
                            leader=self.name)
 
