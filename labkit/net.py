@@ -67,8 +67,13 @@ class Message(_Fields):
     def __getattr__(self, field: str) -> Any:
         # Only for names that are neither attributes nor fields; also for every
         # name of a half-built message (copy and pickle probe `__setstate__`),
-        # whose __dict__ is an empty one made on first reading.
-        raise AttributeError(f"message has no field {field!r}; it has "
+        # whose __dict__ is an empty one made on first reading and whose kind
+        # is unset (read through the slot, or this would recurse).
+        try:
+            what = f"message {_Fields.kind.__get__(self)!r}"
+        except AttributeError:
+            what = "a message being built"
+        raise AttributeError(f"{what} has no field {field!r}; it has "
                              f"{sorted(self.__dict__)}")
 
     def __reduce__(self):
