@@ -199,11 +199,19 @@ def test_checked_leaves_good_calls_and_the_functions_own_errors_alone():
         f(loads="ab")
 
 
+#: Public functions of labkit.scenarios that are not scenarios: per record, or
+#: building blocks.
+HELPERS = {"first", "positions", "postings", "total", "words", "doc_list", "skew",
+           "cluster_result", "service_time"}
+
+
+def public_scenarios() -> list[str]:
+    return [name for name in scenarios.__all__
+            if inspect.isfunction(getattr(scenarios, name)) and name not in HELPERS]
+
+
 def test_every_public_scenario_is_checked():
-    helpers = {"first", "positions", "postings", "total", "words", "doc_list", "skew",
-               "cluster_result", "service_time"}   # per record, or building blocks
-    public = [name for name in scenarios.__all__
-              if inspect.isfunction(getattr(scenarios, name)) and name not in helpers]
+    public = public_scenarios()
     assert len(public) > 60
     unchecked = [n for n in public if not hasattr(getattr(scenarios, n), "__wrapped__")]
     assert unchecked == []
@@ -212,12 +220,8 @@ def test_every_public_scenario_is_checked():
 def _keywords_of_public_scenarios():
     """(scenario name, keyword) for every keyword with a default of every
     public scenario, except those annotated Any."""
-    helpers = {"first", "positions", "postings", "total", "words", "doc_list", "skew",
-               "cluster_result", "service_time"}
-    for name in scenarios.__all__:
+    for name in public_scenarios():
         fn = getattr(scenarios, name)
-        if not inspect.isfunction(fn) or name in helpers:
-            continue
         for p in inspect.signature(inspect.unwrap(fn)).parameters.values():
             if (p.default is not inspect.Parameter.empty
                     and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
