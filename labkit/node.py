@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterable, Sequence
 from functools import partial
+from heapq import heappush
 from typing import Any
 
 from labkit.errors import (
@@ -18,6 +19,21 @@ from labkit.errors import (
 from labkit.metrics import Result
 from labkit.net import Message, NetConfig, Network
 from labkit.sim import Future, Process, Simulator
+
+
+_INFINITY = float("inf")
+
+
+class _Timer:
+    """One armed timer: `due` when, `seq` its place among events due then, and
+    `queued` the time of its entry on the agenda (earlier than `due` once
+    re-armed later; `fn` None once disarmed)."""
+
+    __slots__ = ("name", "due", "seq", "fn", "args", "queued")
+
+    def __init__(self, name: str, due: float, fn: Callable, args: tuple):
+        self.name, self.due, self.fn, self.args = name, due, fn, args
+        self.queued, self.seq = due, -1
 
 
 class Node:
@@ -34,7 +50,7 @@ class Node:
         self.disk: dict[str, Any] = {}
         self.alive = True
         self._epoch = 0          # bumped on every crash; stale callbacks check it
-        self._timers: dict[str, int] = {}
+        self._timers: dict[str, _Timer] = {}
         self._calls: dict[int, Future] = {}
         self._next_call = 0
         self._handlers: dict[str, Callable[[Message], None]] = {}
@@ -121,28 +137,47 @@ class Node:
     # -- time -------------------------------------------------------------------
     def set_timer(self, name: str, delay: float, fn: Callable, *args: Any) -> None:
         """Call fn(*args) after `delay` seconds, replacing any timer of that name."""
-        timers, sim = self._timers, self.sim
-        event = timers.pop(name, None)       # cancel_timer(name) and sim.cancel,
-        if event is not None:                # inlined: a timer is re-armed per
-            sim._cancelled.add(event)        # message
-        timers[name] = sim.schedule(delay, self._fire, name, self._epoch, fn, args)
+        sim = self.sim
+        if not 0.0 <= delay < _INFINITY:
+            raise ConfigError(f"delay must be finite and >= 0 seconds, got {delay}")
+        due, timer = sim.now + delay, self._timers.get(name)
+        if timer is not None and timer.queued < due:
+            # Re-armed later (as an election timer is by every heartbeat): its
+            # entry on the agenda pops first and re-queues itself under the key
+            # a cancel and a fresh schedule would give, (due, seq), without
+            # the heap work of a new entry per re-arm.
+            sim._seq = seq = sim._seq + 1
+            timer.due, timer.seq, timer.fn, timer.args = due, seq, fn, args
+            return
+        if timer is not None:
+            timer.fn = None                  # its entry will pop as a no-op
+        timer = self._timers[name] = _Timer(name, due, fn, args)
+        timer.seq = sim.at(due, self._fire, timer, self._epoch)
 
     def cancel_timer(self, name: str) -> None:
         """Disarm the named timer if it is set."""
-        event = self._timers.pop(name, None)
-        if event is not None:
-            self.sim.cancel(event)
+        timer = self._timers.pop(name, None)
+        if timer is not None:
+            timer.fn = None
 
     def has_timer(self, name: str) -> bool:
         return name in self._timers
 
-    def _fire(self, name: str, epoch: int, fn: Callable, args: tuple) -> None:
-        if epoch != self._epoch or not self.alive:
+    def _fire(self, timer: _Timer, epoch: int) -> None:
+        sim = self.sim
+        if timer.fn is not None and timer.due > sim.now:   # re-armed later
+            timer.queued = timer.due
+            heappush(sim._agenda, (timer.due, timer.seq, self._fire, (timer, epoch)))
+            sim.events_processed -= 1        # a re-queue is no event
             return
-        self._timers.pop(name, None)
-        if self.sim.tracing:            # skip the call when there is no trace
-            self.sim.record("timer", self.name, self.name, name)
-        fn(*args)
+        if self._timers.get(timer.name) is timer:
+            del self._timers[timer.name]
+        if timer.fn is None or epoch != self._epoch or not self.alive:
+            sim.events_processed -= 1        # nor is a disarmed timer
+            return
+        if sim.tracing:                 # skip the call when there is no trace
+            sim.record("timer", self.name, self.name, timer.name)
+        timer.fn(*timer.args)
 
     def spawn(self, gen: Generator) -> Process:
         """Run a generator process that dies with this node (see Simulator.spawn)."""
@@ -156,8 +191,8 @@ class Node:
             return
         self.alive = False
         self._epoch += 1
-        for event in self._timers.values():
-            self.sim.cancel(event)
+        for timer in self._timers.values():
+            timer.fn = None
         self._timers.clear()
         self._calls.clear()
         self.sim.record("fault", self.name, self.name, "kill")

@@ -1,8 +1,10 @@
 """Nodes and the Cluster facade: handlers, RPC, timers, crashes, fault verbs."""
 
+import random
+
 import pytest
 
-from labkit import Cluster, ConfigError, NetConfig, Node, RequestTimeout
+from labkit import Cluster, ConfigError, NetConfig, Node, RequestTimeout, Simulator
 from labkit.errors import UnknownMessage
 
 
@@ -133,6 +135,72 @@ def test_timers_never_fire_after_kill_even_if_reset_before_it():
     c.restart("n1")
     c.run(5.0)
     assert fired == [] and not n1.has_timer("a")
+
+
+class EagerTimers:
+    """The timers of a node as the plain agenda gives them, to compare with:
+    every set cancels the old event and schedules a new one; nothing fires
+    while the node is down; a kill cancels them all."""
+
+    def __init__(self, sim, fired):
+        self.sim, self.fired, self.events, self.alive = sim, fired, {}, True
+
+    def set(self, name, delay):
+        self.cancel(name)
+        self.events[name] = self.sim.schedule(delay, self.fire, name)
+
+    def cancel(self, name):
+        if name in self.events:
+            self.sim.cancel(self.events.pop(name))
+
+    def fire(self, name):
+        del self.events[name]
+        if self.alive:
+            self.fired.append((self.sim.now, name))
+
+    def kill(self):
+        for name in list(self.events):
+            self.cancel(name)
+        self.alive = False
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_timers_fire_when_and_in_the_order_a_fresh_schedule_would(seed):
+    # A timer re-armed later keeps its agenda entry and re-queues itself when
+    # it pops; it must fire at the same moment, and among events due at the
+    # same moment in the same place, as cancel-and-schedule would make it.
+    # Times are multiples of 0.25 s, so ties between timers and other events
+    # (scheduled before and after each re-arm) are everywhere.
+    rng = random.Random(seed)
+    c, mine = cluster(), []
+    node = c.node("n1")
+    sim, theirs = Simulator(0), []
+    eager = EagerTimers(sim, theirs)
+    for step in range(1, 120):
+        now = step * 0.25
+        c.sim.run(until=now)
+        sim.run(until=now)
+        action, name = rng.random(), rng.choice("abc")
+        delay = rng.choice((0.0, 0.25, 0.5, 1.0, 2.0))
+        if action < 0.55:
+            node.set_timer(name, delay, lambda n=name: mine.append((c.sim.now, n)))
+            eager.set(name, delay)
+        elif action < 0.7:
+            node.cancel_timer(name)
+            eager.cancel(name)
+        elif action < 0.9:      # another event, due with the timers
+            c.sim.schedule(delay, mine.append, (now + delay, "event"))
+            sim.schedule(delay, theirs.append, (now + delay, "event"))
+        elif node.alive:
+            c.kill("n1")
+            eager.kill()
+        else:
+            c.restart("n1")
+            eager.alive = True
+    c.run(5.0)
+    sim.run(5.0)
+    assert mine == theirs and len(mine) > 20
+    assert c.sim.events_processed == len(mine)   # a re-queue is no event
 
 
 def test_disk_survives_a_crash_and_volatile_state_is_rebuilt_by_reset():
