@@ -100,6 +100,15 @@ class Uniform(Distribution):
     def sample(self, rng: random.Random) -> float:
         return rng.uniform(self.low, self.high)
 
+    def sampler(self, rng: random.Random) -> Callable[[], float]:
+        # random.uniform's own arithmetic, a + (b - a) * U, in one frame: the
+        # same draws, bit for bit (the network draws one per message).
+        uniform, low, width = rng.random, self.low, self.high - self.low
+
+        def draw() -> float:
+            return low + width * uniform()
+        return draw
+
 
 @dataclass(frozen=True)
 class Exponential(Distribution):

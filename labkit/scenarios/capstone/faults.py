@@ -195,7 +195,9 @@ class _Operator:
         """What the operator's dashboard shows at the end of a window."""
         disks, none, under = self._disks(), (0, None), 0
         down = {name for name, server in self.servers.items() if not server.alive}
-        for key, owners in self.service.owners.items():
+        owners_of = self.service.owners
+        for key in set().union(*disks.values()):  # a key on no disk is unwritten
+            owners = owners_of[key]
             versions = [disks[o].get(key, none)[0] for o in owners]
             newest = max(versions)
             if newest and (down.intersection(owners) or min(versions) < newest):

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from labkit import balancing, resilience, storage
+from labkit import balancing, dist, resilience, storage
 from labkit.errors import RequestTimeout
 from labkit.net import Message, Network
 from labkit.node import Node
@@ -47,7 +47,9 @@ class _StorageServer(storage.CoordinatingReplica):
 
     def __init__(self, name: str, net: Network, service: _Service):
         self.service = service
-        self.draw = net.sim.rng(f"capstone.{name}.service").expovariate
+        rng = net.sim.rng(f"capstone.{name}.service")
+        self.cost = {kind: dist.exponential(mean).sampler(rng)
+                     for kind, mean in CAPSTONE_COSTS.items()}
         super().__init__(name, net, index=service.servers.index(name), r=service.r,
                          w=service.w, timeout=service.rpc_timeout)
 
@@ -70,7 +72,7 @@ class _StorageServer(storage.CoordinatingReplica):
         if start - now > service.backlog:
             service.shed += 1
             return False
-        cost = self.draw(1.0 / CAPSTONE_COSTS[kind]) * self.slow * service.slowdown
+        cost = self.cost[kind]() * self.slow * service.slowdown
         self.free_at = start + cost
         self.sim.schedule(self.free_at - now, self._done, self.incarnation, start,
                           then, args)
