@@ -20,7 +20,6 @@ from labkit.metrics import Result
 from labkit.net import Message, NetConfig, Network
 from labkit.sim import Future, Process, Simulator
 
-
 _INFINITY = float("inf")
 
 
