@@ -26,7 +26,8 @@ def ring_balance(seed: int = 0, *, servers: int = 10,
     virtual nodes: the largest share times N (1 is perfect) and the relative
     spread (std / mean) of the shares, beside 1/sqrt(vnodes), the spread of a sum
     of vnodes independent gaps. Server names carry the seed."""
-    seed, servers = require_int("seed", seed), require_int("servers", servers, minimum=2)
+    seed = require_int("seed", seed)
+    servers = require_int("servers", servers, minimum=2)
     largest, spread = {}, {}
     for v in vnodes:
         shares = np.array(list(storage.HashRing(
