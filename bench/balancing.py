@@ -8,7 +8,8 @@ SimPy and for both labkit engines, the ratios beside issue 20's goal (8x),
 and the peak memory of one labkit run beside its goal (under 100 MB).
 
 Run: `.venv/bin/python bench/balancing.py` (or `make bench`); `--arrivals`
-makes it smaller, `--repeat 3` keeps the least CPU of three runs each.
+makes it smaller, `--repeat 3` keeps the least CPU of three runs each (the
+engines take turns).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import simpy
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 sys.path.insert(0, str(Path(__file__).resolve().parent))      # bench/simcore.py
 
-from simcore import arguments, banner  # noqa: E402
+from simcore import arguments, banner, interleaved  # noqa: E402
 
 from labkit import balancing, queueing  # noqa: E402
 
@@ -73,16 +74,14 @@ def labkit_supermarket(engine: str) -> Callable[[int, int], float]:
     return run
 
 
-def rate(model: Callable[[int, int], float], arrivals: int,
-         repeat: int) -> tuple[float, float]:
-    """(arrivals per CPU second, mean time in system): the run that used the
-    least CPU of `repeat` (on a busy machine noise only ever adds time)."""
-    best = float("inf")
-    for _ in range(repeat):
+def timed(model: Callable[[int, int], float], arrivals: int) -> Callable[[], dict]:
+    """One run of `model` as simcore.interleaved takes it: its CPU seconds and
+    mean time in system."""
+    def run() -> dict:
         start = time.process_time()
         mean = model(arrivals, SEED)
-        best = min(best, time.process_time() - start)
-    return arrivals / best, mean
+        return {"cpu": time.process_time() - start, "mean": mean}
+    return run
 
 
 def peak_mb(arrivals: int) -> float:
@@ -103,14 +102,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"supermarket model: {SERVERS} servers, d={D}, load={LOAD}, "
           f"{arrivals:,} arrivals (n -> infinity: mean time in system "
           f"{queueing.power_of_d(LOAD, D):.4f}); rates per CPU second")
-    rows = {"SimPy": rate(simpy_supermarket, arrivals, repeat),
-            "labkit events": rate(labkit_supermarket("events"), arrivals, repeat),
-            "labkit fast": rate(labkit_supermarket("fast"), arrivals, repeat)}
-    simpy_rate = rows["SimPy"][0]
-    for name, (per_second, mean) in rows.items():
-        print(f"{name:>14}: {per_second:>10,.0f} arrivals/s   mean time in system "
-              f"{mean:.4f}   {per_second / simpy_rate:4.1f}x SimPy")
-    speedup = rows["labkit fast"][0] / simpy_rate
+    runs = interleaved({"SimPy": timed(simpy_supermarket, arrivals),
+                        "labkit events": timed(labkit_supermarket("events"), arrivals),
+                        "labkit fast": timed(labkit_supermarket("fast"), arrivals)},
+                       repeat)
+    rates = {name: arrivals / run["cpu"] for name, run in runs.items()}
+    for name, run in runs.items():
+        print(f"{name:>14}: {rates[name]:>10,.0f} arrivals/s   mean time in system "
+              f"{run['mean']:.4f}   {rates[name] / rates['SimPy']:4.1f}x SimPy")
+    speedup = rates["labkit fast"] / rates["SimPy"]
     print(f"simulate()'s default (fast) engine vs SimPy: {speedup:.1f}x   "
           f"goal >= {TARGET_SPEEDUP:g}x: "
           f"{'met' if speedup >= TARGET_SPEEDUP else 'NOT met'}")
