@@ -12,9 +12,9 @@ needed is computed again, and the journal (`TaskRun` rows) says which
 products (cached partitions, shuffle outputs) each task rebuilt.
 
 A task's duration comes from a cost model (`Cost`) of the bytes it reads,
-computes, shuffles, caches and writes, with the same defaults as
-`labkit.mapreduce.Cost` (2004-era disks, a 100 Mbit/s network, one second to
-start a task) plus a memory rate for cached partitions; the records come from
+computes, shuffles, caches and writes: `labkit.cost.Cost`, MapReduce's
+(2004-era disks, a 100 Mbit/s network, one second to start a task), plus a
+memory rate for cached partitions; the records come from
 really running the user's functions.
 """
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
+from labkit.cost import Cost as BatchCost
 from labkit.errors import require_number
 from labkit.net import Message, Network
 from labkit.node import Node
@@ -36,23 +37,15 @@ DRIVER = "driver"
 
 
 @dataclass(frozen=True)
-class Cost:
-    """How long work takes: every real byte counts as `scale` bytes, moved at
-    these rates (bytes/s per worker); a task also pays `startup` seconds.
-    Defaults equal labkit.mapreduce.Cost's; `memory` is the rate of reading
-    and writing cached partitions."""
+class Cost(BatchCost):
+    """MapReduce's cost model (`labkit.cost.Cost`, the same defaults) and
+    `memory`, the rate of reading and writing cached partitions."""
 
-    scale: float = 1e5
-    disk: float = 30e6
-    network: float = 12.5e6
-    cpu: float = 40e6
     memory: float = 1e9
-    startup: float = 1.0
 
     def __post_init__(self):
-        for name in ("scale", "disk", "network", "cpu", "memory"):
-            require_number(name, getattr(self, name), positive=True)
-        require_number("startup", self.startup, minimum=0.0)
+        super().__post_init__()
+        require_number("memory", self.memory, positive=True)
 
 
 class Stage(NamedTuple):

@@ -24,11 +24,12 @@ and `run`, the one call that runs a job) and `result` (`MapReduceResult` and
 the `TaskAttempt` rows of its timeline).
 """
 
+from labkit.cost import Cost
+
 from .cluster import STRAGGLER_SLOWDOWN, MapReduceCluster, run
 from .job import (
     REPLICAS,
     Backups,
-    Cost,
     Job,
     OutputFiles,
     Split,

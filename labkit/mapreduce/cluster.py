@@ -10,11 +10,12 @@ import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from labkit.cost import Cost
 from labkit.errors import ConfigError, Unavailable, require_int, require_number
 from labkit.net import NetConfig, Network
 from labkit.node import Cluster, Node
 
-from .job import Backups, Cost, Job, _preview, hash_partition, make_splits
+from .job import Backups, Job, _preview, hash_partition, make_splits
 from .master import MASTER, Master
 from .result import MapReduceResult
 from .worker import Worker

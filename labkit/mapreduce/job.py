@@ -1,5 +1,5 @@
 """One MapReduce job as data: the user's functions and where their errors are
-reported (`TaskError`), the cost model (`Cost`), when to launch backup tasks
+reported (`TaskError`), when to launch backup tasks
 (`Backups`), the input cut into splits (`make_splits`), the sizes of records
 and pairs, the default partitioner, the output directory with its atomic
 rename (`OutputFiles`), the live log record of a task attempt (`_Attempt`),
@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Any, NamedTuple
 
+from labkit.cost import Cost
 from labkit.errors import ConfigError, require_number
 
 from .result import TaskAttempt
@@ -29,29 +30,6 @@ _PREVIEW = 60           # characters of a record or key quoted in an error
 class TaskError(RuntimeError):
     """The user's mapper, combiner, partitioner or reducer raised or returned
     something unusable; the message names the task and the record or key."""
-
-
-@dataclass(frozen=True)
-class Cost:
-    """How long work takes. Every byte of the real data counts as `scale`
-    bytes, moved at these rates in bytes per second per worker (2004-era
-    disks and a 100 Mbit/s network by default); a straggler divides its disk
-    and CPU rates by its slowdown. A task also pays `startup` seconds."""
-
-    scale: float = 1e5
-    disk: float = 30e6
-    network: float = 12.5e6
-    cpu: float = 40e6
-    startup: float = 1.0
-
-    def __post_init__(self):
-        for name in ("scale", "disk", "network", "cpu"):
-            require_number(name, getattr(self, name), positive=True)
-        require_number("startup", self.startup, minimum=0.0)
-
-    def seconds(self, nbytes: int, rate: float) -> float:
-        """Time to move or process `nbytes` real bytes at `rate` scaled bytes/s."""
-        return nbytes * self.scale / rate
 
 
 @dataclass(frozen=True)
