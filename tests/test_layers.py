@@ -29,7 +29,7 @@ LAYERS = {
     "labkit.check": 4,
     "labkit.service": 4,
     "labkit.hashring": 4,
-    "labkit.cost": 4,
+    "labkit.batch_cost": 4,
     # Protocols and services: they meet only through narrow interfaces.
     "labkit.balancing": 5,
     "labkit.resilience": 5,

@@ -12,7 +12,7 @@ needed is computed again, and the journal (`TaskRun` rows) says which
 products (cached partitions, shuffle outputs) each task rebuilt.
 
 A task's duration comes from a cost model (`Cost`) of the bytes it reads,
-computes, shuffles, caches and writes: `labkit.cost.Cost`, MapReduce's
+computes, shuffles, caches and writes: `labkit.batch_cost.Cost`, MapReduce's
 (2004-era disks, a 100 Mbit/s network, one second to start a task), plus a
 memory rate for cached partitions; the records come from
 really running the user's functions.
@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
-from labkit.cost import Cost as BatchCost
+from labkit.batch_cost import Cost as BatchCost
 from labkit.errors import require_number
 from labkit.net import Message, Network
 from labkit.node import Node
@@ -38,7 +38,7 @@ DRIVER = "driver"
 
 @dataclass(frozen=True)
 class Cost(BatchCost):
-    """MapReduce's cost model (`labkit.cost.Cost`, the same defaults) and
+    """MapReduce's cost model (`labkit.batch_cost.Cost`, the same defaults) and
     `memory`, the rate of reading and writing cached partitions."""
 
     memory: float = 1e9

@@ -24,7 +24,7 @@ and `run`, the one call that runs a job) and `result` (`MapReduceResult` and
 the `TaskAttempt` rows of its timeline).
 """
 
-from labkit.cost import Cost
+from labkit.batch_cost import Cost
 
 from .cluster import STRAGGLER_SLOWDOWN, MapReduceCluster, run
 from .job import (

@@ -10,7 +10,7 @@ import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from labkit.cost import Cost
+from labkit.batch_cost import Cost
 from labkit.errors import ConfigError, Unavailable, require_int, require_number
 from labkit.net import NetConfig, Network
 from labkit.node import Cluster, Node

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Any, NamedTuple
 
-from labkit.cost import Cost
+from labkit.batch_cost import Cost
 from labkit.errors import ConfigError, require_number
 
 from .result import TaskAttempt
