@@ -401,20 +401,33 @@ def test_panel_runs_a_quick_day_with_the_faults_scaled_to_it():
         widgets.capstone_panel(duration=0)
 
 
-def test_panel_answers_a_knob_moved_back_from_its_cache():
+def drawing(panel) -> dict:
+    """What the panel's figure shows (its traces without their widget ids)."""
+    shown = panel.explorer.figure.to_dict()
+    return {"layout": shown["layout"],
+            "data": [{k: v for k, v in t.items() if k != "uid"} for t in shown["data"]]}
+
+
+def test_panel_answers_a_knob_moved_back_from_its_cache(monkeypatch):
+    drawn = []                                     # the run of each dashboard drawn
+    draw = plot.capstone_dashboard
+    monkeypatch.setattr(plot, "capstone_dashboard",
+                        lambda run, **kw: drawn.append(run) or draw(run, **kw))
     panel, calls = widgets.capstone_panel(seed=1), []
     run = panel.explorer.scenario
     panel.explorer.scenario = lambda **params: calls.append(params) or run(**params)
-    first = panel.result
+    first, figure = panel.result, drawing(panel)
     for name, there in [("timeout", 1.05), ("policy", "p2c")]:
         back = panel.controls[name].value
         panel.controls[name].value = there
         panel.controls[name].value = back
         assert panel.result is first               # the very first run, again
+        assert drawing(panel) == figure            # and its dashboard
     panel.switches.rows["n"].buttons[0].value = True
     panel.switches.rows["n"].buttons[0].value = False
     assert panel.result is first
     assert len(calls) == 3 and len(panel.journal) == 7
+    assert len(drawn) == 4 and drawn[0] is first   # each run drawn once
 
 
 def test_panel_reports_a_bad_combination_and_keeps_the_last_run():
