@@ -255,10 +255,13 @@ class Simulator:
         self.trace: list[TraceRecord] = []
         self.metrics = Metrics(clock=lambda: self.now)
         # Events are plain (time, seq, fn, args) tuples: seq, the last number
-        # drawn from `_seq`, breaks ties first-scheduled-first-run. The network
-        # pushes its deliveries here directly (see Network.send), with the same
-        # key. While `run` runs, `_marks` marker events (seq < 0) sit on the
-        # agenda too: one at the end of the run and one when `stop` was called.
+        # drawn from `_seq`, breaks ties first-scheduled-first-run. Two hot
+        # paths use the agenda directly, with the same keys: the network pushes
+        # its deliveries (see Network.send), and a node's timer re-armed later
+        # draws its number from `_seq` and re-queues itself under it when its
+        # old entry pops (see Node.set_timer). While `run` runs, `_marks` marker
+        # events (seq < 0) sit on the agenda too: one at the end of the run and
+        # one when `stop` was called.
         self._agenda: list[tuple[float, int, Callable, tuple]] = []
         self._seq = -1
         self._marks = 0
