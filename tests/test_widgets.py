@@ -4,8 +4,10 @@ them: set a control, then read the figure and the status line."""
 from __future__ import annotations
 
 import html
+from pathlib import Path
 
 import ipywidgets as W
+import plotly
 import plotly.graph_objects as go
 import pytest
 
@@ -13,6 +15,7 @@ from labkit import plot, widgets
 from labkit.errors import ConfigError, Unavailable
 from labkit.metrics import Metrics, Result
 from labkit.scenarios import journal_by_node
+from labkit.widgets.figure import LiveFigure, plotly_code
 
 
 class Recorder:
@@ -138,6 +141,39 @@ def test_a_displayed_playground_sends_its_figures_with_their_traces(build):
         assert len(figure.data) > 0
         synced = [t["type"] for t in synced_traces(figure)]
         assert synced == [t.type for t in figure.data]
+
+
+PLAYGROUND_FIGURES = [
+    lambda: [widgets.explore(Recorder(), view, n=(0, 3, 1)).figure],
+    lambda: [widgets.paxos_playground().figure],
+    lambda: [(pg := widgets.cluster_playground()).figure, pg.counts],
+]
+
+
+@pytest.mark.parametrize("build", PLAYGROUND_FIGURES,
+                         ids=["explorer", "paxos", "cluster"])
+def test_every_figure_shares_one_copy_of_plotlys_javascript(build):
+    # A go.FigureWidget sends plotly's front end (5 MB) in its own state, and
+    # the page evaluates each copy anew; a LiveFigure sends a short loader and
+    # a reference to the kernel's one PlotlyCode model, which holds that code.
+    code = plotly_code()
+    bundle = Path(plotly.__file__).parent / "package_data" / "widgetbundle.js"
+    assert code.source == bundle.read_text(encoding="utf-8")
+    for figure in build():
+        state = figure.get_state()
+        assert len(state["_esm"]) < 2_000
+        assert state["_plotly"] == f"IPY_MODEL_{code.model_id}"
+        assert state["_plotly_version"] == plotly.__version__
+
+
+def test_a_closed_plotly_code_model_is_made_anew():
+    # Widget.close_all() (or closing it) leaves a model the page no longer
+    # has: a figure made afterwards must point to a live one.
+    closed = plotly_code()
+    closed.close()
+    fresh = plotly_code()
+    assert fresh is not closed and fresh.comm is not None
+    assert LiveFigure().get_state()["_plotly"] == f"IPY_MODEL_{fresh.model_id}"
 
 
 def test_switches_of_removed_servers_are_closed_and_the_rest_kept():

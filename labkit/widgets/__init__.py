@@ -8,7 +8,8 @@ cached by their parameters, so a classroom demo answers at once.
 Where to read what: `controls` (sliders, menus, the status line, progress,
 switches), `explorer` (`explore` and its panels), `cluster` (the cluster
 and Raft playgrounds that step a live cluster), `playgrounds` (the topic
-playgrounds built on `explore`), `capstone` (notebook 09's panel).
+playgrounds built on `explore`), `capstone` (notebook 09's panel), `figure`
+(`LiveFigure`, the live plotly figure every playground draws in).
 """
 
 from .capstone import CapstonePanel, capstone_panel
@@ -30,6 +31,7 @@ from .controls import (
     slider,
 )
 from .explorer import CACHE_SIZE, Explorer, ExplorerPanel, SwitchedExplorer, explore
+from .figure import LiveFigure
 from .playgrounds import (
     balancer_playground,
     dataflow_playground,
@@ -40,7 +42,7 @@ from .playgrounds import (
 
 __all__ = [
     "CACHE_SIZE", "CapstonePanel", "ClusterPlayground", "Explorer", "ExplorerPanel",
-    "NodeSwitches", "RAFT_CUTS", "RaftPlayground", "ServerSwitches",
+    "LiveFigure", "NodeSwitches", "RAFT_CUTS", "RaftPlayground", "ServerSwitches",
     "SwitchedExplorer", "WARNING_COLOUR", "WIDE", "balancer_playground",
     "capstone_panel", "cluster_playground", "control", "dataflow_playground",
     "explore", "headline", "mapreduce_playground", "paxos_playground", "progress",

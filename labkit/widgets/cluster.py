@@ -10,7 +10,6 @@ from functools import partial
 from typing import Any
 
 import ipywidgets as W
-import plotly.graph_objects as go
 
 from labkit import plot, raft, scenarios
 from labkit.errors import ConfigError, Unavailable, require_number
@@ -18,6 +17,7 @@ from labkit.metrics import Result
 from labkit.node import Cluster
 
 from .controls import WIDE, _say, _show, _status_line, _with_plain_text
+from .figure import LiveFigure
 
 
 class ClusterPlayground:
@@ -54,7 +54,7 @@ class ClusterPlayground:
         self.loss.observe(partial(self._act, self._set_loss), names="value")
         self.run_button = W.Button(description=f"run {step:g} s")
         self.run_button.on_click(lambda _button: self._act(None))
-        self.figure, self.counts = go.FigureWidget(), go.FigureWidget()
+        self.figure, self.counts = LiveFigure(), LiveFigure()
         self.status = _status_line()
         self.box = W.VBox([W.HBox(list(self.kill_buttons.values())),
                            W.HBox([self.partition, self.loss, self.run_button]),

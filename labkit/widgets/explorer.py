@@ -26,6 +26,7 @@ from .controls import (
     control,
     headline,
 )
+from .figure import LiveFigure
 
 CACHE_SIZE = 64             # scenario runs an Explorer keeps, least recently used out
 
@@ -60,7 +61,7 @@ class Explorer:
             else:
                 self.controls[name] = widget
                 widget.observe(lambda _change: self.refresh(), names="value")
-        self.figure = go.FigureWidget()
+        self.figure = LiveFigure()
         self.status = _status_line()
         self.result: Result | None = None
         self._cache: OrderedDict[Hashable, Result] = OrderedDict()
