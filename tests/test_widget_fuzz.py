@@ -10,7 +10,9 @@ work without a frontend. Then ACTIONS random actions, each on a live control
 the notebook built: a slider or range slider to any value of its grid, a
 dropdown to any option, a toggle or check box flipped, a button clicked. The
 choices come from a random stream seeded by the notebook's name, so a failure
-repeats; the message lists every action up to it.
+repeats; the message lists every action up to it. Every live plotly figure
+the playgrounds built, before and after, must be a LiveFigure (a plain
+FigureWidget would send plotly's 5 MB of JavaScript to the page again).
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ import zlib
 from pathlib import Path
 
 import ipywidgets as W
+import plotly.graph_objects as go
 import pytest
 from ipywidgets.widgets.widget import _instances
 from playground_cells import builds_playground, needed_cells, syntax
+
+from labkit.widgets import LiveFigure
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -96,8 +101,13 @@ def test_random_actions_on_every_control_never_raise(notebook, monkeypatch):
     def built() -> list[W.Widget]:   # a playground may add and close widgets
         return [w for key, w in list(_instances.items()) if key not in before]
 
+    def heavy_figures() -> list[str]:
+        return [type(w).__name__ for w in built() if isinstance(w, go.FigureWidget)
+                and not isinstance(w, LiveFigure)]
+
     rng, done = random.Random(zlib.crc32(notebook.stem.encode())), []
     try:
+        assert not heavy_figures(), f"{notebook.name} built {heavy_figures()}"
         for _ in range(ACTIONS):
             controls = [w for w in built() if is_control(w)]
             assert controls, f"{notebook.name}: no control to drive"
@@ -109,6 +119,7 @@ def test_random_actions_on_every_control_never_raise(notebook, monkeypatch):
             shown = [w.value for w in built() if isinstance(w, W.HTML)
                      and TRACEBACK.search(w.value or "")]
             assert not shown, f"after {done}: {shown[0][:500]}"
+        assert not heavy_figures(), f"after {done}: {heavy_figures()}"
     finally:
         for w in built():
             w.close()
