@@ -76,4 +76,5 @@ bench: install-dev
 	$(BIN)/python bench/check.py
 	$(BIN)/python bench/labs.py
 	$(BIN)/python bench/widgets.py
+	$(BIN)/python bench/browser.py
 	$(BIN)/python bench/sweep.py
