@@ -23,7 +23,8 @@ from traitlets import Instance, Unicode, default
 #: The loader each LiveFigure sends: it fetches the `PlotlyCode` model its
 #: `_plotly` trait names, imports that code once per page and plotly version
 #: (the promise is kept on globalThis), and lets the module's factory make
-#: this figure's widget, as anywidget would have.
+#: this figure's widget, once, as anywidget would have: initialize and render
+#: wait for the same one, in the order anywidget calls them.
 _LOADER = """
 const shared = async (model) => {
   const key = Symbol.for(`labkit.plotly-widget@${model.get("_plotly_version")}`);
@@ -36,15 +37,14 @@ const shared = async (model) => {
 };
 
 export default () => {
-  let widget;
+  let made;                       // this figure's widget, made once the code is in
+  const widget = (model) => (made ??= shared(model).then((factory) => factory()));
   return {
     async initialize(context) {
-      widget = (await shared(context.model))();
-      return widget.initialize?.(context);
+      return (await widget(context.model)).initialize?.(context);
     },
     async render(context) {
-      widget ??= (await shared(context.model))();
-      return widget.render(context);
+      return (await widget(context.model)).render(context);
     },
   };
 };
