@@ -13,7 +13,8 @@ same notebooks on a fresh page, with the playgrounds drawing in plotly's own
 every figure; labkit's `LiveFigure` sends it once per kernel, and the page
 evaluates it once.
 
-Needs Chromium and Playwright (`.ci/run` installs Chromium). Run:
+Needs Chromium and Playwright (`.ci/run` installs Chromium); without them it
+says so and stops. Run:
 `.venv/bin/python bench/browser.py [NOTEBOOK ...]` (default: 05 and 00, three
 live figures each), or `make bench`.
 """
@@ -21,6 +22,7 @@ live figures each), or `make bench`.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import shutil
 import sys
@@ -98,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("notebooks", nargs="*", default=DEFAULT)
     args = parser.parse_args(argv)
+    if not (Path(tb.CHROMIUM).exists() and importlib.util.find_spec("playwright")):
+        print("labkit browser benchmark: skipped, it needs Chromium "
+              "(apt-get install -y chromium) and Playwright (requirements-dev.txt)")
+        return 0
     from playwright.sync_api import sync_playwright
 
     root = Path(tempfile.mkdtemp(prefix="labkit-bench-"))
