@@ -124,34 +124,32 @@ def synced_traces(figure: go.FigureWidget) -> list[dict]:
     return figure._widget_data
 
 
-@pytest.mark.parametrize("build", [
-    lambda: widgets.explore(Recorder(), view, n=(0, 3, 1)),
-    lambda: widgets.paxos_playground(),
-    lambda: widgets.cluster_playground(),
-], ids=["explorer", "paxos", "cluster"])
+#: Builders of one playground of each kind, and the live figures of one.
+PLAYGROUNDS = {"explorer": lambda: widgets.explore(Recorder(), view, n=(0, 3, 1)),
+               "paxos": widgets.paxos_playground,
+               "cluster": widgets.cluster_playground}
+
+
+def live_figures(pg) -> list[go.FigureWidget]:
+    figures = [w for w in (getattr(pg, "figure", None), getattr(pg, "counts", None))
+               if isinstance(w, go.FigureWidget)]
+    assert figures
+    return figures
+
+
+@pytest.mark.parametrize("build", PLAYGROUNDS.values(), ids=PLAYGROUNDS)
 def test_a_displayed_playground_sends_its_figures_with_their_traces(build):
     # A view created after the kernel drew the figure must not start empty:
     # the browser may have missed the update messages sent before it existed.
     pg = build()
     pg._repr_mimebundle_()
-    figures = [w for w in (getattr(pg, "figure", None), getattr(pg, "counts", None))
-               if isinstance(w, go.FigureWidget)]
-    assert figures
-    for figure in figures:
+    for figure in live_figures(pg):
         assert len(figure.data) > 0
         synced = [t["type"] for t in synced_traces(figure)]
         assert synced == [t.type for t in figure.data]
 
 
-PLAYGROUND_FIGURES = [
-    lambda: [widgets.explore(Recorder(), view, n=(0, 3, 1)).figure],
-    lambda: [widgets.paxos_playground().figure],
-    lambda: [(pg := widgets.cluster_playground()).figure, pg.counts],
-]
-
-
-@pytest.mark.parametrize("build", PLAYGROUND_FIGURES,
-                         ids=["explorer", "paxos", "cluster"])
+@pytest.mark.parametrize("build", PLAYGROUNDS.values(), ids=PLAYGROUNDS)
 def test_every_figure_shares_one_copy_of_plotlys_javascript(build):
     # A go.FigureWidget sends plotly's front end (5 MB) in its own state, and
     # the page evaluates each copy anew; a LiveFigure sends a short loader and
@@ -159,7 +157,7 @@ def test_every_figure_shares_one_copy_of_plotlys_javascript(build):
     code = plotly_code()
     bundle = Path(plotly.__file__).parent / "package_data" / "widgetbundle.js"
     assert code.source == bundle.read_text(encoding="utf-8")
-    for figure in build():
+    for figure in live_figures(build()):
         state = figure.get_state()
         assert len(state["_esm"]) < 2_000
         assert state["_plotly"] == f"IPY_MODEL_{code.model_id}"
