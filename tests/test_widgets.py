@@ -308,25 +308,35 @@ def test_playground_text_form_is_stable(pg):
     assert text.startswith("ClusterPlayground(Cluster(5 nodes") and "0x" not in text
 
 
-def test_scenarios_run_with_the_cyclic_collector_paused_then_restored():
+def test_actions_run_with_the_cyclic_collector_paused_then_restored():
     import gc
 
     seen = []
 
     def scenario(n=0):
-        seen.append(gc.isenabled())
+        seen.append(("run", gc.isenabled()))
         if n < 0:
             raise ConfigError("n must be >= 0")
         return Result("probe", {"n": n}, seed=0, metrics=Metrics(),
                       data={"n": n, "scale": 1.0, "headline": f"n is {n}"})
 
+    def drawn(result):
+        seen.append(("view", gc.isenabled()))
+        return view(result)
+
     assert gc.isenabled()
-    ex = widgets.explore(scenario, view, n=(-1, 3, 1, 0))
+    ex = widgets.explore(scenario, drawn, n=(-1, 3, 1, 0))
     ex.controls["n"].value = -1                     # a failed run restores it too
-    assert seen == [False, False] and gc.isenabled()
+    assert seen == [("run", False), ("view", False), ("run", False)]
+    assert gc.isenabled()
     gc.disable()
     try:                                            # a collector the user paused
         ex.controls["n"].value = 2                  # stays paused afterwards
-        assert seen[-1] is False and not gc.isenabled()
+        assert seen[-1] == ("view", False) and not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_importing_the_widgets_freezes_what_the_kernel_holds_by_then():
+    import gc
+    assert gc.get_freeze_count() > 10_000

@@ -16,7 +16,14 @@ from labkit.errors import ConfigError, Unavailable, require_number
 from labkit.metrics import Result
 from labkit.node import Cluster
 
-from .controls import WIDE, _say, _show, _status_line, _with_plain_text
+from .controls import (
+    WIDE,
+    _collector_paused,
+    _say,
+    _show,
+    _status_line,
+    _with_plain_text,
+)
 from .figure import LiveFigure
 
 
@@ -66,12 +73,13 @@ class ClusterPlayground:
         """Apply one user action to the control's new value, then advance and
         redraw; bad input is reported in the status line, never raised inside a
         widget callback."""
-        try:
-            if action is not None:
-                action(change["new"])
-            self.advance()
-        except (ConfigError, Unavailable) as exc:
-            _say(self.status, str(exc), warning=True)
+        with _collector_paused():
+            try:
+                if action is not None:
+                    action(change["new"])
+                self.advance()
+            except (ConfigError, Unavailable) as exc:
+                _say(self.status, str(exc), warning=True)
 
     def _toggle(self, name: str, killed: bool) -> None:
         (self.cluster.kill if killed else self.cluster.restart)(name)

@@ -5,7 +5,6 @@ panels that put an explorer beside other controls.
 
 from __future__ import annotations
 
-import gc
 import html
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
@@ -19,6 +18,7 @@ from labkit.metrics import Result
 
 from .controls import (
     ServerSwitches,
+    _collector_paused,
     _say,
     _show,
     _status_line,
@@ -79,39 +79,29 @@ class Explorer:
         """Run the scenario at the current values (or reuse a cached run) and
         redraw. A ConfigError or Unavailable is shown in the status line and the
         previous figure stays."""
-        try:
-            result = self._run(self.params)
-            fig = self.view(result)
-        except (ConfigError, Unavailable) as exc:
-            _say(self.status, str(exc), warning=True)
-            return None
-        _show(self.figure, fig)
-        self.result = result
-        _say(self.status, headline(result))
-        return result
+        with _collector_paused():
+            try:
+                result = self._run(self.params)
+                fig = self.view(result)
+            except (ConfigError, Unavailable) as exc:
+                _say(self.status, str(exc), warning=True)
+                return None
+            _show(self.figure, fig)
+            self.result = result
+            _say(self.status, headline(result))
+            return result
 
     def _run(self, params: dict[str, Any]) -> Result:
         key = _key(params)
         if key is not None and key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        result = self._simulate(params)
+        result = self.scenario(**params)
         if key is not None:
             self._cache[key] = result
             if len(self._cache) > CACHE_SIZE:
                 self._cache.popitem(last=False)
         return result
-
-    def _simulate(self, params: dict[str, Any]) -> Result:
-        """One run with the cyclic garbage collector paused: in a kernel full of
-        results, the collections a run's allocations trigger cost more than it."""
-        paused = gc.isenabled()
-        gc.disable()
-        try:
-            return self.scenario(**params)
-        finally:
-            if paused:
-                gc.enable()
 
     def _repr_mimebundle_(self, **kwargs) -> dict:
         return _with_plain_text(self.box, repr(self), kwargs)
