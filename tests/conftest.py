@@ -20,6 +20,7 @@ do: with it every test was a unit of its own and notebooks broke up.)"""
 
 from __future__ import annotations
 
+import gc
 import signal
 
 import pytest
@@ -32,6 +33,17 @@ class Terminated(KeyboardInterrupt):
 
 def _raise_terminated(signum, frame):
     raise Terminated(f"received signal {signum}")
+
+
+def pytest_collection_finish(session):
+    """Take what collection built (the test modules, labkit and its libraries,
+    the items: some 100,000 objects that live to the end of the run) out of
+    the cyclic garbage collector's sight. Simulations allocate fast enough to
+    set off a full collection every few seconds, and each one walked all of
+    that: on the resilience lab's and the KV store's tests, 23 s of 62 s went
+    to collections, 7.5 s once frozen."""
+    gc.collect()
+    gc.freeze()
 
 
 def pytest_configure(config):
