@@ -29,11 +29,11 @@ WIDE = {"description_width": "initial"}
 def _collector_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector for one widget action (a run, its
     figure and the redraw), then restore it as it was. A run and plotly's
-    validation allocate so much that the collector would run a dozen young
-    collections per action and, now and then, a full one, which in a kernel
-    full of results costs 0.1 s or more; paused, the action leaves one young
-    collection for afterwards, and full ones come a dozen times more rarely.
-    Reference counting still frees almost everything at once."""
+    validation allocate enough to set off about a dozen young collections
+    per action, each of which counts towards the next full one; paused, the
+    action leaves one young collection for afterwards (measured in notebook
+    09's kernel). Reference counting frees most of what an action drops at
+    once; the collector finds the cycles after it."""
     enabled = gc.isenabled()
     gc.disable()
     try:
