@@ -21,6 +21,7 @@ from labkit.widgets.figure import LiveFigure, plotly_code
 
 REPO = Path(__file__).resolve().parents[1]
 
+
 class Recorder:
     """A scenario that records its calls and returns its params as data; it raises
     ConfigError for n < 0 and Unavailable for n == 13."""
