@@ -3,7 +3,14 @@
 # (requirements-dev.txt). An install is skipped while its requirements and
 # pyproject.toml are older than its stamp file.
 SHELL     := /bin/bash
-PYTHON    ?= $(shell command -v python3.11 || command -v python3)
+# The interpreter .venv is made from: the first of /usr/bin/python3, python3.11
+# and python3 that is Python 3.11 or later and can make a venv. The system's
+# comes first: distributions build CPython with profile-guided and link-time
+# optimisation, which pyenv's default build leaves out, and labkit's
+# simulations run about a fifth faster on it (see bench/README.md).
+PYTHON    ?= $(shell for p in /usr/bin/python3 python3.11 python3; do \
+                 $$p -c 'import sys, ensurepip; sys.exit(sys.version_info < (3, 11))' \
+                 2>/dev/null && command -v $$p && break; done)
 VENV      := .venv
 BIN       := $(VENV)/bin
 STAMP     := $(VENV)/.installed
@@ -19,6 +26,9 @@ install venv: $(STAMP)
 install-dev: $(DEV_STAMP)
 
 $(BIN)/python:
+	@test -n "$(PYTHON)" || { echo "no Python 3.11+ that can make a venv: install" \
+	    "one (Debian: apt-get install python3-venv) or give PYTHON=/path/to/python3" >&2; \
+	    exit 1; }
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): requirements.txt pyproject.toml | $(BIN)/python
@@ -41,8 +51,11 @@ lab-instructor: install
 # Unit, property, layer and browser tests plus strict nbval over every notebook.
 # --dist loadfile keeps each notebook (and each test file) on one worker, but
 # tests/conftest.py lets the browser test's notebooks go to both, longest first.
+# Bytecode is cached even where PYTHONDONTWRITEBYTECODE is set (as on our CI
+# image): every kernel, Dask worker and server the suite starts would otherwise
+# compile labkit and the tests from source again.
 test: install-dev
-	$(BIN)/python -m pytest -n 2 --dist loadfile -ra \
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -n 2 --dist loadfile -ra \
 	    --nbval --nbval-current-env tests $(NOTEBOOKS)
 
 # Re-execute every notebook in a fresh kernel and store it without widget state.
