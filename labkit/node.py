@@ -53,6 +53,7 @@ class Node:
         self._calls: dict[int, Future] = {}
         self._next_call = 0
         self._handlers: dict[str, Callable[[Message], None]] = {}
+        self._called: set[str] = set()      # kinds this node has `call`ed
         net.attach(name, self)
         self.reset()
 
@@ -81,6 +82,9 @@ class Node:
         `RequestTimeout` if no reply arrives within `timeout` seconds (the request
         may still have been carried out)."""
         timeout = require_number("timeout", timeout, positive=True)
+        if kind not in self._called:         # its replies now may answer a call
+            self._called.add(kind)
+            self._handlers.pop(kind + "_ok", None)
         rpc = self._next_call
         self._next_call += 1
         reply = self._calls[rpc] = Future()
@@ -104,11 +108,14 @@ class Node:
 
     def _handler(self, msg: Message) -> Callable[[Message], None]:
         """What `deliver` calls for messages of this kind, found once per kind:
-        the method `on_<kind>`, or for a `<kind>_ok` a check for an answer to
-        one of our calls first (so that requests never pay for that check)."""
+        the method `on_<kind>`, or, for a `<kind>_ok` of a kind this node has
+        `call`ed, a check for an answer to one of its calls first (so that
+        requests, and the answers of protocols that match them by hand, as
+        Raft's do, never pay for that check; `call` drops the cached handler
+        of its answers the first time it calls a kind)."""
         kind = msg.kind
         handler = getattr(self, "on_" + kind, None)
-        if kind.endswith("_ok"):
+        if kind.endswith("_ok") and kind[:-3] in self._called:
             handler = partial(self._answered, handler)
         elif handler is None:
             self._unknown(msg)

@@ -358,3 +358,16 @@ def test_a_reply_kind_answers_calls_first_and_else_goes_to_its_handler():
     n1.send("n2", "tell_ok", n=3)           # a reply kind with no handler
     with pytest.raises(UnknownMessage, match=r"n2 got a 'tell_ok' message from n1"):
         c.run(1.0)
+
+
+def test_a_reply_kind_answers_calls_even_after_plain_replies_came_first():
+    # A node caches the handler of a reply kind it has not called as on_<kind>
+    # alone; its first call of the kind must bring the check for answers back.
+    c = Cluster(2, seed=1, net=NetConfig(latency=0.01), node_factory=Answers)
+    n1 = c.node("n1")
+    n1.send("n2", "ask", n=1)
+    c.run(1.0)
+    reply = n1.call("n2", "ask", timeout=1.0, n=2)
+    n1.send("n2", "ask", n=3)
+    c.run(1.0)
+    assert reply.value.n == 2 and n1.seen == [1, 3]
