@@ -8,6 +8,7 @@ Run: `.venv/bin/python bench/simcore.py` (or `make bench`); `--customers` and
 from __future__ import annotations
 
 import argparse
+import heapq
 import math
 import platform
 import sys
@@ -114,6 +115,41 @@ def mmc_simpy(customers: int, seed: int) -> dict:
     # Every event SimPy schedules takes one id from env._eid; run() to exhaustion
     # processes all of them, so the next id is the event count (no timing cost).
     return {**took.seconds, "events": next(env._eid), "mean_w": total[0] / customers}
+
+
+# -- the same model with no engine: one loop over a heap of events ------------
+def mmc_loop(customers: int, seed: int) -> dict:
+    """The floor for any engine: M/M/10 as one function popping (time, seq,
+    kind, arrived_at) tuples off a heap, with no callbacks, no `schedule`
+    and no clock object. Same draws in the same order as the other two."""
+    gap, service = streams(seed)
+    agenda: list[tuple[float, int, bool, float]] = []
+    waiting: deque[float] = deque()
+    arrived = busy = seq = 0
+    total = 0.0
+    with Stopwatch() as took:
+        heapq.heappush(agenda, (gap(), seq, True, 0.0))
+        while agenda:
+            now, _, arrival, arrived_at = heapq.heappop(agenda)
+            seq += 1
+            if arrival:
+                arrived += 1
+                if busy < SERVERS:
+                    busy += 1
+                    heapq.heappush(agenda, (now + service(), seq, False, now))
+                else:
+                    waiting.append(now)
+                if arrived < customers:
+                    seq += 1
+                    heapq.heappush(agenda, (now + gap(), seq, True, 0.0))
+            else:
+                total += now - arrived_at
+                if waiting:
+                    heapq.heappush(agenda, (now + service(), seq, False,
+                                            waiting.popleft()))
+                else:
+                    busy -= 1
+    return {**took.seconds, "events": 2 * customers, "mean_w": total / customers}
 
 
 # -- cost of a message: a 5-node ping cluster --------------------------------
@@ -224,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'engine':<15}{'wall s':>8}{'CPU s':>8}{'customers/s':>13}{'events':>11}"
           f"{'events/s':>12}{'mean W':>9}{'vs W':>7}")
     runs = interleaved({"labkit": lambda: mmc_labkit(n, SEED),
-                        "SimPy": lambda: mmc_simpy(n, SEED)}, repeat)
+                        "SimPy": lambda: mmc_simpy(n, SEED),
+                        "no engine": lambda: mmc_loop(n, SEED)}, repeat)
     for name, r in runs.items():
         print(f"{name:<15}{r['wall']:>8.2f}{r['cpu']:>8.2f}{n / r['cpu']:>13,.0f}"
               f"{r['events']:>11,}{r['events'] / r['cpu']:>12,.0f}"
@@ -235,9 +272,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'labkit / SimPy':<15}{'':>16}{speedup:>12.1f}x{'':>11}"
           f"{event_ratio:>11.1f}x   goal customers/s >= {TARGET_SPEEDUP:g}x: "
           f"{'met' if speedup >= TARGET_SPEEDUP else 'NOT met'}")
-    same = math.isclose(lab["mean_w"], ref["mean_w"], rel_tol=1e-9)
+    floor = runs["no engine"]
+    print(f"{'no engine / SimPy':<18}{'':>13}{ref['cpu'] / floor['cpu']:>12.1f}x"
+          f"   (the model alone; labkit's engine adds "
+          f"{lab['cpu'] / floor['cpu'] - 1:.0%} to its time)")
+    same = all(math.isclose(r["mean_w"], ref["mean_w"], rel_tol=1e-9)
+               for r in runs.values())
+    means = ", ".join(f"{r['mean_w']:.9f}" for r in runs.values())
     print(f"same draws, same customers: mean W {'agrees' if same else 'DIFFERS'} "
-          f"between the engines ({lab['mean_w']:.9f} vs {ref['mean_w']:.9f})")
+          f"between the three ({means})")
 
     m = args.messages
     print(f"\n{PING_NODES}-node ping cluster, latency 1 ms, ping every "
