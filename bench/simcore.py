@@ -120,8 +120,9 @@ def mmc_simpy(customers: int, seed: int) -> dict:
 # -- the same model with no engine: one loop over a heap of events ------------
 def mmc_loop(customers: int, seed: int) -> dict:
     """The floor for any engine: M/M/10 as one function popping (time, seq,
-    kind, arrived_at) tuples off a heap, with no callbacks, no `schedule`
-    and no clock object. Same draws in the same order as the other two."""
+    is_arrival, arrived_at) tuples off a heap, with no callbacks, no
+    `schedule` and no clock object. Same draws in the same order as the
+    other two."""
     gap, service = streams(seed)
     agenda: list[tuple[float, int, bool, float]] = []
     waiting: deque[float] = deque()
