@@ -85,7 +85,7 @@ def capstone_dashboard(result: Result, *, p99_ms: float | None = None) -> go.Fig
                     "y1": 1, "fillcolor": CUT, "opacity": 0.07, "line": {"width": 0}}
                    for axis in _PANELS]
     fig.update_layout(shapes=shapes)
-    fig.update_yaxes(type="log", row=2, col=1)
+    fig.update_yaxes(type="log", dtick=1, row=2, col=1)    # 1, 10, 100 ms; no 2s, 5s
     fig.update_yaxes(range=[0, 1.05], row=2, col=2)
     fig.update_yaxes(title="keys", row=3, col=2)
     top = max(10, math.ceil(1.1 * max(lost, default=0)))
