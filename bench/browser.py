@@ -112,8 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     lab = tb.Lab(root / "copy" / "notebooks", root / "home")
     lab.xsrf = None
     try:
-        lab.start()
-        lab.wait_ready()
+        lab.launch()
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=tb.CHROMIUM,
                                         args=tb.CHROMIUM_ARGS)

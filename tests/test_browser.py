@@ -105,8 +105,8 @@ class Lab:
     """A JupyterLab server on 127.0.0.1 serving `root`: `start()`, then `stop()`."""
 
     def __init__(self, root: Path, home: Path):
-        self.token, self.port = secrets.token_hex(16), free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.token = secrets.token_hex(16)
+        self.port, self.url = 0, ""             # chosen by `start`
         settings = home / "settings"
         for plugin, values in SETTINGS.items():
             path = settings / f"{plugin}.jupyterlab-settings"
@@ -116,24 +116,45 @@ class Lab:
             f"JUPYTER_{kind.upper()}_DIR": str(home / kind)
             for kind in ("config", "data", "runtime")})
         self.root, self.log = root, home / "lab.log"
-        self.command = [
-            sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
-            "--ip=127.0.0.1", f"--port={self.port}", "--ServerApp.port_retries=0",
-            f"--ServerApp.token={self.token}", f"--ServerApp.root_dir={root}",
+        self.options = [
+            "--ServerApp.port_retries=0", f"--ServerApp.token={self.token}",
+            f"--ServerApp.root_dir={root}",
             f"--LabApp.workspaces_dir={home / 'workspaces'}",
             f"--LabApp.user_settings_dir={settings}"]
         self.process: subprocess.Popen | None = None
         self.kernels: list[psutil.Process] = []
 
     def start(self) -> None:
-        """Start the server in a session of its own, so that `stop` can signal
-        its whole process group; atexit stops it should no teardown run, or
-        finish."""
+        """Start the server on a free port, in a session of its own, so that
+        `stop` can signal its whole process group; atexit stops it should no
+        teardown run, or finish."""
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
         atexit.register(self.stop)
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
-                self.command, cwd=self.root, env=self.env, stdin=subprocess.DEVNULL,
+                [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
+                 "--ip=127.0.0.1", f"--port={self.port}", *self.options],
+                cwd=self.root, env=self.env, stdin=subprocess.DEVNULL,
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def launch(self, attempts: int = 3) -> None:
+        """`start`, then `wait_ready`; if the server exits while starting, stop
+        it and start again on another port. `free_port` only finds a port that
+        is free now: another process may bind it before the server does (once,
+        in a full run, a server found its port taken while etcd and Dask
+        clusters were starting beside it)."""
+        for attempt in range(1, attempts + 1):
+            self.start()
+            try:
+                self.wait_ready()
+                return
+            except RuntimeError:                # the server exited
+                if attempt == attempts:
+                    raise
+                print(f"jupyter lab exited while starting (attempt {attempt}):\n"
+                      f"{self.log_tail(5)}")
+                self.stop()
 
     def api(self, method: str, path: str, xsrf: str | None = None):
         headers = {"Authorization": f"token {self.token}"}
@@ -277,8 +298,7 @@ def lab(tmp_path_factory):
     server = Lab(root / "copy" / "notebooks", root / "home")
     server.xsrf = None
     try:
-        server.start()
-        server.wait_ready()
+        server.launch()
         yield server
     except Exception:
         print(f"--- jupyter lab log ---\n{server.log_tail()}")
@@ -675,3 +695,23 @@ def screenshot(page, notebook: Path) -> Path | str:
 def write_report(notebook: Path, report: list[str]) -> None:
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
     (ARTEFACTS / f"{notebook.stem}.txt").write_text("\n".join(report) + "\n")
+
+
+def test_the_server_starts_again_on_another_port_if_its_port_is_taken(
+        tmp_path, monkeypatch):
+    # The port free_port() found is bound by someone else before the server
+    # binds it: launch() must see the server exit and start it on another.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        ports, fresh = iter([taken.getsockname()[1]]), free_port
+        monkeypatch.setattr(sys.modules[__name__], "free_port",
+                            lambda: next(ports, None) or fresh())
+        (tmp_path / "notebooks").mkdir()
+        server = Lab(tmp_path / "notebooks", tmp_path / "home")
+        try:
+            server.launch()
+            assert server.port != taken.getsockname()[1]
+            assert server.api("GET", "/api/status")["kernels"] == 0
+        finally:
+            server.stop()
