@@ -102,7 +102,8 @@ def free_port() -> int:
 
 
 class Lab:
-    """A JupyterLab server on 127.0.0.1 serving `root`: `start()`, then `stop()`."""
+    """A JupyterLab server on 127.0.0.1 serving `root`: `launch()` (or `start()`
+    and `wait_ready()`), then `stop()`."""
 
     def __init__(self, root: Path, home: Path):
         self.token = secrets.token_hex(16)
