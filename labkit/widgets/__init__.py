@@ -15,8 +15,8 @@ Importing this package freezes the cyclic garbage collector's view of what
 the process holds so far (`gc.freeze`): a notebook imports it in its first
 cell, when that is the kernel and the modules it loaded (plotly, pandas,
 ipywidgets: some 150,000 objects that live as long as the kernel). Left out
-of every later collection, they no longer make the full collection a
-playground's action now and then triggers cost 0.13 s instead of 0.05 s.
+of every later collection, they no longer slow the full collection that a
+playground's action now and then sets off: 0.05 s instead of 0.13 s.
 """
 
 import gc
