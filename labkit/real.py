@@ -79,6 +79,10 @@ def _post(url: str, body: dict, timeout: float) -> dict:
         return json.loads(response.read())
 
 
+class _ExitedWhileStarting(Exception):
+    """A member exited before the cluster was up (`EtcdCluster.start` retries)."""
+
+
 @dataclass
 class Member:
     """One etcd process: its name, URLs and command line."""
@@ -124,18 +128,32 @@ class EtcdCluster:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def start(self, ready_within: float = 30.0) -> None:
+    def start(self, ready_within: float = 30.0, attempts: int = 3) -> None:
         """Start every member and wait until one leads and accepts writes; if
-        that fails or is interrupted, stop what was started and re-raise."""
-        self.directory = Path(tempfile.mkdtemp(prefix="labkit-etcd-"))
-        atexit.register(self.stop)
-        try:
-            self._start(ready_within)
-        except BaseException:
-            self.stop()
-            raise
+        that fails or is interrupted, stop what was started and re-raise.
+
+        `_free_ports` only finds ports that are free now: another process may
+        bind one before etcd does, and that member exits at once. If a member
+        exits while starting, the whole cluster starts again on fresh ports,
+        up to `attempts` times."""
+        attempts = require_int("attempts", attempts, minimum=1)
+        for attempt in range(1, attempts + 1):
+            self.directory = Path(tempfile.mkdtemp(prefix="labkit-etcd-"))
+            atexit.register(self.stop)
+            try:
+                self._start(ready_within)
+                return
+            except _ExitedWhileStarting as exited:
+                self.stop()
+                if attempt == attempts:
+                    raise Unavailable(f"etcd did not start in {attempts} tries; "
+                                      f"the last time {exited}") from None
+            except BaseException:
+                self.stop()
+                raise
 
     def _start(self, ready_within: float) -> None:
+        self.members = {}
         ports = _free_ports(2 * self.size)
         names = [f"m{i}" for i in range(1, self.size + 1)]
         peers = {n: f"http://127.0.0.1:{ports[2 * i + 1]}" for i, n in enumerate(names)}
@@ -152,7 +170,18 @@ class EtcdCluster:
                 "--initial-cluster-token", "labkit", *self.timing]
             self.members[name] = Member(name, client, peers[name], command)
             self.restart(name)
-        self.wait_for_writes(ready_within)
+        try:
+            self.wait_for_writes(ready_within)
+        except Unavailable:
+            if all(m.alive for m in self.members.values()):
+                raise
+        # A majority may accept writes while a member that lost its port is gone.
+        exited = [n for n, m in self.members.items() if not m.alive]
+        if exited:
+            log = (self.directory / f"{exited[0]}.log").read_text(errors="replace")
+            raise _ExitedWhileStarting(f"{', '.join(exited)} exited while starting; "
+                                       f"the end of {exited[0]}'s log: "
+                                       f"{log.strip()[-300:]}")
         self.names_by_id = {self.status(n)["header"]["member_id"]: n
                             for n in self.members}
 
@@ -241,6 +270,10 @@ class EtcdCluster:
         turn = 0
         while time.monotonic() - start < within:
             live = [n for n, m in self.members.items() if m.alive]
+            if len(live) <= self.size // 2:
+                raise Unavailable(f"etcd cannot accept a write: {len(live)} of its "
+                                  f"{self.size} members run, and a write needs "
+                                  f"{self.size // 2 + 1}")
             name = via or live[turn % len(live)]
             turn += 1
             try:

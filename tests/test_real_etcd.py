@@ -6,9 +6,11 @@ path runs there."""
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
-from labkit import ConfigError, scenarios
+from labkit import ConfigError, Unavailable, real, scenarios
 from labkit.real import INSTALL_HINT, EtcdCluster, etcd_binary, etcd_failover
 
 needs_etcd = pytest.mark.skipif(etcd_binary() is None, reason=INSTALL_HINT)
@@ -50,6 +52,64 @@ def test_an_interrupted_start_stops_what_it_started(monkeypatch):
         pass
     assert len(started) == 3 and all(p.poll() is not None for p in started)
     assert cluster.directory is None
+
+
+def take_first_port(monkeypatch, port: int, times: int) -> list[int]:
+    """Make the first `times` calls of `_free_ports` hand out `port` (which
+    another process holds) as m1's client port; the calls' counts are listed."""
+    fresh, calls = real._free_ports, []
+
+    def first_port_taken(count: int) -> list[int]:
+        calls.append(count)
+        ports = fresh(count)
+        return [port, *ports[1:]] if len(calls) <= times else ports
+
+    monkeypatch.setattr(real, "_free_ports", first_port_taken)
+    return calls
+
+
+@needs_etcd
+def test_a_member_whose_port_was_taken_makes_the_cluster_start_again(monkeypatch):
+    # Someone binds a port between _free_ports and etcd: that member exits at
+    # once while the other two elect a leader and accept writes. start() must
+    # see the member gone and start the whole cluster again on fresh ports.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        calls = take_first_port(monkeypatch, port, times=1)
+        with EtcdCluster(3, election_timeout_ms=300, heartbeat_ms=30) as cluster:
+            assert calls == [6, 6]
+            assert all(m.alive for m in cluster.members.values())
+            assert f":{port}" not in " ".join(m.client_url + m.peer_url
+                                              for m in cluster.members.values())
+            assert set(cluster.names_by_id.values()) == {"m1", "m2", "m3"}
+
+
+@needs_etcd
+def test_a_port_taken_every_time_ends_in_a_clear_error(monkeypatch):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        take_first_port(monkeypatch, taken.getsockname()[1], times=2)
+        cluster = EtcdCluster(3, election_timeout_ms=300, heartbeat_ms=30)
+        with pytest.raises(Unavailable, match=r"did not start in 2 tries; the "
+                           r"last time m1 exited while starting(.|\n)*address "
+                           r"already in use"):
+            cluster.start(attempts=2)
+    assert cluster.directory is None
+    assert not any(m.alive for m in cluster.members.values())
+
+
+@needs_etcd
+def test_without_a_majority_a_write_is_refused_at_once():
+    with EtcdCluster(3, election_timeout_ms=300, heartbeat_ms=30) as cluster:
+        cluster.kill("m1")
+        cluster.kill("m2")
+        # At once: waiting would end in "accepted no write within 60 s".
+        with pytest.raises(Unavailable, match="1 of its 3 members run, and a "
+                                              "write needs 2"):
+            cluster.wait_for_writes(60.0)
 
 
 @needs_etcd
