@@ -60,6 +60,19 @@ def require_number(name: str, value, *, minimum: float | None = None,
     return value
 
 
+def require_items(name: str, values, what: str) -> tuple:
+    """Return values as a tuple if it is a list, tuple, range or array of at
+    least one item (`what` names an item, for the message). A sweep over no
+    values would return an empty table and look like a result."""
+    if isinstance(values, str | bytes | collections.abc.Mapping) or \
+            not isinstance(values, collections.abc.Iterable):
+        raise ConfigError(f"{name} must be a list, one {what} per item, got {values!r}")
+    values = tuple(values)
+    if not values:
+        raise ConfigError(f"{name} must list at least one {what}")
+    return values
+
+
 def require_probability(name: str, value) -> float:
     """Return value if it is a probability in [0, 1]."""
     value = require_number(name, value)

@@ -254,7 +254,7 @@ class Network:
         return list(self._endpoints)
 
     def _known(self, name: str) -> str:
-        if name not in self._endpoints:
+        if not isinstance(name, str) or name not in self._endpoints:
             raise ConfigError(f"unknown node {name!r}; nodes are {self.names}")
         return name
 
@@ -295,7 +295,7 @@ class Network:
         cleaned: list[list[str]] = []
         seen: set[str] = set()
         for group in groups:
-            if isinstance(group, str):
+            if isinstance(group, str) or not isinstance(group, Iterable):
                 raise ConfigError(f"each group must be a list of names, got {group!r}")
             if isinstance(group, set | frozenset):
                 group = sorted(group, key=str)  # set order depends on the hash seed

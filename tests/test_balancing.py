@@ -470,6 +470,13 @@ def test_least_outstanding_agrees_with_simpy_on_a_mixed_fleet():
     (dict(service="slow"), "labkit.dist distribution"),
     (dict(warmup=100), "leaves no request"),
     (dict(report_interval=-1), "report_interval must be >= 0"),
+    # these three ran for ever (sampling a drain, or an event every nanosecond)
+    (dict(load=1e9), "load must be at most 10 times the fleet's capacity"),
+    (dict(report_interval=1e-9), "report_interval must be 0 (instant reports) or "
+                                 "at least 0.001 s"),
+    (dict(service=10.0, report_interval=0.005), "at least 0.01 s"),
+    (dict(samples=10**9), "samples must be <= 10,000"),
+    (dict(servers=10**9), "servers must be <= 100,000"),
     (dict(faults=[(1.0, "explode", 0)]), "'kill' or 'restart'"),
     (dict(faults=[(1.0, "kill", 3)]), "servers are 0..2"),
     (dict(faults=[(-1.0, "kill", 0)]), "fault time must be >= 0"),

@@ -88,6 +88,20 @@ def test_the_wars_model_reproduces_the_papers_synthetic_numbers(delays, t, paper
     assert abs(got - paper) < tolerance
 
 
+@pytest.mark.parametrize("args,words", [
+    ((3, 1, 4, FAST, 0.0, 10), "r and w must be at most n = 3"),
+    ((3, 1, 0, FAST, 0.0, 10), "w must be >= 1"),
+    ((3, 0, 1, FAST, 0.0, 10), "r must be >= 1"),
+    ((3, 1, 1, FAST, -1.0, 10), "t must be >= 0"),
+    ((3, 1, 1, FAST, math.nan, 10), "t must be finite"),
+    ((3, 1, 1, "x", 0.0, 10), r"delays must be a WARS\(write, ack, read, response\)"),
+    ((3, 1, 1, FAST, 0.0, 0), "trials must be >= 1"),
+])
+def test_the_wars_model_refuses_what_it_cannot_mean(args, words):
+    with pytest.raises(ConfigError, match=words):
+        wars_consistency(*args)
+
+
 def test_the_simulated_store_agrees_with_the_wars_model():
     result = scenarios.t_visibility(seed=2, trials=1000, points=2)
     for label, simulated in result.data.simulated.items():

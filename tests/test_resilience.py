@@ -288,6 +288,31 @@ def test_under_heavy_overload_the_backend_sees_k_times_what_it_accepts():
             f"k={k}, seed 5"
 
 
+def test_the_throttling_table_predicts_min_of_k_and_the_overload():
+    # Offered 3x capacity, a client with k = 4 or 6 never reaches requests >
+    # k * accepts, refuses nothing, and the backend sees the 3x it is offered.
+    from labkit import scenarios
+
+    rows = scenarios.throttling(1, ks=(1.5, 4.0, 6.0), overload=3.0,
+                                duration=6.0).data.rows
+    for row, expected in zip(rows, (1.5, 3.0, 3.0), strict=True):
+        assert row["min(k, overload)"] == expected
+        assert row["backend sees / accepts"] == pytest.approx(expected, rel=0.1), row
+    assert rows[2]["refused by the client"] < 0.01
+
+
+@pytest.mark.parametrize("change,words", [
+    ({"ks": []}, "ks must list at least one k"),
+    ({"ks": 2.0}, "ks must be a list, one k per item, got 2.0"),
+    ({"overload": 0}, "overload must be > 0"),
+])
+def test_bad_throttling_arguments_are_refused(change, words):
+    from labkit import ConfigError, scenarios
+
+    with pytest.raises(ConfigError, match=words):
+        scenarios.throttling(1, **change)
+
+
 # -- the simulated client and backend --------------------------------------------------
 
 def test_three_attempts_cap_amplification_at_exactly_three_when_all_fail():

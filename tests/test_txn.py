@@ -593,6 +593,16 @@ def test_same_run_under_other_hash_seeds():
     (lambda: TxnCluster("2pc").outcome("t99"), "unknown transaction"),
     (lambda: normal_case("saga"), "normal_case measures"),
     (lambda: gray_lamport("tcc", 3), "Gray & Lamport's counts cover"),
+    # these three were answered with numbers, as if the call made sense
+    (lambda: gray_lamport("2pc", 5, coordinator="seperate"),
+     "coordinator must be 'colocated' or 'separate', got 'seperate'"),
+    (lambda: gray_lamport("paxos_commit", 2, failures=1),
+     "paxos_commit with failures=1 needs at least 3 participants"),
+    (lambda: gray_lamport("paxos_commit", 3, failures=4), "needs at least 9"),
+    (lambda: scenarios.contention_sweep(protocols=[]),
+     "protocols must list at least one protocol"),
+    (lambda: scenarios.client_outcomes(protocols=()),
+     "protocols must list at least one protocol"),
     # was a ZeroDivisionError (commits per second of a zero-length run)
     (lambda: scenarios.contention_sweep(duration=0), "duration must be > 0"),
     (lambda: scenarios.contention_sweep(rate=-1), "rate must be > 0"),

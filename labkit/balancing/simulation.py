@@ -15,6 +15,12 @@ from .engines import _EventRun, _FastRun, _Setup, _TwoChoiceRun
 from .policies import Policy, PowerOfD, make_policy
 from .result import BalancingResult
 
+#: Limits that keep one run bounded: beyond MAX_LOAD times capacity every queue
+#: only grows, and sampling it while it drains takes ever longer; reports more
+#: often than a thousandth of a mean service time are as good as instant and
+#: cost an event each.
+MAX_LOAD, MAX_SERVERS, MAX_SAMPLES, MIN_REPORT_SHARE = 10.0, 100_000, 10_000, 1e-3
+
 
 def _per_server(name: str, values: Sequence[float] | None, servers: int,
                 positive: bool) -> tuple[float, ...]:
@@ -80,11 +86,15 @@ def simulate(policy: str | Policy = "p2c", servers: int = 100, load: float = 0.9
     and instant reports only) or "auto"; both give the same result.
     """
     the_policy = make_policy(policy, d)
-    servers = require_int("servers", servers, minimum=1)
+    servers = require_int("servers", servers, minimum=1, maximum=MAX_SERVERS)
     if isinstance(the_policy, PowerOfD) and the_policy.d > servers:
         raise ConfigError(f"d={the_policy.d} > servers={servers}: cannot sample "
                           "more servers than exist")
     load = require_number("load", load, positive=True)
+    if load > MAX_LOAD:
+        raise ConfigError(f"load must be at most {MAX_LOAD:g} times the fleet's "
+                          f"capacity, got {load:g}: beyond that every queue only "
+                          "grows")
     requests = require_int("requests", requests, minimum=1)
     speeds = _per_server("speeds", speeds, servers, positive=True)
     weights = (speeds if weights is None
@@ -97,6 +107,13 @@ def simulate(policy: str | Policy = "p2c", servers: int = 100, load: float = 0.9
     if warmup >= requests:
         raise ConfigError(f"warmup={warmup} leaves no request of {requests} to measure")
     faults = _faults(faults, servers)
+    report_interval = require_number("report_interval", report_interval, minimum=0.0)
+    fastest = MIN_REPORT_SHARE * service.mean
+    if 0 < report_interval < fastest:
+        raise ConfigError(f"report_interval must be 0 (instant reports) or at least "
+                          f"{fastest:g} s, a thousandth of the mean service time, "
+                          f"got {report_interval:g}: reports any more often are as "
+                          "good as instant")
     if engine not in ("auto", "events", "fast"):
         raise ConfigError(f"engine must be 'auto', 'events' or 'fast', got {engine!r}")
     setup = _Setup(
@@ -104,10 +121,8 @@ def simulate(policy: str | Policy = "p2c", servers: int = 100, load: float = 0.9
         arrival_rate=load * sum(speeds) / service.mean, requests=requests,
         seed=require_int("seed", seed), speeds=speeds, weights=weights,
         service=service, keys=require_int("keys", keys, minimum=1),
-        report_interval=require_number("report_interval", report_interval,
-                                       minimum=0.0),
-        warmup=warmup, faults=faults,
-        samples=require_int("samples", samples, minimum=1),
+        report_interval=report_interval, warmup=warmup, faults=faults,
+        samples=require_int("samples", samples, minimum=1, maximum=MAX_SAMPLES),
         params={"policy": policy if isinstance(policy, str) else repr(policy),
                 "servers": servers, "load": load, "requests": requests,
                 "d": d, "weights": list(weights), "speeds": list(speeds),

@@ -18,7 +18,7 @@ from typing import Any
 
 from labkit import dist
 from labkit.dist import Distribution
-from labkit.errors import ConfigError, require_number
+from labkit.errors import ConfigError, require_int, require_number
 from labkit.metrics import Record, Result
 from labkit.node import Cluster
 
@@ -60,6 +60,16 @@ def service_time(shape: str, mean: float) -> Distribution:
         fast = mean / (0.95 + 0.05 * 10)
         return dist.bimodal(fast, 10 * fast, 0.05)
     raise ConfigError(f"service must be one of {list(SERVICE_SHAPES)}, got {shape!r}")
+
+
+def failover_size(name: str, size: int) -> int:
+    """A cluster size at which killing the leader leaves a majority to elect
+    another (with fewer than 3 nodes, the survivors never can)."""
+    if require_int(name, size) < 3:
+        raise ConfigError(f"{name} must be at least 3, got {size}: without its "
+                          f"leader a cluster of {size} has no majority left to "
+                          "elect another")
+    return size
 
 
 def _window(name: str, value: Any) -> tuple[float, float]:

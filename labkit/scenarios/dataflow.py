@@ -13,7 +13,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from labkit import dataflow
-from labkit.errors import ConfigError, checked, require_int
+from labkit.errors import ConfigError, checked, require_int, require_items
 from labkit.metrics import Metrics, Result
 
 from .common import Runs, Table
@@ -94,9 +94,8 @@ def lineage_recovery(seed: int = 1, *, lengths: Sequence[int] = (1, 2, 4, 6, 8, 
     kill `worker` as iteration L + 1 starts, and measure that iteration's
     extra seconds over a healthy run (the recovery), without and with a
     checkpoint of the ranks every `checkpoint_every` iterations. data.rows."""
-    lengths = [require_int("lineage length", n, minimum=1) for n in lengths]
-    if not lengths:
-        raise ConfigError("lengths is empty: give at least one lineage length")
+    lengths = [require_int("lineage length", n, minimum=1)
+               for n in require_items("lengths", lengths, "lineage length")]
     edges, rows = web_graph(), []
     longest = max(lengths) + 1
     options = {"without checkpoints": None, "with checkpoints": checkpoint_every}

@@ -14,7 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 from labkit import dist, resilience
-from labkit.errors import ConfigError, checked, require_number
+from labkit.errors import ConfigError, checked, require_items, require_number
 from labkit.metrics import Metrics, Record, Result
 
 from .common import Report, _window
@@ -106,6 +106,10 @@ def fault_playground(seed: int = 1, *, mode: str = "slow", severity: float = 0.5
         raise ConfigError(f"breaker must be 'none' or one of "
                           f"{list(resilience.BREAKER_PRESETS)}, got {breaker!r}")
     start, end = _window("window", window)
+    duration = require_number("duration", duration, positive=True)
+    if start >= duration:
+        raise ConfigError(f"window {window} starts after the run ends "
+                          f"(duration {duration:g} s): the fault would never happen")
     policy = resilience.Policy(
         timeout=timeout, attempts=attempts,
         backoff=resilience.Backoff(jitter, base=0.010, cap=1.0),
@@ -125,6 +129,7 @@ def timeout_sweep(seed: int = 1, *, factors: Sequence[float] = (0.25, 0.5, 1, 2,
     """Timeouts set to multiples of the healthy p99, three attempts each, while a
     `dead` share of replicas silently swallows requests. A fault-free run with no
     timeout pressure measures the p99 first. data.rows: one dict per factor."""
+    factors = require_items("factors", factors, "factor")
     common = {"rate": rate, "duration": duration, "servers": 10, "workers": 4,
               "service": dist.lognormal(0.010, 0.050)}
     healthy = resilience.simulate(seed, policy=resilience.Policy(timeout=10.0),
@@ -156,6 +161,7 @@ def backoff_race(seed: int = 1, *, clients: Sequence[int] = (10, 25, 50, 100),
     """Brooker's optimistic-concurrency race for every backoff strategy and
     number of clients, averaged over `trials`. data.calls and data.completion
     (seconds), each {strategy: {clients: mean}}."""
+    clients = require_items("clients", clients, "number of clients")
     calls = {s: {} for s in resilience.BACKOFF_STRATEGIES}
     completion = {s: {} for s in resilience.BACKOFF_STRATEGIES}
     for strategy in resilience.BACKOFF_STRATEGIES:
@@ -245,7 +251,12 @@ def throttling(seed: int = 1, *, ks: Sequence[float] = (1.5, 2.0, 3.0),
                overload: float = 5.0, duration: float = 10.0) -> Result:
     """Clients offering `overload` times what a 2-replica backend (200 req/s,
     short queues that shed the rest) can serve, throttling themselves with each
-    k. data.rows: the backend's arrivals per accepted request against k."""
+    k. data.rows: the backend's arrivals per accepted request against the
+    prediction, min(k, overload): a client refuses nothing while it sends less
+    than k times what is accepted, so below k the backend sees all it is
+    offered."""
+    ks = require_items("ks", ks, "k")
+    overload = require_number("overload", overload, positive=True)
     rows = []
     for k in ks:
         run = resilience.simulate(seed, policy=resilience.Policy(timeout=1.0,
@@ -254,7 +265,7 @@ def throttling(seed: int = 1, *, ks: Sequence[float] = (1.5, 2.0, 3.0),
                                   servers=2, queue_limit=10)
         m = run.metrics
         accepted = m["attempts.ok"].value + m["attempts.error"].value
-        rows.append({"k": k, "predicted (k)": k,
+        rows.append({"k": k, "min(k, overload)": min(k, overload),
                      "backend sees / accepts": m["backend.arrivals"].value / accepted,
                      "refused by the client": m["attempts.throttled"].value
                      / m["requests"].value})

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from labkit import balancing, queueing
-from labkit.errors import checked, require_int, require_number
+from labkit.errors import checked, require_int, require_items, require_number
 from labkit.metrics import Metrics, Record, Result
 
 from .common import THEORY_LOADS, service_time, with_data, with_progress
@@ -150,6 +150,7 @@ def balancing_vs_theory(seed: int = 1, *, servers: int = 100,
     description=), e.g. labkit.widgets.progress.
     """
     servers = require_int("servers", servers, minimum=3)
+    loads = require_items("loads", loads, "load")
     runs = {"random (d = 1)": ("random", None, 6), "p2c, d = 2": ("p2c", 2, 1),
             "p2c, d = 3": ("p2c", 3, 1), "least outstanding": (
                 "least_outstanding", None, 1)}
@@ -185,6 +186,8 @@ def stale_reports(seed: int = 1, *, intervals: Sequence[float] = (0, 1, 2, 5, 10
     times) for each policy: least_loaded_stale and p2c read the reports,
     random reads nothing, least_outstanding counts its own requests. data:
     simulated {policy: {interval: mean}}, headline."""
+    intervals = require_items("intervals", intervals, "report interval")
+    policies = require_items("policies", policies, "policy")
     simulated = {p: {} for p in policies}
     for policy in policies:
         for interval in intervals:

@@ -16,12 +16,18 @@ from typing import Any
 import numpy as np
 
 from labkit import dist, paxos, raft
-from labkit.errors import ConfigError, checked, require_int, require_number
+from labkit.errors import (
+    ConfigError,
+    checked,
+    require_int,
+    require_items,
+    require_number,
+)
 from labkit.metrics import Histogram, Metrics, Record, Result
 from labkit.net import NetConfig
 from labkit.node import Cluster
 
-from .common import Table, with_data
+from .common import Table, failover_size, with_data
 
 #: One-way latency of the Paxos stories: a round trip is 20 ms.
 PAXOS_LATENCY = 0.010
@@ -141,6 +147,7 @@ def backoff_sweep(seed: int = 1, *, highs: Sequence[float] = (0.0, 0.01, 0.02, 0
     share of duels with nothing chosen}."""
     trials = require_int("trials", trials, minimum=1)
     horizon = require_number("horizon", horizon, positive=True)
+    highs = require_items("highs", highs, "backoff range")
     duel, lossy, stuck = {}, {}, {}
     for high in highs:
         times = {"duel": [], "loss": []}
@@ -257,6 +264,7 @@ def leader_failover(seed: int = 1, *, protocol: str = "multipaxos",
     interval) and measure how long the log has no leader (polled every 0.1 ms).
     data.gaps: a Histogram of seconds."""
     trials = require_int("trials", trials, minimum=1)
+    size = failover_size("size", size)
     gaps = Histogram("leaderless")
     for trial in range(trials):
         c = _log_cluster(protocol, seed + trial, size, election_timeout)
@@ -277,6 +285,7 @@ def log_comparison(seed: int = 1, *, size: int = 5, commands: int = 20,
     the idle cluster sends in as long) and the time without a leader after the
     leader crashes (`leader_failover`). data.rows: one per protocol."""
     commands = require_int("commands", commands, minimum=1)
+    size = failover_size("size", size)
     rows = []
     for protocol in LOG_PROTOCOLS:
         c = _log_cluster(protocol, seed, size, (0.150, 0.300))

@@ -13,7 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from labkit import dist, queueing
-from labkit.errors import ConfigError, checked, require_int, require_number
+from labkit.errors import (
+    ConfigError,
+    checked,
+    require_int,
+    require_items,
+    require_number,
+)
 from labkit.metrics import Histogram, Metrics, Record, Result
 from labkit.service import ClosedLoop, OpenLoop, Station
 from labkit.sim import Simulator
@@ -173,8 +179,7 @@ def load_sweep(seed: int = 0, *, servers: int = 1,
     """`mmc_queue` at each load (same seed, so the runs share their random
     streams and the curve is smooth): histograms "latency@<load>", data a
     `LoadSweep`: points (one latency summary per load), curve (theory), model."""
-    if not loads:
-        raise ConfigError("loads must list at least one utilisation")
+    loads = require_items("loads", loads, "utilisation")
     metrics, points, end = Metrics(), [], 0.0
     for rho in loads:
         sim, station = _queue_run(seed, servers, rho, service, mean_service,
@@ -260,9 +265,8 @@ def fan_out(seed: int = 0, *, fanouts: Sequence[int] = (1, 2, 5, 10, 20, 50, 100
     """
     requests = require_int("requests", requests, minimum=1)
     leaf = dist.lognormal(median, p99)
-    fanouts = [require_int("fanout", n, minimum=1) for n in fanouts]
-    if not fanouts:
-        raise ConfigError("fanouts must list at least one fan-out")
+    fanouts = [require_int("fanout", n, minimum=1)
+               for n in require_items("fanouts", fanouts, "fan-out")]
     if requests * max(fanouts) > MAX_LEAF_DRAWS:
         raise ConfigError(f"requests x the largest fan-out must be at most "
                           f"{MAX_LEAF_DRAWS:,} leaf latencies (8 bytes each, drawn "
@@ -316,8 +320,7 @@ def merged_percentiles(seed: int = 0, *, loads: Sequence[float] = (0.3, 0.3, 0.3
     same from the M/M/1 closed forms, each node weighted by its arrival rate),
     headline.
     """
-    if not loads:
-        raise ConfigError("loads must list at least one node's utilisation")
+    loads = require_items("loads", loads, "node's utilisation")
     duration = require_number("duration", duration, positive=True)
     service = dist.exponential(mean_service)
     sim = Simulator(seed)

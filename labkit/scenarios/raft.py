@@ -17,7 +17,13 @@ from typing import Any
 
 from labkit import check, dist, raft
 from labkit.dist import Distribution
-from labkit.errors import ConfigError, checked, require_int, require_number
+from labkit.errors import (
+    ConfigError,
+    checked,
+    require_int,
+    require_items,
+    require_number,
+)
 from labkit.metrics import Histogram, Metrics, Record, Result
 from labkit.net import NetConfig
 
@@ -27,6 +33,7 @@ from .common import (
     Table,
     _window,
     cluster_data,
+    failover_size,
     with_data,
     with_progress,
 )
@@ -168,6 +175,7 @@ def raft_failover(seed: int = 1, *,
     `cap` s)."""
     trials = require_int("trials", trials, minimum=1)
     cap = require_number("cap", cap, positive=True)
+    nodes = failover_size("nodes", nodes)
     lo, hi = election_timeout
     beat = lo / 2 if heartbeat is None else heartbeat
     c = raft_cluster(seed, nodes=nodes, election_timeout=election_timeout,
@@ -239,7 +247,7 @@ def figure_16_grid(*, trials: int = 100,
     trials = require_int("trials", trials, minimum=1)
     capped_trials = require_int("capped_trials", capped_trials, minimum=1)
     grid = []
-    for pair in ranges:
+    for pair in require_items("ranges", ranges, "timeout range"):
         if not (isinstance(pair, tuple | list) and len(pair) == 2
                 and all(isinstance(v, int) and not isinstance(v, bool) for v in pair)
                 and 0 < pair[0] <= pair[1]):
@@ -352,6 +360,7 @@ def timing_rule(seed: int = 1, *,
     `duration` s with election timeout (T, 2T) and heartbeat T/2 for each T in
     `minimums`. data.rows: elections beyond the first and leaderless share."""
     duration = require_number("duration", duration, positive=True)
+    minimums = require_items("minimums", minimums, "minimum election timeout")
     rows = []
     for low in minimums:
         c = raft_cluster(seed, election_timeout=(low, 2 * low), heartbeat=low / 2,

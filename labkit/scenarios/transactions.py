@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from labkit import dist, txn
-from labkit.errors import ConfigError, checked, require_number
+from labkit.errors import (
+    ConfigError,
+    checked,
+    require_int,
+    require_items,
+    require_number,
+)
 from labkit.metrics import Metrics, Record, Result, TimeSeries, keyed
 from labkit.net import NetConfig
 
@@ -148,7 +154,14 @@ def txn_story(seed: int = 1, *, protocol: str = "2pc", participants: int = 3,
     """One transfer from n1 to every other participant, with an optional crash
     (see `_txn_cluster`). data.during: what each participant knew halfway
     through the outage (or at 0.5 s with no crash), data.doubt who was in
-    doubt then, data.views what they know at the end, data.outcome."""
+    doubt then, data.views what they know at the end, data.outcome.
+    fail_step: the saga step (0 to participants - 1) every participant refuses."""
+    if fail_step is not None:
+        if protocol != "saga":
+            raise ConfigError(f"fail_step applies to protocol='saga' only, got "
+                              f"{protocol!r}")
+        require_int("fail_step", fail_step, minimum=0,
+                    maximum=require_int("participants", participants, minimum=2) - 1)
     c = _txn_cluster(seed, protocol, participants, crash, down,
                      coordinator=coordinator, fail_step=fail_step, fsync=fsync,
                      timeout=timeout, ttl=ttl,
@@ -235,6 +248,8 @@ def contention_sweep(seed: int = 2, *,
     contention)."""
     rate = require_number("rate", rate, positive=True)
     duration = require_number("duration", duration, positive=True)
+    protocols = require_items("protocols", protocols, "protocol")
+    contentions = require_items("contentions", contentions, "contention level")
     rows = []
     for protocol in protocols:
         for level in contentions:
@@ -308,6 +323,7 @@ def client_outcomes(seed: int = 1, *,
     faults = require_number("faults", faults, positive=True)
     heal = require_number("heal", heal, positive=True)
     width = require_number("width", width, positive=True)
+    protocols = require_items("protocols", protocols, "protocol")
     known, rows = {}, []
     for protocol in protocols:
         c = txn.TxnCluster(protocol, 4, seed=seed, fsync=0.002, trace=False,

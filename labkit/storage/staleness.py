@@ -11,7 +11,7 @@ import random
 from typing import NamedTuple
 
 from labkit.dist import Distribution
-from labkit.errors import ConfigError, require_int
+from labkit.errors import ConfigError, require_int, require_number
 
 
 class WARS(NamedTuple):
@@ -26,14 +26,20 @@ class WARS(NamedTuple):
     response: Distribution
 
 
-def stale_probability(n: int, r: int, w: int, versions: int = 1) -> float:
-    """Bailis et al.'s closed form for random partial quorums: the chance that a
-    read of R of N replicas misses all of the last `versions` writes, each of
-    which reached W random replicas: (C(N-W, R) / C(N, R)) ** versions."""
+def _quorum(n: int, r: int, w: int) -> tuple[int, int, int]:
+    """n, r and w checked: 1 <= r, w <= n."""
     n = require_int("n", n, minimum=1)
     r, w = require_int("r", r, minimum=1), require_int("w", w, minimum=1)
     if r > n or w > n:
         raise ConfigError(f"r and w must be at most n = {n}, got r={r}, w={w}")
+    return n, r, w
+
+
+def stale_probability(n: int, r: int, w: int, versions: int = 1) -> float:
+    """Bailis et al.'s closed form for random partial quorums: the chance that a
+    read of R of N replicas misses all of the last `versions` writes, each of
+    which reached W random replicas: (C(N-W, R) / C(N, R)) ** versions."""
+    n, r, w = _quorum(n, r, w)
     return (math.comb(n - w, r) / math.comb(n, r)) ** require_int(
         "versions", versions, minimum=1)
 
@@ -44,6 +50,12 @@ def wars_consistency(n: int, r: int, w: int, delays: WARS, t: float,
     of reads started t seconds after a write committed that return it. The write
     commits when the W-th ack arrives; replica i has it when the read arrives
     if W_i <= commit + t + R_i; the read returns the R fastest responses."""
+    n, r, w = _quorum(n, r, w)
+    if not isinstance(delays, WARS):
+        raise ConfigError(f"delays must be a WARS(write, ack, read, response) of "
+                          f"labkit.dist distributions, got {delays!r}")
+    t = require_number("t", t, minimum=0.0)
+    seed = require_int("seed", seed)
     rng = random.Random(f"wars:{seed}")
     draw = [d.sampler(rng) for d in delays]
     fresh = 0

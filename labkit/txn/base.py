@@ -67,12 +67,7 @@ class TxnConfig:
         if self.protocol not in PROTOCOLS:
             raise ConfigError(f"protocol must be one of {PROTOCOLS}, got "
                               f"{self.protocol!r}")
-        if self.coordinator not in ("colocated", "separate"):
-            raise ConfigError(f"coordinator must be 'colocated' or 'separate', got "
-                              f"{self.coordinator!r}")
-        if self.protocol == "paxos_commit" and self.coordinator == "separate":
-            raise ConfigError("paxos_commit runs co-located: its leader is the "
-                              "first leg's node and acceptors sit on participants")
+        require_coordinator(self.protocol, self.coordinator)
         require_int("accounts", self.accounts, minimum=1)
         require_int("balance", self.balance, minimum=0)
         require_number("fsync", self.fsync, minimum=0.0)
@@ -85,6 +80,26 @@ class TxnConfig:
                               f"{self.idempotent!r}")
         if self.fail_step is not None:
             require_int("fail_step", self.fail_step, minimum=0)
+
+
+def require_coordinator(protocol: str, coordinator: str) -> None:
+    """Where the coordinator runs: "colocated" (on the first leg's node) or
+    "separate" (a node of its own); Paxos Commit only runs co-located."""
+    if coordinator not in ("colocated", "separate"):
+        raise ConfigError(f"coordinator must be 'colocated' or 'separate', got "
+                          f"{coordinator!r}")
+    if protocol == "paxos_commit" and coordinator == "separate":
+        raise ConfigError("paxos_commit runs co-located: its leader is the "
+                          "first leg's node and acceptors sit on participants")
+
+
+def require_acceptors(protocol: str, participants: int, failures: int) -> None:
+    """Paxos Commit tolerating F failures needs 2F + 1 acceptors, one on each
+    participant."""
+    if protocol == "paxos_commit" and participants < 2 * failures + 1:
+        raise ConfigError(f"paxos_commit with failures={failures} needs at least "
+                          f"{2 * failures + 1} participants for its acceptors, "
+                          f"got {participants}")
 
 
 class Trap(NamedTuple):

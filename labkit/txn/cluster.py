@@ -29,6 +29,7 @@ from labkit.txn.base import (
     TxnNode,
     World,
     nodes_of,
+    require_acceptors,
 )
 from labkit.txn.client import Auditor, TxnClient, TxnRecord
 from labkit.txn.invariants import (
@@ -73,10 +74,7 @@ class TxnCluster(Cluster):
         config = TxnConfig(protocol, coordinator, accounts, balance, fsync, timeout,
                            failures, ttl, idempotent, fail_step, read_lease)
         size = require_int("participants", participants, minimum=1)
-        if protocol == "paxos_commit" and size < 2 * failures + 1:
-            raise ConfigError(f"paxos_commit with failures={failures} needs at least "
-                              f"{2 * failures + 1} participants for its acceptors, "
-                              f"got {size}")
+        require_acceptors(protocol, size, failures)
         names = [f"n{i}" for i in range(1, size + 1)]
         self.world = World(config, names)
         self.config, self.protocol = config, protocol

@@ -7,7 +7,12 @@ from __future__ import annotations
 
 from labkit.errors import ConfigError, checked, require_int, require_number
 from labkit.net import NetConfig
-from labkit.txn.base import COMMITTED, account_name
+from labkit.txn.base import (
+    COMMITTED,
+    account_name,
+    require_acceptors,
+    require_coordinator,
+)
 from labkit.txn.cluster import TxnCluster
 
 #: Message kinds Gray & Lamport count (acknowledgements that only let a
@@ -26,17 +31,18 @@ def gray_lamport(protocol: str, participants: int, *, coordinator: str = "coloca
     normal-case pattern: prepare to N - 1, phase 2a from N - 1 to F + 1
     acceptors, one bundled phase 2b from each of F remote acceptors, commit to
     N - 1): N(F + 3) - 3 messages (17 at N = 5, F = 1) and one delay more."""
+    if protocol not in COUNTED_KINDS:
+        raise ConfigError(f"Gray & Lamport's counts cover {tuple(COUNTED_KINDS)}, "
+                          f"got {protocol!r}")
+    require_coordinator(protocol, coordinator)
     n = require_int("participants", participants, minimum=2)
     f = require_int("failures", failures, minimum=0)
-    if protocol == "2pc":
-        if coordinator == "separate":
-            return {"messages": 3 * n - 1, "delays": 4}
-        return {"messages": 3 * n - 3, "delays": 3}
-    if protocol == "paxos_commit" and coordinator == "colocated":
+    require_acceptors(protocol, n, f)
+    if protocol == "paxos_commit":
         return {"messages": n * (f + 3) - 3, "delays": 4}
-    raise ConfigError(f"Gray & Lamport's counts cover '2pc' (colocated or separate) "
-                      f"and co-located 'paxos_commit', got {protocol!r}, "
-                      f"{coordinator!r}")
+    if coordinator == "separate":
+        return {"messages": 3 * n - 1, "delays": 4}
+    return {"messages": 3 * n - 3, "delays": 3}
 
 
 @checked

@@ -14,7 +14,7 @@ import numpy as np
 
 from labkit import dist, storage
 from labkit.dist import Distribution
-from labkit.errors import ConfigError, checked, require_int
+from labkit.errors import ConfigError, checked, require_int, require_items
 from labkit.metrics import Metrics, Record, Result, TimeSeries
 from labkit.net import NetConfig
 
@@ -36,6 +36,7 @@ def staleness(seed: int = 1, *, quorums: Sequence[tuple[int, int, int]] = QUORUM
     a bar while it yields the quorums, called as progress(items, total=,
     description=), e.g. labkit.widgets.progress."""
     trials = require_int("trials", trials, minimum=1)
+    quorums = require_items("quorums", quorums, "(N, R, W) triple")
     rows = []
     for n, r, w in with_progress(list(quorums), progress, "staleness: quorums"):
         measured = stale_share(seed, n, r, w, trials)
@@ -149,6 +150,7 @@ def quorum_costs(seed: int = 1, *, n: int = 3, ops: int = 600,
     if writer and reader used different connections). Rows: R, W, p50/p99 of
     puts and gets (ms), and the share of reads that missed the write just
     acknowledged."""
+    combos = require_items("combos", combos, "(R, W) pair")
     rows = []
     for r, w in combos:
         kv = storage.QuorumKV(n, n=n, r=r, w=w, seed=seed, read_repair=False,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from labkit import storage
-from labkit.errors import checked, require_int
+from labkit.errors import checked, require_int, require_items
 from labkit.metrics import Metrics, Record, Result, keyed
 
 from .files import FileSystem, file_contents
@@ -28,6 +28,7 @@ def ring_balance(seed: int = 0, *, servers: int = 10,
     of vnodes independent gaps. Server names carry the seed."""
     seed = require_int("seed", seed)
     servers = require_int("servers", servers, minimum=2)
+    vnodes = require_items("vnodes", vnodes, "number of virtual nodes")
     largest, spread = {}, {}
     for v in vnodes:
         shares = np.array(list(storage.HashRing(
@@ -50,7 +51,8 @@ def join_moves(seed: int = 0, *, sizes: Sequence[int] = (3, 4, 5, 6, 8, 10, 12, 
     seed = require_int("seed", seed)           # it names the keys: no object reprs
     names = [f"seed{seed}-k{i}" for i in range(require_int("keys", keys, minimum=1))]
     replicas = require_int("replicas", replicas, minimum=1)
-    sizes = [require_int("sizes entry", n, minimum=1) for n in sizes]
+    sizes = [require_int("sizes entry", n, minimum=1)
+             for n in require_items("sizes", sizes, "cluster size")]
     ring, modulo, fair, exact = {}, {}, {}, {}
     for n in sizes:
         servers = [f"s{i}" for i in range(1, n + 1)]
