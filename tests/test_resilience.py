@@ -288,17 +288,34 @@ def test_under_heavy_overload_the_backend_sees_k_times_what_it_accepts():
             f"k={k}, seed 5"
 
 
-def test_the_throttling_table_predicts_min_of_k_and_the_overload():
+def test_the_throttling_table_predicts_k_capped_by_the_overload():
     # Offered 3x capacity, a client with k = 4 or 6 never reaches requests >
-    # k * accepts, refuses nothing, and the backend sees the 3x it is offered.
+    # k * accepts, refuses nothing, and the backend sees the 3x it is offered;
+    # offered 0.8x, the backend accepts (nearly) all it sees: a ratio of 1.
     from labkit import scenarios
 
-    rows = scenarios.throttling(1, ks=(1.5, 4.0, 6.0), overload=3.0,
-                                duration=6.0).data.rows
-    for row, expected in zip(rows, (1.5, 3.0, 3.0), strict=True):
-        assert row["min(k, overload)"] == expected
+    rows = [*scenarios.throttling(1, ks=(1.5, 4.0, 6.0), overload=3.0,
+                                  duration=6.0).data.rows,
+            *scenarios.throttling(1, ks=(2.0,), overload=0.8, duration=6.0).data.rows]
+    for row, expected in zip(rows, (1.5, 3.0, 3.0, 1.0), strict=True):
+        assert row["predicted"] == expected
         assert row["backend sees / accepts"] == pytest.approx(expected, rel=0.1), row
     assert rows[2]["refused by the client"] < 0.01
+
+
+def test_hedges_after_the_p95_either_stay_near_5_percent_or_run_away():
+    # Under queueing a hedge's extra load feeds itself on some seeds and not on
+    # others (seed 1 runs away, seed 2 does not); each seed's hedged run is the
+    # one tail_tolerance makes.
+    from labkit import scenarios
+
+    rows = scenarios.hedge_storms(1, seeds=2).data.rows
+    assert [r["ran away"] for r in rows] == [True, False]
+    assert rows[0]["extra copies"] > 3 * 0.05 > 0.1 > rows[1]["extra copies"]
+    assert rows[0]["p99 (ms), hedged"] > 5 * rows[0]["p99 (ms), none"]
+    tail = scenarios.tail_tolerance(seed=2, setting="queueing").data.rows
+    assert rows[1]["p99 (ms), hedged"] == tail[1]["p99 (ms)"]
+    assert rows[1]["extra copies"] == tail[1]["extra copies"]
 
 
 @pytest.mark.parametrize("change,words", [

@@ -57,6 +57,7 @@ from .fault_tolerance import (
     breaker_tradeoffs,
     fault_playground,
     fault_severity,
+    hedge_storms,
     tail_tolerance,
     throttling,
     timeout_sweep,
@@ -187,8 +188,8 @@ __all__ = [
     "BALANCING_POLICIES", "balancing_vs_theory", "load_balancer", "stale_reports",
     # 03 fault tolerance
     "PLAYGROUND_MODES", "STORM", "STORM_POLICIES", "TAIL_SETTINGS", "backoff_race",
-    "breaker_tradeoffs", "fault_playground", "fault_severity", "tail_tolerance",
-    "throttling", "timeout_sweep",
+    "breaker_tradeoffs", "fault_playground", "fault_severity", "hedge_storms",
+    "tail_tolerance", "throttling", "timeout_sweep",
     # 04 paxos
     "LOG_PROTOCOLS", "PAXOS_LATENCY", "PAXOS_STORIES", "backoff_sweep",
     "leader_failover", "log_comparison", "paxos_costs", "paxos_duel",

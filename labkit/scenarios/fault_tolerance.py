@@ -8,16 +8,22 @@ throttling. The client and backend are `labkit.resilience`.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
 from labkit import dist, resilience
-from labkit.errors import ConfigError, checked, require_items, require_number
+from labkit.errors import (
+    ConfigError,
+    checked,
+    require_int,
+    require_items,
+    require_number,
+)
 from labkit.metrics import Metrics, Record, Result
 
-from .common import Report, _window
+from .common import Report, _window, with_progress
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -217,23 +223,31 @@ TAIL_SETTINGS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
 })
 
 
-@checked
-def tail_tolerance(seed: int = 1, *, setting: str = "hiccups") -> Result:
-    """No defence, a hedge after the measured p95, and tied requests (second
-    copy after 1 ms) in one of `TAIL_SETTINGS`. data.rows one per technique:
-    percentiles (ms), extra copies sent and extra work started per request;
-    data.runs the runs by technique."""
+def _tail_runs(seed: int, setting: str, tied: bool) -> tuple[dict[str, Result], float]:
+    """The runs of one `TAIL_SETTINGS` setting by technique: none, a hedge after
+    the p95 that the undefended run measured, and (if `tied`) tied requests;
+    and that p95."""
     if setting not in TAIL_SETTINGS:
         raise ConfigError(f"setting must be one of {list(TAIL_SETTINGS)}, got "
                           f"{setting!r}")
     common = TAIL_SETTINGS[setting]
     plain = resilience.simulate(seed, policy=resilience.Policy(timeout=5.0), **common)
     p95 = plain.metrics["latency"].percentile(95)
-    runs = {"none": plain}
-    for name, policy in (("hedge after p95", resilience.Policy(timeout=5.0, hedge=p95)),
-                         ("tied, 1 ms apart", resilience.Policy(timeout=5.0,
-                                                                tied=0.001))):
-        runs[name] = resilience.simulate(seed, policy=policy, **common)
+    runs = {"none": plain, "hedge after p95": resilience.simulate(
+        seed, policy=resilience.Policy(timeout=5.0, hedge=p95), **common)}
+    if tied:
+        runs["tied, 1 ms apart"] = resilience.simulate(
+            seed, policy=resilience.Policy(timeout=5.0, tied=0.001), **common)
+    return runs, p95
+
+
+@checked
+def tail_tolerance(seed: int = 1, *, setting: str = "hiccups") -> Result:
+    """No defence, a hedge after the measured p95, and tied requests (second
+    copy after 1 ms) in one of `TAIL_SETTINGS`. data.rows one per technique:
+    percentiles (ms), extra copies sent and extra work started per request;
+    data.runs the runs by technique."""
+    runs, p95 = _tail_runs(seed, setting, tied=True)
     rows = []
     for name, run in runs.items():
         s, m = run.data["summary"], run.metrics
@@ -246,15 +260,46 @@ def tail_tolerance(seed: int = 1, *, setting: str = "hiccups") -> Result:
                                 headline=f"{setting}: p95 {1e3 * p95:.1f} ms"))
 
 
+#: Extra copies beyond which hedges after the p95 have run away: three times
+#: the 5 % they cost when their load does not feed itself.
+RUNAWAY_COPIES = 0.15
+
+
+@checked
+def hedge_storms(seed: int = 1, *, seeds: int = 16, setting: str = "queueing",
+                 progress: Callable[..., Iterable] | None = None) -> Result:
+    """A hedge after the p95 on `seeds` seeds from `seed` on, in one of
+    `TAIL_SETTINGS`: does its extra load feed itself? Under queueing a hedge
+    adds load, which slows the queues, which sends more hedges; whether that
+    loop runs away depends on the luck of the first seconds. data.rows: per
+    seed, the p99 without and with the hedge (ms), the extra copies, and
+    whether they ran away (over RUNAWAY_COPIES). `progress` (e.g.
+    labkit.widgets.progress) wraps the seeds."""
+    seeds = require_int("seeds", seeds, minimum=1)
+    rows = []
+    for s in with_progress(range(seed, seed + seeds), progress, "hedge_storms: seeds"):
+        runs, _ = _tail_runs(s, setting, tied=False)
+        hedged = runs["hedge after p95"].data["summary"]
+        extra = hedged["amplification"] - 1
+        rows.append({"seed": s,
+                     "p99 (ms), none": 1e3 * runs["none"].data["summary"]["p99"],
+                     "p99 (ms), hedged": 1e3 * hedged["p99"],
+                     "extra copies": extra, "ran away": extra > RUNAWAY_COPIES})
+    storms = sum(row["ran away"] for row in rows)
+    return Result("hedge_storms", {"seeds": seeds, "setting": setting}, seed,
+                  Metrics(), data=Report(rows=rows, headline=(
+                      f"{setting}: the hedges ran away on {storms} of {seeds} seeds")))
+
+
 @checked
 def throttling(seed: int = 1, *, ks: Sequence[float] = (1.5, 2.0, 3.0),
                overload: float = 5.0, duration: float = 10.0) -> Result:
     """Clients offering `overload` times what a 2-replica backend (200 req/s,
     short queues that shed the rest) can serve, throttling themselves with each
     k. data.rows: the backend's arrivals per accepted request against the
-    prediction, min(k, overload): a client refuses nothing while it sends less
-    than k times what is accepted, so below k the backend sees all it is
-    offered."""
+    prediction, max(1, min(k, overload)): a client refuses nothing while it
+    sends less than k times what is accepted, so below k the backend sees all
+    it is offered (and accepts all of it below capacity, a ratio of 1)."""
     ks = require_items("ks", ks, "k")
     overload = require_number("overload", overload, positive=True)
     rows = []
@@ -265,7 +310,7 @@ def throttling(seed: int = 1, *, ks: Sequence[float] = (1.5, 2.0, 3.0),
                                   servers=2, queue_limit=10)
         m = run.metrics
         accepted = m["attempts.ok"].value + m["attempts.error"].value
-        rows.append({"k": k, "min(k, overload)": min(k, overload),
+        rows.append({"k": k, "predicted": max(1.0, min(k, overload)),
                      "backend sees / accepts": m["backend.arrivals"].value / accepted,
                      "refused by the client": m["attempts.throttled"].value
                      / m["requests"].value})
