@@ -276,7 +276,7 @@ class Cluster:
         self.node(name).restart()
 
     def disconnect(self, name: str) -> None:
-        """Isolate a live node from every other node."""
+        """Isolate a node (up or down) from every other node."""
         self.network.isolate(self.node(name).name)
         self.sim.record("fault", name, name, "disconnect")
 

@@ -436,6 +436,68 @@ def test_a_rejoining_node_disrupts_the_leader_only_without_pre_vote(pre_vote):
     raft.check()
 
 
+def test_a_leader_elected_by_late_votes_ignores_its_open_pre_vote_round():
+    # n1's vote answers are late, so its timer fires again while it is a
+    # candidate, and it opens a pre-vote round; the late votes then elect it.
+    # When the pre-votes arrive, the leader must not become a candidate of the
+    # next term while its heartbeat timer still runs (a "zombie" that sends
+    # AppendEntries forever without being leader, and keeps the others from
+    # ever electing one).
+    raft = cluster(3, pre_vote=True, net=NetConfig(latency=0.010))
+    late = {"request_vote_ok": 0.35, "pre_vote_ok": 0.50}
+    raft.network.adversary = lambda msg: late.get(msg.kind, 0.0) if raft.now < 1.5 \
+        else 0.0
+    raft.run(1.5)
+    assert ("n1", 1) in [(name, term) for _, name, term in raft.elections()]
+    raft.run(2.0)                                   # a perfect network from 1.5 s
+    for name in raft.names:
+        assert raft.node(name).has_timer("heartbeat") == (raft.role(name) == "leader")
+    leader = one_leader(raft)
+    index = raft.submit("x")
+    raft.run(1.0)
+    assert all(raft.applied(n) == ["x"] for n in raft.names), index
+    raft.check()
+
+
+def test_late_votes_for_an_older_term_break_no_rule():
+    # With Pre-Vote a candidate keeps its term while it waits, so votes that
+    # arrive late can elect it leader of term 1 after term 2's leader has
+    # committed: legal (leader completeness binds leaders of later terms only),
+    # and check() must not call it a violation.
+    raft = cluster(5, pre_vote=True, net=NetConfig(latency=0.010))
+    slow = {}
+
+    def adversary(msg):             # the first candidate hears everything 1 s late
+        if msg.kind == "request_vote":
+            slow.setdefault("victim", msg.src)
+        return 1.0 if msg.dst == slow.get("victim") and raft.now < 2.0 else 0.0
+
+    raft.network.adversary = adversary
+    raft.run(3.0)
+    terms = [term for _, _, term in raft.elections()]
+    assert terms[0] > terms[1]       # the older term's leader was elected second
+    raft.check()
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_pre_vote_on_a_heavy_tailed_network_keeps_one_heartbeat_and_recovers(seed):
+    # Latency with a p99 of a second (no loss, no crash): votes and pre-votes
+    # arrive after timeouts. Only a leader may hold a heartbeat timer; once the
+    # network is fast again a leader commits.
+    raft = cluster(5, seed=seed, pre_vote=True,
+                   net=NetConfig(latency=dist.lognormal(0.02, 1.0)))
+    for step in range(8):
+        raft.submit(step)
+        raft.run(0.5)
+        for name in raft.names:
+            assert raft.node(name).has_timer("heartbeat") == \
+                (raft.role(name) == "leader"), (step, name)
+        raft.check()
+    raft.network.update(latency=0.005)
+    one(raft, "final", 5)
+    assert all(raft.applied(n) == raft.applied("n1") for n in raft.names)
+
+
 # -- snapshots --------------------------------------------------------------------
 
 def digests(raft: RaftCluster) -> set:

@@ -22,7 +22,8 @@ class Audit:
     Raft's safety properties forbid; `check` raises the first one found.
 
     roles: (time, node, role, term) each time a role changes, for timelines.
-    committed: (term, command) of every index known committed, in order.
+    committed: (term, command) of every index known committed, in order;
+    committed_in: the term of the leader that committed each of them.
     """
 
     def __init__(self, cluster: Cluster):   # a RaftCluster
@@ -31,6 +32,7 @@ class Audit:
         self.leaders: dict[int, str] = {}
         self.elections: list[tuple[float, str, int]] = []
         self.committed: list[tuple[int, Any]] = []
+        self.committed_in: list[int] = []
         self.applied_by: dict[str, list[tuple[int, Any]]] = {}
         self.problems: list[str] = []
 
@@ -63,8 +65,13 @@ class Audit:
             self.problem("election safety", f"{other} and {node.name} were both "
                          f"elected leader in term {term}")
         self.elections.append((self.sim.now, node.name, term))
+        # Leader completeness: what leaders of earlier terms committed is in its
+        # log. (With Pre-Vote, a candidate's late votes can still elect it in an
+        # older term than one that has committed since: nothing it must hold.)
         base, last = node.disk["log_base"], node.last_index()
         for index in range(base + 1, len(self.committed) + 1):
+            if self.committed_in[index - 1] >= term:
+                break
             if index > last or node.term_at(index) != self.committed[index - 1][0]:
                 self.problem("leader completeness", f"{node.name}, leader of term "
                              f"{term}, lacks committed index {index}")
@@ -84,6 +91,7 @@ class Audit:
                              f"{known[index - 1]}")
         elif index == len(known) + 1:
             known.append(entry)
+            self.committed_in.append(node.disk["current_term"])
         else:
             self.problem("log matching", f"{node.name} committed index {index} "
                          f"before index {len(known) + 1}")

@@ -211,7 +211,9 @@ class RaftNode(Node):
 
     def become_leader(self) -> None:
         self._set_role(LEADER)
-        self.leader_id = self.name
+        # A candidate whose timer fired may have a pre-vote round open; a leader
+        # runs none (its late answers must not make it a candidate again).
+        self.leader_id, self.pre_votes = self.name, None
         self.audit.became_leader(self)
         self.cancel_timer("election")
         following = self.last_index() + 1
