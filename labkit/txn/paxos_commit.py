@@ -23,6 +23,7 @@ class Leader:
                  ballot: tuple, phase: str):
         self.txn, self.participants, self.acceptors = txn, participants, acceptors
         self.client, self.ballot, self.phase = client, ballot, phase
+        self.tries = 0                              # recovery ballots led so far
         self.promises: dict[str, tuple] = {}        # acceptor -> its phase 1b votes
         self.accepted: dict[str, dict[str, str]] = {}   # acceptor -> {instance: value}
         self.proposal: tuple = ()
@@ -39,6 +40,11 @@ class PaxosCommitNode(Resource):
     2F + 1 acceptors, re-proposing what they accepted and "aborted" for any
     instance with no accepted vote, so F crashed nodes never block it.
     """
+
+    #: A participant's vote is its ballot-0 proposal, so it must never propose
+    #: two: a no vote lost in a crash, then a late prepare, would propose
+    #: Prepared at the same ballot. It forces the no vote before sending it.
+    FORCE_NO_VOTE = True
 
     def recover(self) -> None:
         self.disk.setdefault("acceptor", {})
@@ -121,6 +127,7 @@ class PaxosCommitNode(Resource):
     def on_phase1a(self, msg: Message) -> None:
         txn, ballot = msg.txn, msg.ballot
         if ballot <= self.promised(txn):
+            self.tell(msg.src, "nack", txn=txn, promised=self.promised(txn))
             return
 
         def promised() -> None:
@@ -157,13 +164,24 @@ class PaxosCommitNode(Resource):
         self.disk["rounds"] += 1
         ballot = (self.disk["rounds"], self.incarnation,
                   self.world.participants.index(self.name) + 1)
-        self.leading[txn] = Leader(txn, participants, acceptors, client, ballot,
-                                   "promise")
+        leader = self.leading[txn] = Leader(txn, participants, acceptors, client,
+                                            ballot, "promise")
+        leader.tries = 1 if old is None else old.tries + 1
         for a in acceptors:
             self.tell(a, "phase1a", txn=txn, ballot=ballot)
-        # A random extra wait keeps two recovery leaders from duelling forever.
-        self.set_timer(f"lead:{txn}", self.config.timeout * (1 + self.rng.random()),
+        # A random extra wait keeps two recovery leaders from duelling forever,
+        # and the wait doubles with each ballot (up to 8 timeouts), so a ballot
+        # can finish even when four message delays take longer than a timeout.
+        backoff = 2 ** min(leader.tries - 1, 3)
+        self.set_timer(f"lead:{txn}",
+                       self.config.timeout * backoff * (1 + self.rng.random()),
                        self.lead, txn)
+
+    def on_nack(self, msg: Message) -> None:
+        """An acceptor promised a higher ballot: the next one this node leads
+        starts above it, instead of climbing one round a try (each try waiting
+        twice as long as the last)."""
+        self.disk["rounds"] = max(self.disk["rounds"], msg.promised[0])
 
     def on_phase1b(self, msg: Message) -> None:
         leader = self.leading.get(msg.txn)

@@ -82,9 +82,7 @@ class Resource(TxnNode):
             reason = "funds"
         if reason is not None:
             self.sim.metrics.counter(f"vote.no.{reason}").inc()
-            self.status[txn] = ABORTED
-            self.log(ABORTED, txn)
-            self.vote(txn, False, coordinator, participants)
+            self.vote_no(txn, coordinator, participants)
             return
         info = Prepared(txn, coordinator, mine, participants, client, self.sim.now)
         self.lock(accounts, txn, self.sim.now)
@@ -99,6 +97,27 @@ class Resource(TxnNode):
             return
         self.set_timer(f"doubt:{info.txn}", self.config.timeout, self.in_doubt,
                        info.txn)
+
+    #: Whether a no vote is forced before it is sent. 2PC with presumed abort
+    #: logs it lazily; Paxos Commit forces it (see PaxosCommitNode).
+    FORCE_NO_VOTE = False
+
+    def vote_no(self, txn: str, coordinator: str, participants: tuple) -> None:
+        """Abort `txn` here and vote no: at once with a lazy record, or (with
+        FORCE_NO_VOTE) once the record is durable, meanwhile answering no one,
+        as while a Prepared record is forced."""
+        if not self.FORCE_NO_VOTE:
+            self.status[txn] = ABORTED
+            self.log(ABORTED, txn)
+            self.vote(txn, False, coordinator, participants)
+            return
+        self.preparing.append(txn)
+
+        def forced() -> None:
+            self.preparing.remove(txn)
+            self.status[txn] = ABORTED
+            self.vote(txn, False, coordinator, participants)
+        self.force(ABORTED, txn, then=forced)
 
     def vote(self, txn: str, yes: bool, coordinator: str,
              participants: tuple) -> None:

@@ -58,8 +58,17 @@ class TwoPhaseNode(CommitRounds, Resource):
     """Two-phase commit with presumed abort: participant and coordinator rules.
 
     The coordinator forces a commit record before sending commit, and forgets
-    the transaction once every participant has acknowledged; it logs nothing
-    for an abort, and answers "abort" for any transaction it does not know.
+    the transaction once every participant has acknowledged; it answers
+    "abort" for any transaction it does not know, forcing that abort first
+    (`refuse`). Participants log their aborts lazily.
+
+    It runs at most one round per transaction. Presumed abort (R*) lets a
+    coordinator log nothing for an abort, but this network may deliver a
+    `begin` twice, or late: a coordinator that crashed after an abort and
+    forgot it would start a second round, which a stale abort of the first
+    could then split (one participant committed, one aborted). So it forces
+    its abort decision before announcing it, and never starts a round for a
+    transaction it knows.
     """
 
     def recover(self) -> None:
@@ -113,11 +122,16 @@ class TwoPhaseNode(CommitRounds, Resource):
         self.coordinate(msg.txn, msg.legs, msg.participants, msg.client,
                         {msg.src: True})
 
+    def knows(self, txn: str) -> bool:
+        """Whether this node has run, decided, refused or taken part in `txn`: a
+        begin for it now is a duplicate or a late one."""
+        return (txn in self.rounds or txn in self.status or txn in self.preparing
+                or self.last_record(txn, "decided") is not None)
+
     def coordinate(self, txn: str, legs: tuple, participants: tuple, client: str,
                    votes: dict[str, bool]) -> None:
-        if txn in self.rounds or self.status.get(txn) == ABORTED \
-                or self.crash_point("coordinator.before_prepare", txn):
-            return                  # running, or aborted here (a late begin)
+        if self.knows(txn) or self.crash_point("coordinator.before_prepare", txn):
+            return
         r = self.rounds[txn] = Round(txn, participants, client, "voting")
         r.votes.update(votes)
         for p in participants:
@@ -130,8 +144,8 @@ class TwoPhaseNode(CommitRounds, Resource):
     def on_vote(self, msg: Message) -> None:
         r = self.rounds.get(msg.txn)
         if r is None:
-            if msg.yes:                     # presumed abort: unknown means aborted
-                self.tell(msg.src, "abort", txn=msg.txn)
+            if msg.yes:
+                self.answer_unknown(msg.txn, msg.src)
             return
         if r.phase == "committing" and msg.yes:
             self.tell(msg.src, "commit", txn=msg.txn)
@@ -153,12 +167,15 @@ class TwoPhaseNode(CommitRounds, Resource):
         if r is None or r.phase != "voting":
             return
         self.cancel_timer(f"votes:{txn}")
-        if not commit:              # presumed abort: nothing logged, nothing kept
+        if not commit:              # forced first: a late begin must find it
             del self.rounds[txn]
-            for p in r.participants:
-                if r.votes.get(p) is not False:
-                    self.tell(p, "abort", txn=txn)
-            self.tell(r.client, "outcome", txn=txn, committed=False)
+
+            def aborted() -> None:
+                for p in r.participants:
+                    if r.votes.get(p) is not False:
+                        self.tell(p, "abort", txn=txn)
+                self.tell(r.client, "outcome", txn=txn, committed=False)
+            self.refuse(txn, then=aborted)
             return
         r.phase = "logging"
 
@@ -183,7 +200,19 @@ class TwoPhaseNode(CommitRounds, Resource):
     def on_inquire(self, msg: Message) -> None:
         r = self.rounds.get(msg.txn)
         if r is None:
-            self.tell(msg.src, "abort", txn=msg.txn)        # presumed abort
+            self.answer_unknown(msg.txn, msg.src)
         elif r.phase == "committing":
             self.tell(msg.src, "commit", txn=msg.txn)
         # still voting: the vote timer decides soon, and the asker asks again
+
+    def answer_unknown(self, txn: str, asker: str) -> None:
+        """Answer a participant about a transaction with no round here: commit
+        if the commit record is on disk (the round ended), else abort, made
+        final first (presumed abort), so a `begin` arriving late cannot start a
+        round that commits it."""
+        if self.last_record(txn, "decided") is not None:
+            self.tell(asker, "commit", txn=txn)
+        elif self.last_record(txn, ABORTED) is not None:
+            self.tell(asker, "abort", txn=txn)
+        else:
+            self.refuse(txn, then=lambda: self.tell(asker, "abort", txn=txn))
