@@ -220,6 +220,8 @@ def test_same_seed_same_run():
      "election_timeout high must be >= 0.3"),
     (lambda: MultiPaxosCluster(heartbeat=0), "heartbeat must be > 0"),
     (lambda: MultiPaxosCluster().submit(None), "cannot propose None"),
+    # NaN ran, and the checker then saw "two values, nan and nan"
+    (lambda: MultiPaxosCluster().submit(float("nan")), "must equal itself"),
     (lambda: MultiPaxosCluster().submit(NOOP), "NOOP is reserved"),
     (lambda: MultiPaxosCluster().submit({"k": 1}), "must be immutable"),
     (lambda: MultiPaxosCluster().submit("x", node="n9"), "unknown node 'n9'"),

@@ -320,6 +320,7 @@ def test_same_seed_same_run_and_different_seeds_differ():
     (lambda: PaxosCluster(timeout=0), "timeout must be > 0"),
     (lambda: PaxosCluster(leader="yes"), "leader must be True or False"),
     (lambda: PaxosCluster().propose(None), "cannot propose None"),
+    (lambda: PaxosCluster().propose(float("nan")), "must equal itself"),
     (lambda: PaxosCluster().propose([1]), "must be immutable"),
     (lambda: PaxosCluster().propose("x", proposer="p9"), "unknown proposer 'p9'"),
     (lambda: PaxosCluster().propose("x", proposer="a1"), "unknown proposer 'a1'"),

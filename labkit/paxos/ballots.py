@@ -40,8 +40,9 @@ def _range(name: str, value: Any, *, positive: bool = False) -> tuple[float, flo
 
 
 def _value(value: Any) -> Hashable:
-    """A proposable value: not None (None means "nothing chosen") and hashable,
-    so that acceptors and the checker can compare it."""
+    """A proposable value: not None (None means "nothing chosen"), hashable and
+    equal to itself (not NaN), so that acceptors and the checker can compare
+    it."""
     if value is None:
         raise ConfigError("cannot propose None: it means 'nothing chosen'")
     try:
@@ -49,6 +50,10 @@ def _value(value: Any) -> Hashable:
     except TypeError:
         raise ConfigError(f"a proposed value must be immutable (hashable), got "
                           f"{value!r}") from None
+    if value != value:
+        raise ConfigError(f"a proposed value must equal itself, which {value!r} "
+                          "does not: no checker could tell whether two servers "
+                          "agree on it")
     return value
 
 
