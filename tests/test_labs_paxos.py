@@ -44,6 +44,22 @@ class ProposesOwnValue(PaxosReference):
         return self.value
 
 
+class LowestAcceptedValue(PaxosReference):
+    """Proposes the value of the lowest accepted ballot the promises report."""
+
+    def choose_value(self):
+        accepted = [bv for bv in self.promises.values() if bv[0] > 0]
+        return min(accepted)[1] if accepted else self.value
+
+
+class FirstAcceptedValue(PaxosReference):
+    """Proposes the first accepted value it finds among the promises (in their
+    order of arrival), whatever its ballot."""
+
+    def choose_value(self):
+        return next((v for b, v in self.promises.values() if b > 0), self.value)
+
+
 class MinorityQuorum(PaxosReference):
     """Counts n // 2 acceptors as a quorum (a minority when n is odd)."""
 
@@ -176,6 +192,9 @@ MUTANTS = [
     (PromisesAnyBallot, "single_decree", "dueling_proposers", ["promise rule"]),
     (AcceptsBelowPromise, "single_decree", "dueling_proposers", ["accept rule"]),
     (ProposesOwnValue, "single_decree", "chosen_value_survives", ["agreement"]),
+    # both passed every scenario until highest_ballot_wins (an audit's mutants)
+    (LowestAcceptedValue, "single_decree", "highest_ballot_wins", ["agreement"]),
+    (FirstAcceptedValue, "single_decree", "highest_ballot_wins", ["agreement"]),
     (MinorityQuorum, "single_decree", "no_majority", ["quorum", "agreement"]),
     (RepliesBeforePersisting, "single_decree", "amnesia",
      ["promise report", "accept rule"]),

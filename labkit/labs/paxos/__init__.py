@@ -15,7 +15,8 @@ follower `on_heartbeat`; `apply_chosen`), reusing `new_ballot`, in
 
   single_decree  one_proposer, dueling_proposers, unreliable_network,
                  acceptor_crashes, no_majority, chosen_value_survives,
-                 amnesia, forgotten_promise, proposer_restarts
+                 amnesia, forgotten_promise, highest_ballot_wins,
+                 proposer_restarts
   multi          stable_leader, leader_crash, holes, partitions,
                  unreliable_log, crash_restart, deposed_leader
 
@@ -48,7 +49,7 @@ LAB = Lab(
     scenarios=tuple(Scenario(fn.__name__, "single_decree", fn) for fn in (
         s.one_proposer, s.dueling_proposers, s.unreliable_network,
         s.acceptor_crashes, s.no_majority, s.chosen_value_survives, s.amnesia,
-        s.forgotten_promise, s.proposer_restarts)) + tuple(
+        s.forgotten_promise, s.highest_ballot_wins, s.proposer_restarts)) + tuple(
         Scenario(fn.__name__, "multi", fn) for fn in m.SCENARIOS),
     skeleton=PaxosSkeleton,
     reference=PaxosReference,

@@ -186,6 +186,45 @@ def forgotten_promise(t: Trial) -> None:
     finish(c)
 
 
+def highest_ballot_wins(t: Trial) -> None:
+    """The promises a proposer gathers report two different accepted values:
+    'x' accepted by a1 alone in p1's ballot, and 'y', chosen by a2 and a3 in
+    p2's later ballot. p3's quorum is a1 and a2, and a1's promise arrives
+    first: p3 must propose 'y', the value of the highest accepted ballot
+    (Paxos Made Simple, P2c), not the first or the lowest it hears of."""
+    c = start(t, 3, 3)
+    net = c.network
+    # p1: prepares reach a1 and a2 at once, then its accept to a2 is stuck
+    # (and dropped when p1 crashes), so only a1 accepts 'x'.
+    net.block("p1", "a3")
+    for a in ("a1", "a2"):
+        net.set_link("p1", a, latency=0.001)
+    c.propose("x", "p1")
+    c.run(0.002)
+    net.set_link("p1", "a2", latency=1.0)
+    c.run(0.1)
+    c.kill("p1")
+    net.block("p1", "a2")
+    # p2, which never reaches a1: 'y' is chosen by a2 and a3; p3 hears of it
+    # only through its own promises.
+    net.block("p2", "a1")
+    for n in c.names:
+        if n not in ("a1", "a2", "p3"):
+            net.block(n, "p3")
+    c.propose("y", "p2")
+    until_chosen(c, 1.0)
+    # p3 reaches a1 and a2 only, and hears a1 first.
+    net.block("p3", "a3")
+    net.set_link("a1", "p3", latency=0.001)
+    net.set_link("a2", "p3", latency=0.03)
+    c.propose("z", "p3")
+    c.run(0.5)
+    c.check()
+    got = finish(c)
+    if got != "y":
+        raise Failed(f"{got!r} was learned, but 'y' was chosen first")
+
+
 def proposer_restarts(t: Trial) -> None:
     """Proposers crash and restart mid-ballot and propose again: their ballots
     only grow."""
