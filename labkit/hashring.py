@@ -13,13 +13,17 @@ named before it is hashed (`label`) are parameters, because the two topics
 chose differently and their notebooks' numbers must not change: the store
 hashes "s1#0" with SHA-256 (`key_hash`, the default); the balancer hashes
 "server-0#0" with BLAKE2b and spreads integer request keys with splitmix64
-(`blake2b_hash`). Beside the core: imports only `labkit.errors`.
+(`blake2b_hash`). `stable_partition` is the plain hash(key) mod R that
+MapReduce and the dataflow engine partition by. Beside the core: imports only
+`labkit.errors`.
 """
 
 from __future__ import annotations
 
 import bisect
 import hashlib
+import numbers
+import zlib
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
@@ -29,6 +33,31 @@ from labkit.errors import ConfigError, checked, require_int
 Server = int | str          # an index 0, 1, ... or a name "s1", "r2", ...
 
 _MASK = (1 << 64) - 1
+
+
+def canonical(key: Any) -> Any:
+    """`key` in a form whose repr is the same for all keys Python treats as
+    equal: 1, 1.0, True and numpy's 1 are one dict key, so they must land in
+    one partition (their reprs differ); a frozenset's elements in a fixed
+    order (its repr follows the salted str hash)."""
+    if isinstance(key, tuple):
+        return tuple(canonical(k) for k in key)
+    if isinstance(key, frozenset):
+        return ("frozenset", tuple(sorted(repr(canonical(k)) for k in key)))
+    if isinstance(key, numbers.Integral):
+        return int(key)
+    if isinstance(key, numbers.Real):
+        value = float(key)
+        return int(value) if value.is_integer() else value
+    if isinstance(key, numbers.Complex) and key.imag == 0:
+        return canonical(key.real)
+    return key
+
+
+def stable_partition(key: Any, partitions: int) -> int:
+    """hash(key) mod `partitions`, with a hash that is the same in every process
+    (Python's str hash is salted per process) and for equal keys."""
+    return zlib.crc32(repr(canonical(key)).encode()) % partitions
 
 
 def key_hash(key: str) -> int:

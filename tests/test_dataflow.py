@@ -7,7 +7,9 @@ clear error."""
 
 from __future__ import annotations
 
+import operator
 import random
+import re
 
 import numpy as np
 import pytest
@@ -320,3 +322,34 @@ def test_the_playground_answers_every_control_and_never_raises():
             widget.controls[name].value = value
             assert "⚠" not in widget.status.value and widget.result is not None
     assert widget.result.params["crash"] == (1, 0.0, "w1")
+
+
+# -- what an independent audit found -------------------------------------------------
+
+def test_equal_keys_of_different_types_meet_in_one_partition():
+    # 1, 1.0 and numpy's 1 are one dict key; partitioning by repr kept them apart.
+    cluster = DataflowCluster(2, seed=1)
+    pairs = cluster.parallelize([(1, 1), (np.int64(1), 1), (1.0, 1)], 1)
+    assert pairs.reduce_by_key(operator.add, 4).collect() == [(1, 3)]
+    right = cluster.parallelize([(1.0, "b")], 1)
+    assert cluster.parallelize([(1, "a")], 1).join(right, 4).collect() == \
+        [(1, ("a", "b"))]
+
+
+@pytest.mark.parametrize("edges, lonely", [
+    ([(0, 1), (1, 0), (2, 0)], "[2]"),        # page 2: no link in (it was dropped)
+    ([(0, 1), (1, 2)], "[0, 2]"),             # 0: none in; 2: none out (KeyError)
+])
+def test_pagerank_refuses_a_page_without_a_link_in_or_out(edges, lonely):
+    with pytest.raises(ConfigError, match=re.escape(f"{lonely} lack one")):
+        run_pagerank(edges, iterations=2)
+
+
+RING = [(0, 1), (1, 2), (2, 0)]
+
+
+def test_pagerank_refuses_a_crash_after_the_last_iteration_and_a_bad_cost():
+    with pytest.raises(ConfigError, match="crash iteration must be <= 2"):
+        run_pagerank(RING, iterations=2, crash=(5, 0.0, "w1"))
+    with pytest.raises(ConfigError, match="cost must be a dict of Cost fields"):
+        run_pagerank(RING, iterations=2, cost=[1])

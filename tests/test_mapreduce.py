@@ -474,3 +474,41 @@ def test_figure3_progress_sees_the_three_runs_and_changes_no_number():
     alone = mapreduce.run(mapper, reducer, scenarios.corpus(), seed=1,
                           backup_tasks=False, **scenarios.FIGURE3)
     assert runs["no backup tasks"].duration == alone.duration
+
+
+# -- what an independent audit found -------------------------------------------------
+
+def test_equal_keys_of_different_types_meet_in_one_reduce():
+    # 0 and numpy's 0 are one dict key; partitioning by repr sent them to two
+    # reduce tasks, and the final merge kept one of the two sums.
+    inputs = list(range(10))
+    expected: dict = {}
+    for r in inputs:
+        expected[r % 3] = expected.get(r % 3, 0) + 1
+    run = mapreduce.run(lambda r: [(np.int64(r % 3) if r % 2 == 0 else r % 3, 1)],
+                        lambda key, values: sum(values), inputs, workers=4,
+                        seed=1, partitions=4)
+    assert run.output == expected
+    assert mapreduce.hash_partition(1, 7) == mapreduce.hash_partition(1.0, 7) \
+        == mapreduce.hash_partition(True, 7) == mapreduce.hash_partition(np.int64(1), 7)
+
+
+def test_an_unhashable_key_is_a_task_error_naming_it():
+    with pytest.raises(mapreduce.TaskError, match=r"yielded the key \[0\], which "
+                                                   r"cannot be grouped"):
+        mapreduce.run(lambda r: [([r], 1)], lambda key, values: sum(values),
+                      list(range(10)), workers=2, seed=1)
+
+
+@pytest.mark.parametrize("heartbeat, timeout", [(1.0, 0.5), (2.0, 1.5), (1.0, 1.999)])
+def test_a_timeout_shorter_than_two_heartbeats_is_refused(heartbeat, timeout):
+    # These livelocked (a live worker declared dead between two heartbeats,
+    # its tasks run again and again) until the deadline.
+    with pytest.raises(ConfigError, match="at least two heartbeat intervals"):
+        mapreduce.run(scenarios.words, scenarios.total, DOCS, **SMALL,
+                      heartbeat=heartbeat, timeout=timeout)
+
+
+def test_a_negative_straggler_is_refused():
+    with pytest.raises(ConfigError, match="straggler must be >= 1"):
+        scenarios.mapreduce_playground(straggler=-5.0)

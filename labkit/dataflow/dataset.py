@@ -16,11 +16,11 @@ when partitions are computed is `scheduler`'s business.
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from labkit.errors import ConfigError, require_int
+from labkit.hashring import stable_partition
 
 if TYPE_CHECKING:
     from .cluster import DataflowCluster
@@ -35,9 +35,8 @@ class TaskError(RuntimeError):
 
 
 def partition_of(key: Any, partitions: int) -> int:
-    """Hash partitioning with a hash that is the same in every process
-    (Python's str hash is salted per process)."""
-    return zlib.crc32(repr(key).encode()) % partitions
+    """Hash partitioning (see `labkit.hashring.stable_partition`)."""
+    return stable_partition(key, partitions)
 
 
 def nbytes(records: Iterable) -> int:

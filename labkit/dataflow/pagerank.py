@@ -224,13 +224,21 @@ def run_pagerank(edges: Sequence[tuple[int, int]], *, mode: str = "dataflow",
         if mode != "dataflow" or not (isinstance(crash, tuple) and len(crash) == 3):
             raise ConfigError(f"crash must be (iteration, seconds, worker) in "
                               f"dataflow mode, got {crash!r} in {mode} mode")
-        require_int("crash iteration", crash[0], minimum=1)
+        require_int("crash iteration", crash[0], minimum=1, maximum=iterations)
         require_number("crash seconds", crash[1], minimum=0.0)
         if crash[2] not in [f"w{i}" for i in range(1, workers + 1)]:
             raise ConfigError(f"crash worker must be one of w1..w{workers}, "
                               f"got {crash[2]!r}")
     if not edges:
         raise ConfigError("edges is empty: PageRank needs a graph")
+    sources, targets = {s for s, _ in edges}, {d for _, d in edges}
+    if sources != targets:
+        lonely = sorted(sources ^ targets)[:5]
+        raise ConfigError(f"every page needs a link in and a link out, but "
+                          f"{lonely} lack one: a page with no in-link drops out "
+                          "of the ranks, and one with no out-link leaks them")
+    if cost is not None and not isinstance(cost, Mapping):
+        raise ConfigError(f"cost must be a dict of Cost fields, got {cost!r}")
     settings = {"startup": STARTUP[mode], **dict(cost or {})}
     try:
         model = Cost(**settings)

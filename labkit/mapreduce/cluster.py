@@ -167,6 +167,11 @@ def run(mapper: Callable[[Any], Iterable[tuple[Any, Any]]],
         raise ConfigError(f"locality must be True or False, got {locality!r}")
     heartbeat = require_number("heartbeat", heartbeat, positive=True)
     timeout = require_number("timeout", timeout, positive=True)
+    if timeout < 2 * heartbeat:
+        raise ConfigError(f"timeout ({timeout:g} s) must be at least two heartbeat "
+                          f"intervals ({2 * heartbeat:g} s): a live worker would "
+                          "look dead between two heartbeats, and its tasks would "
+                          "run again and again")
     deadline = require_number("deadline", deadline, positive=True)
     _master_class(master)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import random
-import zlib
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from typing import Any, NamedTuple
 
 from labkit.batch_cost import Cost
 from labkit.errors import ConfigError, require_number
+from labkit.hashring import stable_partition
 
 from .result import TaskAttempt
 
@@ -102,9 +102,9 @@ def pairs_size(pairs: Iterable[tuple[Any, Any]]) -> int:
 
 
 def hash_partition(key: Any, partitions: int) -> int:
-    """The paper's default partitioning, hash(key) mod R, with a hash that is
-    the same in every process (Python's str hash is salted per process)."""
-    return zlib.crc32(repr(key).encode()) % partitions
+    """The paper's default partitioning, hash(key) mod R (see
+    `labkit.hashring.stable_partition`)."""
+    return stable_partition(key, partitions)
 
 
 def _preview(value: Any) -> str:
@@ -205,6 +205,13 @@ class Job:
                     if not isinstance(pair, tuple) or len(pair) != 2:
                         raise TaskError(f"the mapper must yield (key, value) pairs, "
                                         f"got {_preview(pair)}")
+                    try:
+                        hash(pair[0])
+                    except TypeError:
+                        raise TaskError(f"the mapper yielded the key "
+                                        f"{_preview(pair[0])}, which cannot be "
+                                        "grouped (unhashable): use a tuple, not a "
+                                        "list") from None
                     pieces[self.partition(pair[0])].append(pair)
             except Exception as exc:
                 what = (str(exc) if isinstance(exc, TaskError) else

@@ -15,7 +15,7 @@ from types import MappingProxyType
 from typing import Any
 
 from labkit import mapreduce
-from labkit.errors import ConfigError, checked, require_int
+from labkit.errors import ConfigError, checked, require_int, require_number
 from labkit.metrics import Metrics, Result
 
 from .common import Runs, with_progress
@@ -263,6 +263,7 @@ def mapreduce_playground(seed: int = 1, *, job: str = "word count",
         raise ConfigError(f"{job} has no combiner: its reduce does not take its "
                           f"own output as input")
     workers = require_int("workers", workers, minimum=1)
+    straggler = require_number("straggler", straggler, minimum=1.0)
     slow = {f"w{workers}": straggler} if straggler > 1 else None
     policy = MAPREDUCE_BACKUPS[backups]
     return mapreduce.run(
