@@ -353,3 +353,13 @@ def test_pagerank_refuses_a_crash_after_the_last_iteration_and_a_bad_cost():
         run_pagerank(RING, iterations=2, crash=(5, 0.0, "w1"))
     with pytest.raises(ConfigError, match="cost must be a dict of Cost fields"):
         run_pagerank(RING, iterations=2, cost=[1])
+
+
+def test_an_unhashable_key_is_a_task_error_and_the_cluster_goes_on():
+    # It was a bare TypeError, and the abandoned job's task stayed "running":
+    # the next job on that worker reported "every worker is down".
+    cluster = DataflowCluster(1, seed=1)
+    good = cluster.parallelize([(1, 2), (3, 4)], 2)
+    with pytest.raises(TaskError, match=r"cannot partition key \[1\]"):
+        cluster.parallelize([([1], 2)], 1).reduce_by_key(max).collect()
+    assert good.count() == 2

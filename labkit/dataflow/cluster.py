@@ -15,7 +15,7 @@ from labkit.metrics import Result
 from labkit.net import NetConfig, Network
 from labkit.node import Cluster, Node
 
-from .dataset import Dataset, TaskError, _preview
+from .dataset import Dataset, _preview
 from .scheduler import DRIVER, Cost, Driver, Stage, TaskRun, Worker, plan
 
 #: Stable storage keeps each partition on this many workers.
@@ -123,7 +123,7 @@ class DataflowCluster(Cluster):
         driver.start(ds)
         try:
             self.sim.run()
-        except TaskError:
+        except BaseException:
             driver.running.clear()      # the job is abandoned; late replies ignored
             raise
         finally:

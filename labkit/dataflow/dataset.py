@@ -239,6 +239,7 @@ class Dataset:
 
     def key_partition(self, key: Any, part: int) -> int:
         try:
+            hash(key)           # grouped in a dict on the other side
             return partition_of(key, self.partitions)
         except Exception as exc:
             raise TaskError(f"{self.name}: cannot partition key {_preview(key)} "
