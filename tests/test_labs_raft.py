@@ -9,7 +9,7 @@ import pytest
 from test_labs import assert_caught, assert_reference_passes
 
 import labkit.labs as labs
-from labkit.labs.raft import RaftReference
+from labkit.labs.raft import CANDIDATE, RaftReference
 
 
 class VotesWithoutLogCheck(RaftReference):
@@ -17,6 +17,21 @@ class VotesWithoutLogCheck(RaftReference):
 
     def is_up_to_date(self, last_log_index, last_log_term):
         return True
+
+
+class CountsStaleVotes(RaftReference):
+    """Counts a granted vote whatever the term it was granted in (an audit's
+    mutant: it passed every scenario until late_votes)."""
+
+    def on_request_vote_ok(self, msg):
+        if msg.term > self.disk["current_term"]:
+            self.become_follower(msg.term)
+            self.persist()
+            return
+        if self.role == CANDIDATE and msg.vote_granted:
+            self.votes.add(msg.src)
+            if len(self.votes) >= self.majority:
+                self.become_leader()
 
 
 class VotesTwicePerTerm(RaftReference):
@@ -76,6 +91,7 @@ class CommitsPastItsMatch(RaftReference):
 MUTANTS = [
     (VotesWithoutLogCheck, "kv_partitions", ["leader completeness"]),
     (VotesTwicePerTerm, "vote_persisted", ["election safety"]),
+    (CountsStaleVotes, "late_votes", ["election safety"]),
     (CommitsByCounting, "figure8", ["leader completeness"]),
     (AnswersBeforePersisting, "vote_persisted", ["election safety"]),
     (KeepsTimerWhenVoting, "leader_failure", ["whenever you grant a vote"]),

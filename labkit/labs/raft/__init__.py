@@ -7,7 +7,7 @@ it with the fault verbs, `check()`, the playground and the diagrams of
 notebook 05. Grading runs the scenarios part by part:
 
   election     initial_election, leader_failure, reelection, no_quorum,
-               many_elections, split_votes, unreliable_elections
+               many_elections, split_votes, unreliable_elections, late_votes
   replication  basic_agreement, follower_failure, no_majority, leader_rejoin,
                backup, figure8, stale_suffix, unreliable_agreement, kv_partitions
   persistence  persist_basic, persist_more, crash_all, vote_persisted,
@@ -38,7 +38,8 @@ LAB = Lab(
     parts=PARTS,
     scenarios=tuple(Scenario(fn.__name__, part, fn) for part, fns in {
         "election": [s.initial_election, s.leader_failure, s.reelection, s.no_quorum,
-                     s.many_elections, s.split_votes, s.unreliable_elections],
+                     s.many_elections, s.split_votes, s.unreliable_elections,
+                     s.late_votes],
         "replication": [s.basic_agreement, s.follower_failure, s.no_majority,
                         s.leader_rejoin, s.backup, s.figure8, s.stale_suffix,
                         s.unreliable_agreement, s.kv_partitions],
@@ -54,7 +55,9 @@ LAB = Lab(
     hints={
         "election safety": "At most one leader per term: two won the same term "
         "because a server voted twice in it (a second candidate, or a vote lost "
-        "in a crash: persist the vote before answering)",
+        "in a crash: persist the vote before answering), or a candidate counted "
+        "a vote granted in an earlier term (count answers of the current term "
+        "only)",
         "leader completeness": "A leader must hold every committed entry: this one "
         "was elected without one, because a voter skipped the up-to-date check "
         "(§5.4.1), or the entry was committed too early (Figure 8: count replicas "

@@ -245,6 +245,36 @@ def unreliable_elections(t: Trial) -> None:
     c.check()
 
 
+def late_votes(t: Trial) -> None:
+    """A vote from an older term arrives while its candidate runs the next one.
+    n2's votes reach n1 0.5 s late; n1 runs for term 1 (n2 grants) and n3, cut
+    off from n1, wins term 2 with n2's vote; then n1 runs for term 2. When
+    n2's grant for term 1 arrives, n1 must not count it (Figure 2: votes of
+    the current term only), or term 2 has two leaders. Elections here are
+    started by hand: the timers are set to 5-10 s."""
+    c = start(t, 3)
+    c.configure(election_timeout=(5.0, 10.0))
+    for n in c.names:                      # re-arm every timer with the new range
+        c.kill(n)
+        c.restart(n)
+    c.network.adversary = lambda msg: 0.5 if (
+        msg.kind == "request_vote_ok" and msg.src == "n2" and msg.dst == "n1") else 0.0
+    c.network.block("n1", "n3")
+    c.network.block("n3", "n1")
+    c.node("n1").on_election_timeout()     # term 1: n2 grants, late
+    c.run(0.05)
+    c.node("n3").on_election_timeout()     # term 1: n2 already voted
+    c.run(0.05)
+    c.node("n3").on_election_timeout()     # term 2: n2 grants, n3 leads
+    c.run(0.05)
+    c.node("n1").on_election_timeout()     # term 2: n2 refuses, late
+    c.run(1.0)
+    c.check()
+    c.network.adversary = None
+    c.configure(election_timeout=(0.150, 0.300))
+    finish(c)
+
+
 # -- replication ------------------------------------------------------------------
 
 def basic_agreement(t: Trial) -> None:
