@@ -40,6 +40,8 @@ def canonical(key: Any) -> Any:
     equal: 1, 1.0, True and numpy's 1 are one dict key, so they must land in
     one partition (their reprs differ); a frozenset's elements in a fixed
     order (its repr follows the salted str hash)."""
+    if type(key) is str or type(key) is int:   # most keys: already canonical
+        return key
     if isinstance(key, tuple):
         return tuple(canonical(k) for k in key)
     if isinstance(key, frozenset):
