@@ -291,6 +291,20 @@ def test_a_job_with_every_worker_down_is_unavailable_and_the_cluster_recovers():
     assert data.count() == 10
 
 
+def test_a_job_waits_out_every_worker_down_when_a_restart_is_scheduled():
+    # It gave up at the moment the last worker died ("every worker is down"),
+    # and the restart still on the agenda then failed the next job as well.
+    cluster = DataflowCluster(2)
+    data = cluster.parallelize(list(range(10)), 2)
+    for worker in cluster.workers:
+        cluster.sim.at(0.001, cluster.kill, worker)
+    cluster.sim.at(1.0, cluster.restart, "w1")
+    assert data.count() == 10
+    (_, _, start, end), = cluster.jobs
+    assert start == 0.0 and end > 1.0                  # finished after the restart
+    assert {run.worker for run in cluster.journal if run.outcome == "done"} == {"w1"}
+
+
 # -- the views and the playground ------------------------------------------------------
 
 def test_stage_graph_colours_every_rebuilt_partition_red_and_only_those():

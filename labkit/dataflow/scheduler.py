@@ -306,10 +306,9 @@ class Driver(Node):
             pick = next((r for r in ready if worker in r[1]), ready[0])
             ready.remove(pick)
             self.launch(pick[0], worker)
-        if not self.running and not any(self.cluster.nodes[w].alive
-                                        for w in self.cluster.workers):
-            self.job_ds = None
-            self.sim.stop()
+        # With every worker down the job waits: a restart already on the agenda
+        # calls `update` again, and with none the agenda runs dry, which ends
+        # `run_job` with the partitions missing (Unavailable).
 
     def launch(self, task: tuple, worker: str) -> None:
         run = self.launched
