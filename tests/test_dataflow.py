@@ -188,10 +188,37 @@ def test_checkpoints_shorten_recovery_of_a_long_lineage():
     assert rebuilt[4] < rebuilt[None]
 
 
+def test_checkpoint_after_cache_writes_the_cached_partitions_on_the_next_job():
+    # It did nothing: the next job read the cached copies and never wrote them.
+    cluster = DataflowCluster(2, seed=1)
+    squares = cluster.parallelize(list(range(20)), 4).map(lambda x: x * x).cache()
+    assert squares.count() == 20 and not cluster.is_stable(squares)
+    squares.checkpoint()
+    assert squares.collect() == [x * x for x in range(20)]
+    assert cluster.is_stable(squares)
+    roots = squares.map(abs, name="abs")
+    assert names(cluster.stages(roots)) == {"result": ({"abs", squares.name}, set())}
+
+
 # -- stages --------------------------------------------------------------------------
 
 def names(stages):
     return {s.name: (set(s.datasets), set(s.parents)) for s in stages}
+
+
+def test_stages_keep_datasets_that_share_a_name_apart():
+    # Stages listed datasets by name, so the second "input" (parallelize's
+    # default name) was taken for the first and its shuffle stage went missing.
+    cluster = DataflowCluster(2, seed=1)
+    left, right = (cluster.parallelize([(i % 3, i) for i in range(12)], 2)
+                   .reduce_by_key(max, 2) for _ in range(2))
+    joined = left.join(right, 2)
+    shuffles = {f"shuffle {d.deps[0].shuffle}" for d in (left, right)}
+    stages = {s.name: s for s in cluster.stages(joined)}
+    assert set(stages) == {*shuffles, "result"}
+    assert set(stages["result"].parents) == shuffles
+    assert all(stages[s].datasets == ("input",) for s in shuffles)
+    assert sorted(joined.collect()) == [(k, (9 + k, 9 + k)) for k in range(3)]
 
 
 def test_stages_are_cut_at_shuffles_and_only_there():

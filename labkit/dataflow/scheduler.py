@@ -68,11 +68,12 @@ def plan(ds: Dataset, stable=lambda d: False) -> list[Stage]:
         name = "result" if shuffle is None else f"shuffle {shuffle}"
         if name in stages:
             return name
-        members, parents, stack = [], [], [top]
+        members, seen, parents, stack = [], set(), [], [top]
         while stack:
             d = stack.pop()
-            if d.name in members:
+            if d.id in seen:            # by id: two datasets may share a name
                 continue
+            seen.add(d.id)
             members.append(d.name)
             if stable(d):
                 continue
@@ -145,6 +146,7 @@ class _Work:
                 raise _Missing(("cache", *key))
             self.charge(records, self.cost.memory if holder == self.worker
                         else self.cost.network)
+            self.write_checkpoint(ds, p, records)
             return list(records)
         if ds.op in ("map", "filter", "flat_map", "map_values"):
             records = ds.narrow(self.compute(ds.deps[0].parent, p), p)
@@ -157,11 +159,16 @@ class _Work:
             self.cache[key] = records
             self.stored.append(("cache", ds.id, p))
             self.charge(records, self.cost.memory)
+        self.write_checkpoint(ds, p, records)
+        return records
+
+    def write_checkpoint(self, ds: Dataset, p: int, records: list) -> None:
+        """Write partition p to stable storage if ds is to be checkpointed: as
+        it is computed, or read from a cache (checkpoint() after cache())."""
         if ds.checkpointed:
             self.charge(records, self.cost.disk)
             self.charge(records, self.cost.network)     # one pipelined replica hop
             self.stored.append(("stable", ds.id, p, tuple(records)))
-        return records
 
     def fetch(self, shuffle: int, p: int) -> list:
         """Bucket p of every map output of the shuffle, in map order."""
