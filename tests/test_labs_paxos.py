@@ -60,6 +60,32 @@ class FirstAcceptedValue(PaxosReference):
         return next((v for b, v in self.promises.values() if b > 0), self.value)
 
 
+class DuplicateAcceptedCounts(PaxosReference):
+    """Counts every accepted reply, so one acceptor's reply delivered twice
+    counts twice."""
+
+    def on_accepted(self, msg):
+        if self.phase != "accept" or msg.ballot != self.ballot:
+            return
+        self.accepts.append(msg.src)
+        if len(self.accepts) >= self.majority:
+            self.decide(self.proposal)
+
+
+class AcceptKeepsPromise(PaxosReference):
+    """Accepts a ballot without raising its promise to it, so a later accept
+    (or prepare) below that ballot still gets through."""
+
+    def on_accept(self, msg):
+        disk = self.disk
+        if msg.ballot < disk["promised"]:
+            self.send(msg.src, "nack", ballot=msg.ballot, promised=disk["promised"])
+            return
+        disk["accepted"] = (msg.ballot, msg.value)
+        self.persist()
+        self.send(msg.src, "accepted", ballot=msg.ballot, value=msg.value)
+
+
 class MinorityQuorum(PaxosReference):
     """Counts n // 2 acceptors as a quorum (a minority when n is odd)."""
 
@@ -174,6 +200,36 @@ class NextIntegerBallots(PaxosReference):
         return self.highest + 1
 
 
+class StaleP1bCounts(PaxosReference):
+    """A candidate counts a p1b of an earlier ballot of its own (one that
+    arrives late) toward the quorum of its current ballot."""
+
+    def on_p1b(self, msg):
+        if msg.promised > self.ballot:
+            self.follow(msg.promised)
+            return
+        if self.role != "candidate" or msg.ballot > self.ballot:
+            return
+        self.promises[msg.src] = msg.accepted
+        if len(self.promises) >= self.majority:
+            self.become_leader()
+
+
+class P2aKeepsPromise(PaxosReference):
+    """An acceptor accepts a p2a without raising its promise to the p2a's
+    ballot (and answers with its old, lower promise)."""
+
+    def on_p2a(self, msg):
+        disk = self.disk
+        if msg.ballot >= disk["promised"]:
+            disk["accepted"][msg.slot] = (msg.ballot, msg.value)
+            self.persist()
+            if msg.ballot > self.ballot:
+                self.follow(msg.ballot)
+        self.send(msg.src, "p2b", ballot=msg.ballot, slot=msg.slot,
+                  promised=disk["promised"])
+
+
 class ForgetsAcceptances(PaxosReference):
     """Accepts a p2a without persisting it: a crash undoes the acceptance."""
 
@@ -195,9 +251,11 @@ MUTANTS = [
     # both passed every scenario until highest_ballot_wins (an audit's mutants)
     (LowestAcceptedValue, "single_decree", "highest_ballot_wins", ["agreement"]),
     (FirstAcceptedValue, "single_decree", "highest_ballot_wins", ["agreement"]),
+    (DuplicateAcceptedCounts, "single_decree", "duplicated_replies", ["quorum"]),
+    (AcceptKeepsPromise, "single_decree", "accept_promises", ["promise on accept"]),
     (MinorityQuorum, "single_decree", "no_majority", ["quorum", "agreement"]),
     (RepliesBeforePersisting, "single_decree", "amnesia",
-     ["promise report", "accept rule"]),
+     ["promise report", "forgotten promise"]),
     (SharedBallots, "single_decree", "dueling_proposers", ["ballot uniqueness"]),
     (ForgetsItsBallot, "single_decree", "proposer_restarts", ["ballot freshness"]),
     (IgnoresAcceptedValues, "multi", "leader_crash", ["agreement"]),
@@ -208,6 +266,8 @@ MUTANTS = [
     (IgnoresRejects, "multi", "deposed_leader", ["still acts as leader"]),
     (NextIntegerBallots, "multi", "partitions", ["ballot uniqueness"]),
     (ForgetsAcceptances, "multi", "crash_restart", ["promise report"]),
+    (StaleP1bCounts, "multi", "late_promise", ["stale promise"]),
+    (P2aKeepsPromise, "multi", "holes", ["promise on accept"]),
 ]
 
 

@@ -14,11 +14,12 @@ follower `on_heartbeat`; `apply_chosen`), reusing `new_ballot`, in
 `lk.paxos.MultiPaxosCluster(5, seed=1, node=MyPaxos)`. Grading:
 
   single_decree  one_proposer, dueling_proposers, unreliable_network,
-                 acceptor_crashes, no_majority, chosen_value_survives,
-                 amnesia, forgotten_promise, highest_ballot_wins,
-                 proposer_restarts
+                 duplicated_replies, acceptor_crashes, no_majority,
+                 chosen_value_survives, amnesia, forgotten_promise,
+                 accept_promises, highest_ballot_wins, proposer_restarts
   multi          stable_leader, leader_crash, holes, partitions,
-                 unreliable_log, crash_restart, deposed_leader
+                 unreliable_log, crash_restart, deposed_leader,
+                 late_promise
 
 The referees trust nothing a node claims about itself: they watch what every
 node sends. From the promises and acceptances on the wire they check each
@@ -48,8 +49,9 @@ LAB = Lab(
     parts=("single_decree", "multi"),
     scenarios=tuple(Scenario(fn.__name__, "single_decree", fn) for fn in (
         s.one_proposer, s.dueling_proposers, s.unreliable_network,
-        s.acceptor_crashes, s.no_majority, s.chosen_value_survives, s.amnesia,
-        s.forgotten_promise, s.highest_ballot_wins, s.proposer_restarts)) + tuple(
+        s.duplicated_replies, s.acceptor_crashes, s.no_majority,
+        s.chosen_value_survives, s.amnesia, s.forgotten_promise,
+        s.accept_promises, s.highest_ballot_wins, s.proposer_restarts)) + tuple(
         Scenario(fn.__name__, "multi", fn) for fn in m.SCENARIOS),
     skeleton=PaxosSkeleton,
     reference=PaxosReference,
@@ -62,18 +64,30 @@ LAB = Lab(
         "forgot what it accepted, or a quorum was smaller than a majority (two "
         "quorums must share an acceptor)",
         "quorum": "A value is chosen once a majority of acceptors accepted it in "
-        "the same ballot; any two majorities share an acceptor",
+        "the same ballot: count each acceptor once (the network may deliver a "
+        "reply twice), and a majority is more than half (any two majorities share "
+        "an acceptor)",
         "promise rule": "A promise for ballot b means: I will never accept below b",
         "accept rule": "Accept only if the ballot is at least what you promised",
+        "forgotten promise": "Persist before you reply: a crash must not undo a "
+        "promise or an acceptance, so after a restart the acceptor still refuses "
+        "what it refused before",
         "promise report": "Persist before you reply: a crash must not undo a "
         "promise or an acceptance",
         "ballot uniqueness": "Proposers draw ballots from disjoint sets",
         "ballot freshness": "Persist the last ballot before sending its prepare",
         "phase 1 first": "A leader sends p2a only in a ballot a majority promised",
+        "stale promise": "A p1b counts only toward the ballot it answers: a late "
+        "reply to an earlier campaign promises nothing about the current one, and "
+        "its report of acceptances may be out of date (check msg.ballot)",
+        "promise on accept": "Accepting ballot b is also a promise of b: raise "
+        "your promise to b when you accept, or a later prepare or accept below b "
+        "gets through",
         "apply order": "Apply slot k + 1 only after slot k: a hole waits until a "
         "leader gets a value (or a no-op) chosen there",
         "learning": "Learn a slot's value only once a majority accepted it in the "
-        "leader's ballot",
+        "leader's ballot: count each acceptor's p2b once (the network may deliver "
+        "it twice), and only p2b of the current ballot",
         "state machine safety": "Every replica applies the same command at a slot: "
         "the chosen one",
     },

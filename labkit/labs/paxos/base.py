@@ -41,11 +41,17 @@ class Referee:
     """What the wire showed, for one cluster: per acceptor the highest ballot
     it promised or accepted and the (ballot, value) it last accepted; per
     ballot its proposer and the acceptors that accepted it; the values clients
-    proposed. It survives every crash (it is the grader's, not a node's)."""
+    proposed. It survives every crash (it is the grader's, not a node's).
+    To name the cause of a broken promise it also keeps, per acceptor, the
+    highest ballot it promised in so many words (`pledged`) and how often it
+    crashed before it reached its `promised` ballot."""
 
     def __init__(self, n: int):
         self.need = majority(n)
         self.promised: dict[str, int] = {}
+        self.pledged: dict[str, int] = {}
+        self.crashes: dict[str, int] = {}
+        self.crashes_then: dict[str, int] = {}   # crashes when promised was set
         self.accepted: dict[str, tuple[int, Any]] = {}
         self.owner: dict[int, str] = {}
         self.started: dict[str, int] = {}
@@ -60,25 +66,51 @@ class Referee:
         """Check one message `node` sends; raise InvariantViolation if it breaks
         a rule."""
         if kind in CHECKED[node.role]:
-            getattr(self, "_" + kind)(node.name, body)
+            getattr(self, "_" + kind)(node, body)
 
-    def _prepare(self, src: str, body: dict) -> None:
-        check_new_ballot(self.owner, self.started, src, body.get("ballot"),
+    def crashed(self, name: str) -> None:
+        self.crashes[name] = self.crashes.get(name, 0) + 1
+
+    def _bound(self, src: str, b: int) -> None:
+        """`src` promised or accepted ballot b: no ballot below b from now on."""
+        self.promised[src], self.crashes_then[src] = b, self.crashes.get(src, 0)
+
+    def _broken(self, node: PaxosBase, rule: str) -> str:
+        """Which promise an acceptor broke, as the rule that names its cause:
+        `rule` if its disk still holds the promise (it broke it knowingly);
+        else one a crash since undid ("forgotten promise"), or one it made only
+        by accepting a ballot ("promise on accept"). The disk only picks the
+        words: the wire alone decided that a rule was broken."""
+        src, before = node.name, self.promised.get(node.name, 0)
+        held = node.disk.get("promised")
+        if type(held) is int and held >= before:
+            return rule
+        if self.crashes.get(src, 0) > self.crashes_then.get(src, 0):
+            return "forgotten promise"
+        if self.pledged.get(src, 0) < before:
+            return "promise on accept"
+        return rule
+
+    def _prepare(self, node: PaxosBase, body: dict) -> None:
+        check_new_ballot(self.owner, self.started, node.name, body.get("ballot"),
                          "prepare")
 
-    def _accept(self, src: str, body: dict) -> None:
+    def _accept(self, node: PaxosBase, body: dict) -> None:
+        src = node.name
         if body.get("value") not in self.proposed:
             raise InvariantViolation(
                 f"validity: {src} asked the acceptors to accept "
                 f"{body.get('value')!r}, which no client proposed")
 
-    def _promise(self, src: str, body: dict) -> None:
+    def _promise(self, node: PaxosBase, body: dict) -> None:
+        src = node.name
         b, before = body.get("ballot"), self.promised.get(src, 0)
         if type(b) is not int or b < before:
             raise InvariantViolation(
-                f"promise rule: {src} promised ballot {b!r} after it had promised "
-                f"or accepted ballot {before}; an acceptor never promises a ballot "
-                "below one it promised (answer with a nack)")
+                f"{self._broken(node, 'promise rule')}: {src} promised ballot {b!r} "
+                f"after it had {self._how(src)}; an acceptor never "
+                "promises a ballot below one it promised or accepted (answer with a "
+                "nack)")
         report = (body.get("accepted_ballot"), body.get("accepted_value"))
         last = self.accepted.get(src, (0, None))
         if report != last:
@@ -87,17 +119,29 @@ class Referee:
                 f"the last (ballot, value) it accepted, but it had accepted {last}; "
                 "a promise carries the acceptor's last acceptance, which must be on "
                 "disk before it answers anything")
-        self.promised[src] = b
+        self._bound(src, b)
+        self.pledged[src] = b
 
-    def _accepted(self, src: str, body: dict) -> None:
+    def _how(self, src: str) -> str:
+        """How `src` came to be bound by its `promised` ballot, in words."""
+        b = self.promised.get(src, 0)
+        how = f"promised ballot {b}" if self.pledged.get(src, 0) >= b \
+            else f"accepted ballot {b} (without promising it)"
+        crashed = self.crashes.get(src, 0) > self.crashes_then.get(src, 0)
+        return how + (", then crashed" if crashed else "")
+
+    def _accepted(self, node: PaxosBase, body: dict) -> None:
+        src = node.name
         b, value = body.get("ballot"), body.get("value")
         before = self.promised.get(src, 0)
         if type(b) is not int or b < before:
             raise InvariantViolation(
-                f"accept rule: {src} accepted ballot {b!r} after it had promised "
-                f"ballot {before}; an acceptor accepts only ballots at least as high "
-                "as every ballot it promised (answer with a nack)")
-        self.promised[src], self.accepted[src] = b, (b, value)
+                f"{self._broken(node, 'accept rule')}: {src} accepted ballot {b!r} "
+                f"after it had {self._how(src)}; an acceptor accepts "
+                "only ballots at least as high as every ballot it promised or "
+                "accepted (answer with a nack)")
+        self._bound(src, b)
+        self.accepted[src] = (b, value)
         known, names = self.votes.setdefault(b, (value, []))
         if known != value:
             raise InvariantViolation(f"ballot uniqueness: ballot {b} carried two "
@@ -306,6 +350,8 @@ class PaxosBase(ReplicaBase, Node):
         referee's ghosts stay)."""
         if self.alive:
             super().kill()
+            if not self.multi:
+                self.referee.crashed(self.name)
             ghosts = {k: self.disk[k] for k in GHOSTS if k in self.disk}
             self.disk = {**{k: _copy(v) for k, v in self._stable.items()}, **ghosts}
             self._trap, self._dying = None, False

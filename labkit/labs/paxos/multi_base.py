@@ -133,6 +133,13 @@ class MultiReferee:
                 "never sent a p1a; a leader proposes only in the ballot it won")
         promisers = self.promisers.get(b, [])
         if len(promisers) < self.need:
+            stale = self._stale(src, b)
+            if len(promisers) + len(stale) >= self.need:
+                raise InvariantViolation(
+                    f"stale promise: {src} sent a p2a in ballot {b} with promises "
+                    f"of that ballot from only {promisers or 'nobody'}; "
+                    f"{', '.join(f'{a} (ballot {ob})' for a, ob in stale)} promised "
+                    f"only an earlier ballot of {src}'s, not {b}")
             raise InvariantViolation(
                 f"phase 1 first: {src} sent a p2a in ballot {b} with promises from "
                 f"only {promisers or 'nobody'}; wait for a majority ({self.need})")
@@ -142,8 +149,23 @@ class MultiReferee:
                 f"ballot uniqueness: ballot {b} proposed two values for slot {slot}, "
                 f"{known!r} and {value!r}; a leader proposes one value per slot")
 
+    def _stale(self, src: str, b: int) -> list[tuple[str, int]]:
+        """(acceptor, ballot) for the acceptors that promised `src` one of its
+        ballots below `b`, though not `b` itself: their p1b are stale in `b`."""
+        fresh, stale = self.promisers.get(b, []), {}
+        for older, names in sorted(self.promisers.items()):
+            if older < b and self.owner.get(older) == src:
+                stale.update((a, older) for a in names if a not in fresh)
+        return sorted(stale.items())
+
     def _p2b(self, src: str, dst: str, body: dict, now: float) -> Hashable:
         b, slot, promised = body.get("ballot"), body.get("slot"), body.get("promised")
+        if type(promised) is int and type(b) is int and promised < b:
+            raise InvariantViolation(
+                f"promise on accept: {src} answered the p2a of ballot {b} (slot "
+                f"{slot}) with promised = {promised}, below that ballot; a p2b "
+                "with promised = its ballot is an acceptance, with a higher "
+                "promise a refusal")
         if promised != b:
             self.refused.setdefault(b, now)
             return None

@@ -1,7 +1,7 @@
 """The Paxos lab's graded scenarios for part `multi`: a Multi-Paxos log under
 a stable leader, leader crashes, holes, partitions, an unreliable network,
-crashes and restarts, and a deposed leader, on a network with 5-15 ms of
-jitter.
+crashes and restarts, a deposed leader, and a p1b of an earlier ballot that
+arrives late, on a network with 5-15 ms of jitter.
 
 Each runs the student's replicas in a `MultiPaxosCluster`, whose referee
 (`multi_base.MultiReferee`) checks safety at every message and every applied
@@ -29,10 +29,13 @@ LATENCY = dist.uniform(0.005, 0.015)
 KEYS = ("x", "y")
 
 
-def start(t: Trial, size: int = 5, **net: Any) -> MultiPaxosCluster:
-    """The student's replicas on a jittery network, 150-300 ms election timeout,
-    50 ms heartbeats."""
+def start(t: Trial, size: int = 5,
+          election_timeout: tuple[float, float] = (0.150, 0.300),
+          **net: Any) -> MultiPaxosCluster:
+    """The student's replicas on a jittery network, 150-300 ms election timeout
+    (unless told), 50 ms heartbeats."""
     return t.watch(MultiPaxosCluster(size, seed=t.seed, node=t.impl,
+                                     election_timeout=election_timeout,
                                      net=NetConfig(latency=LATENCY, **net)))
 
 
@@ -296,6 +299,45 @@ def deposed_leader(t: Trial) -> None:
     settle(c)
 
 
+def late_promise(t: Trial) -> None:
+    """A p1b of a candidate's earlier ballot arrives during its next campaign.
+    n3's p1b for n1's first ballot reaches n1 0.2 s late; meanwhile n2 leads
+    with n3 and n4 and gets 'x' chosen at slot 1, unheard by n1 and n5. Then
+    n1 campaigns again, heard at once by n5 only. When the late p1b arrives
+    n1 must not count it: it promises nothing about the new ballot, and it
+    predates n3's acceptance of 'x'. Counted, n1 leads with n1, n5 and a stale
+    promise and proposes over slot 1. Campaigns here are started by hand: the
+    timers are set to 5-10 s."""
+    c = start(t, election_timeout=(5.0, 10.0))
+    net, n1 = c.network, c.node("n1")
+    for n in ("n2", "n4", "n5"):
+        net.block("n1", n)
+    n1.on_election_timeout()              # n1 and n3 promise; n3's p1b is late
+    first = n1.ballot
+    net.adversary = lambda msg: 0.2 if (
+        msg.kind == "p1b" and msg.src == "n3" and msg.dst == "n1"
+        and msg.ballot == first) else 0.4 if (
+        msg.kind == "p1a" and msg.src == "n1" and msg.dst in ("n2", "n3", "n4")
+        and msg.ballot != first) else 0.0
+    c.run(0.05)
+    net.block("n2", "n1")
+    net.block("n2", "n5")
+    c.node("n2").on_election_timeout()    # n2, n3 and n4 promise: n2 leads
+    c.run(0.05)
+    c.submit("x", node="n2")              # chosen by n2, n3 and n4
+    c.run(0.05)
+    net.heal()
+    net.block("n2", "n1")
+    net.block("n2", "n5")
+    n1.on_election_timeout()              # n5 promises at once, n2-n4 0.4 s late
+    c.run(0.15)                           # the late p1b has arrived
+    c.submit("y", node="n1")              # a leader only if it counted it
+    c.run(0.5)
+    c.check()
+    net.adversary = None
+    settle(c)
+
+
 SCENARIOS = (stable_leader, leader_crash, holes, partitions, unreliable_log,
-             crash_restart, deposed_leader)
+             crash_restart, deposed_leader, late_promise)
 

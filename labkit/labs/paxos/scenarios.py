@@ -101,6 +101,20 @@ def unreliable_network(t: Trial) -> None:
     finish(c)
 
 
+def duplicated_replies(t: Trial) -> None:
+    """Every reply of a1 to p1 arrives twice, and p1's accepts reach a2 and a3
+    60 ms late: p1 must count each acceptor once, in both phases, and decide
+    only once a2 or a3 accepted too."""
+    c = start(t, 3, 1)
+    c.network.set_link("a1", "p1", duplicate=1.0)
+    c.network.adversary = lambda msg: 0.06 if (
+        msg.kind == "accept" and msg.dst in ("a2", "a3")) else 0.0
+    c.propose("x", "p1")
+    got = learned_by_all(c, 1.0, "with one proposer and no faults")
+    if got != "x":
+        raise Failed(f"{got!r} was chosen, but only 'x' was proposed")
+
+
 def acceptor_crashes(t: Trial) -> None:
     """Acceptors crash and restart while two proposers run; two stay down."""
     c = start(t, 5, 2)
@@ -183,6 +197,27 @@ def forgotten_promise(t: Trial) -> None:
     c.propose("y", "p2")
     c.run(0.3)
     c.check()
+    finish(c)
+
+
+def accept_promises(t: Trial) -> None:
+    """An acceptance is a promise too. a1 promises p1's ballot; p1's accept to
+    a1 is 0.1 s slow. Meanwhile p2 prepares a higher ballot with a2 and a3
+    only, and a1 accepts p2's ballot without having promised it. When p1's
+    accept arrives, a1 must refuse it: accepting a ballot promises it."""
+    c = start(t, 3, 2)
+    net = c.network
+    net.block("p1", "a3")
+    net.adversary = lambda msg: 0.1 if (
+        msg.kind == "accept" and msg.src == "p1" and msg.dst == "a1") else 0.0
+    c.propose("x", "p1")                    # promised by a1 and a2
+    c.run(0.05)
+    net.block("p2", "a1")
+    c.propose("y", "p2")                    # prepared with a2 and a3 only
+    net.heal()                              # its accepts reach a1 too
+    c.run(0.3)
+    c.check()
+    net.adversary = None
     finish(c)
 
 
