@@ -213,7 +213,7 @@ def test_report_table_and_failures(failed):
         "part", "seeds passed", "simulated s", "messages"]
     assert "CPU s" in failed.frame().columns
     text = repr(failed)
-    assert text.startswith("raft lab, CommitsEarly (replication): FAILED, 16/18 runs")
+    assert text.startswith("raft lab, CommitsEarly (replication): FAILED, 20/22 runs")
     assert 'lk.labs.replay("raft", CommitsEarly, "figure8", seed=1)' in text
     assert "<table>" in failed._repr_html_() and "figure8" in failed._repr_html_()
     first = failed.failures[0]

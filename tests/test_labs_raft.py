@@ -1,7 +1,7 @@
-"""The Raft lab's grader, tested by the bugs it must catch: seven classic
-student bugs, each a mutant of the worked answer overriding one method, must
-fail grading at the default seeds, each for its own reason; and the worked
-answer passes every scenario on 100 seeds."""
+"""The Raft lab's grader, tested by the bugs it must catch: classic student
+bugs, each a mutant of the worked answer overriding one method, must fail
+grading at the default seeds, each for its own reason; and the worked answer
+passes every scenario on 100 seeds."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from test_labs import assert_caught, assert_reference_passes
 
 import labkit.labs as labs
-from labkit.labs.raft import CANDIDATE, RaftReference
+from labkit.labs.raft import CANDIDATE, LEADER, RaftReference
 
 
 class VotesWithoutLogCheck(RaftReference):
@@ -87,6 +87,62 @@ class CommitsPastItsMatch(RaftReference):
             self.commit_index = max(self.commit_index, msg.leader_commit)
 
 
+class AcceptsOldTermAcks(RaftReference):
+    """Counts an append_entries success whatever the term it was sent in: an ack
+    to its leadership of an older term raises match_index in the new one, where
+    the entries at those indexes may differ (an audit's mutant: it passed every
+    scenario until late_acks)."""
+
+    def on_append_entries_ok(self, msg):
+        if msg.term > self.disk["current_term"]:
+            self.become_follower(msg.term)
+            self.persist()
+            return
+        if self.role != LEADER:
+            return
+        peer = msg.src
+        if msg.success:
+            if msg.match_index > self.match_index[peer]:
+                self.match_index[peer] = msg.match_index
+                self.advance_commit_index()
+            self.next_index[peer] = max(self.next_index[peer], msg.match_index + 1)
+            return
+        following = max(self.match_index[peer] + 1,
+                        min(msg.retry, self.next_index[peer] - 1))
+        if following < self.next_index[peer]:
+            self.next_index[peer] = following
+            self.send_append_entries(peer)
+
+
+class OverwriteNoTruncate(RaftReference):
+    """On a conflict, overwrites entries in place and keeps the rest of its log,
+    where Figure 2 deletes the conflicting entry and all that follow it (an
+    audit's mutant: 6 seeds of 100 caught it until stale_tail)."""
+
+    def store_entries(self, prev, entries):
+        log = self.disk["log"]
+        for k, entry in enumerate(entries):
+            index = prev + 1 + k
+            if index < len(log):
+                log[index] = entry
+            else:
+                log.append(entry)
+
+
+class LeaderNoPersistAppend(RaftReference):
+    """Appends a client's command to its own log without persisting it, yet
+    counts itself among the servers that store it (an audit's mutant: churn
+    caught it at one default seed until leader_persisted)."""
+
+    def append(self, command):
+        self.disk["log"].append((self.disk["current_term"], command))
+        for peer in self.others:
+            self.send_append_entries(peer)
+        if self.majority == 1:
+            self.advance_commit_index()
+        return self.last_index()
+
+
 # mutant, a scenario that must catch it, the reasons its failures may give
 MUTANTS = [
     (VotesWithoutLogCheck, "kv_partitions", ["leader completeness"]),
@@ -97,6 +153,10 @@ MUTANTS = [
     (KeepsTimerWhenVoting, "leader_failure", ["whenever you grant a vote"]),
     (TruncatesOnStaleAppend, "unreliable_agreement", ["must not cut the log"]),
     (CommitsPastItsMatch, "stale_suffix", ["state machine safety", "commit index"]),
+    (AcceptsOldTermAcks, "late_acks", ["replies of its current term only"]),
+    (OverwriteNoTruncate, "stale_tail", ["log matching"]),
+    (LeaderNoPersistAppend, "leader_persisted",
+     ["came back without it", "leader completeness"]),
 ]
 
 

@@ -9,9 +9,11 @@ notebook 05. Grading runs the scenarios part by part:
   election     initial_election, leader_failure, reelection, no_quorum,
                many_elections, split_votes, unreliable_elections, late_votes
   replication  basic_agreement, follower_failure, no_majority, leader_rejoin,
-               backup, figure8, stale_suffix, unreliable_agreement, kv_partitions
+               backup, figure8, stale_suffix, stale_tail, late_acks,
+               unreliable_agreement, kv_partitions
   persistence  persist_basic, persist_more, crash_all, vote_persisted,
-               log_persisted, figure8_unreliable, churn, kv_crashes
+               log_persisted, leader_persisted, figure8_unreliable, churn,
+               kv_crashes
 
 Where to read what: `base` (what an answer is given: state, timers, helpers,
 and the referee that reports to labkit.raft's Audit), `skeleton` (the methods
@@ -42,10 +44,11 @@ LAB = Lab(
                      s.late_votes],
         "replication": [s.basic_agreement, s.follower_failure, s.no_majority,
                         s.leader_rejoin, s.backup, s.figure8, s.stale_suffix,
-                        s.unreliable_agreement, s.kv_partitions],
+                        s.stale_tail, s.late_acks, s.unreliable_agreement,
+                        s.kv_partitions],
         "persistence": [p.persist_basic, p.persist_more, p.crash_all,
-                        p.vote_persisted, p.log_persisted, p.figure8_unreliable,
-                        p.churn, p.kv_crashes],
+                        p.vote_persisted, p.log_persisted, p.leader_persisted,
+                        p.figure8_unreliable, p.churn, p.kv_crashes],
     }.items() for fn in fns),
     skeleton=RaftSkeleton,
     reference=RaftReference,
@@ -61,14 +64,20 @@ LAB = Lab(
         "leader completeness": "A leader must hold every committed entry: this one "
         "was elected without one, because a voter skipped the up-to-date check "
         "(§5.4.1), or the entry was committed too early (Figure 8: count replicas "
-        "only for entries of the current term), or a follower lost an entry it had "
-        "acknowledged (persist before answering)",
+        "only for entries of the current term; count append_entries_ok of the "
+        "current term only), or a server lost an entry it was counted for (persist "
+        "before answering; a leader persists a new entry before counting its own "
+        "copy)",
         "state machine safety": "Every server applies the same command at an "
         "index: a committed entry was overwritten or applied differently, or a "
         "follower committed entries it had not checked against the leader's "
         "(commit only up to min(leader_commit, index of the last new entry))",
         "log matching": "Two logs with an entry of the same index and term agree "
-        "on everything before it; an acknowledged entry stays",
+        "on everything before it. A follower deletes its entries from the first "
+        "one that conflicts with the leader's to the end of its log, not only those "
+        "the leader sent (Figure 2, AppendEntries step 3), and nothing else: an "
+        "entry it acknowledged stays, whatever a stale or duplicated append_entries "
+        "says",
     },
 )
 

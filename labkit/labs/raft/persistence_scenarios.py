@@ -151,6 +151,48 @@ def log_persisted(t: Trial) -> None:
     finish(c)
 
 
+def leader_persisted(t: Trial) -> None:
+    """A leader that commits an entry with one follower and crashes still has it: it
+    persisted the entry before counting its own copy.
+
+    The leader's messages reach only f1; it crashes right after it tells its
+    followers that "second" is committed, and comes back at once, while f1 is
+    cut off. The leader and f2 elect a leader, who must hold "second": the
+    leader counted itself among the servers that store it, so it must have
+    been on its disk (Figure 2: persistent state is updated on stable storage
+    before it is relied on)."""
+    c = start(t, 3)
+    leader = one_leader(c)
+    agree(c, "first", 3)
+    f1, f2 = others(c, leader)
+    c.network.block(leader, f2)              # only f1 will get the next entry
+
+    def crash_and_return() -> None:
+        c.kill(leader)
+        c.heal()
+        c.disconnect(f1)
+        c.sim.schedule(0.005, come_back)
+
+    def come_back() -> None:
+        c.restart(leader)
+        if all(command != "second" for _, command in c.node(leader).disk["log"]):
+            raise Failed(f"{leader} committed 'second' (index {index}) counting its "
+                         f"own copy and {f1}'s, crashed, and came back without it: "
+                         "a leader persists a new entry before it counts it (Figure "
+                         "2: persistent state is on stable storage before it is "
+                         "relied on)")
+
+    index = c.node(leader).last_index() + 1
+    c.node(leader).crash_after_sending(
+        ["append_entries"], crash_and_return,
+        when=lambda m: m.body.get("leader_commit", 0) >= index)
+    c.submit("second")
+    c.run(0.3)
+    one_leader(c, [leader, f2], context=f" after {leader} crashed, with {f1} cut off")
+    c.connect(f1)
+    finish(c)
+
+
 def figure8_unreliable(t: Trial) -> None:
     """Leaders crash soon after taking commands, on a network that loses and reorders
     (MIT's TestFigure8Unreliable)."""

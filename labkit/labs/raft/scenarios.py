@@ -439,6 +439,93 @@ def stale_suffix(t: Trial) -> None:
     finish(c)
 
 
+def stale_tail(t: Trial) -> None:
+    """A follower's conflicting entries run past the end of the new leader's log: it
+    must delete all of them, not only those the leader sends.
+
+    f and g hold term 2's entries x0-x4 after "a", `lead` holds term 3's "b"
+    after "a". With g down, lead wins term 4 (by hand: timers of 5-10 s) and
+    sends f "b" for index 2, where f holds x0. Figure 2 (AppendEntries, step
+    3): delete the conflicting entry and all that follow it. A follower that
+    overwrites x0 and keeps x1-x4 holds g's entries of term 2 after an entry
+    g lacks, which breaks log matching."""
+    c = start(t, 3)
+    names = c.names
+    c.sim.rng("lab.stale_tail").shuffle(names)
+    lead, f, g = names
+    stale = [(1, "a"), *((2, f"x{i}") for i in range(5))]
+    logs = {lead: [(1, "a"), (3, "b")], f: stale, g: stale}
+    c.configure(election_timeout=(5.0, 10.0))
+    for n, log in logs.items():
+        c.kill(n)
+        c.node(n).install(current_term=3, voted_for=None, log=[(0, None), *log])
+    c.restart(lead)
+    c.restart(f)
+    c.node(lead).on_election_timeout()      # term 4: f grants ("b" is of a later term)
+    c.run(0.3)                              # lead brings f in line
+    c.check()                               # g's log, on its disk, against f's
+    c.configure(election_timeout=(0.150, 0.300))
+    finish(c)
+
+
+def late_acks(t: Trial) -> None:
+    """An append_entries ack of an older term reaches its leader, elected again since:
+    it must not count.
+
+    Elections here are started by hand (timers of 5-10 s) on logs written as
+    in Figure 8: `lead` holds term 2's entries "b" and "c" after "a", f only
+    "a", m term 3's "d". lead wins term 4 and sends f "b" and "c"; f's acks
+    (term 4, matched up to index 3) reach lead 1 s late. m wins term 5 with
+    f's vote ("d" is of a later term than "c") and replaces "b" and "c" by "d"
+    on f and lead; lead wins term 6 and takes "lone" at index 3, which no one
+    else gets. When f's acks of term 4 arrive they speak of lead's old log:
+    counting them commits "lone" on lead alone (Figure 2: a leader counts
+    replies of its current term only)."""
+    c = start(t, 3)
+    names = c.names
+    c.sim.rng("lab.late_acks").shuffle(names)
+    lead, f, m = names
+    logs = {lead: [(1, "a"), (2, "b"), (2, "c")], f: [(1, "a")],
+            m: [(1, "a"), (3, "d")]}
+    c.configure(election_timeout=(5.0, 10.0))
+    for n, log in logs.items():
+        c.kill(n)
+        c.node(n).install(current_term=3, voted_for=None, log=[(0, None), *log])
+    c.network.adversary = lambda msg: late_in_term4(msg, lead, f)
+    c.network.block(lead, m)
+    c.network.block(m, lead)
+    for n in names:
+        c.restart(n)
+    c.node(lead).on_election_timeout()      # term 4: f grants, gets "b" and "c"
+    c.run(0.2)
+    c.node(m).on_election_timeout()         # term 4: f already voted
+    c.run(0.05)
+    c.node(m).on_election_timeout()         # term 5: f grants, gets "d"
+    c.run(0.2)
+    c.heal()                                # m's heartbeats give lead "d"
+    c.run(0.2)
+    c.node(lead).on_election_timeout()      # term 6: both grant
+    c.run(0.1)
+    c.network.block(lead, f)                # what lead sends from now on is lost
+    c.network.block(lead, m)
+    c.submit("lone", node=lead)
+    c.run(0.6)                              # f's acks of term 4 arrive
+    if "lone" in c.applied(lead):
+        raise Failed(f"{lead} applied 'lone', which no other server stores: it "
+                     f"counted an append_entries_ok that {f} sent in term 4 about "
+                     f"{lead}'s log of then (a leader counts replies of its current "
+                     "term only: Figure 2)")
+    c.network.adversary = None
+    c.configure(election_timeout=(0.150, 0.300))
+    finish(c)
+
+
+def late_in_term4(msg, lead: str, f: str) -> float:
+    """late_acks' adversary: f's successful acks of term 4 reach lead 1 s late."""
+    return 1.0 if (msg.kind == "append_entries_ok" and msg.src == f and msg.dst == lead
+                   and msg.body.get("term") == 4 and msg.body.get("success")) else 0.0
+
+
 def unreliable_agreement(t: Trial) -> None:
     """Thirty commands over a network that loses, duplicates and reorders messages:
     applied in one order everywhere."""
