@@ -118,6 +118,17 @@ class PilesOnTheOldest(MasterReference):
         return min(running, key=lambda t: t.running[0].start, default=None)
 
 
+class NewestBackup(MasterReference):
+    """Copies the most recently started running task first: the straggler,
+    running longest, waits until every newer task has a copy."""
+
+    def backup_for(self, worker):
+        phase = self.reduces if self.reducing else self.maps
+        candidates = [t for t in phase if t.state == "running" and t.backups == 0
+                      and all(a.worker != worker for a in t.running)]
+        return max(candidates, key=lambda t: t.running[0].start, default=None)
+
+
 class BacksUpFromTheStart(MasterReference):
     """Copies a running task before handing out the tasks still waiting: a
     backup for every task, from the start of the phase."""
@@ -151,7 +162,14 @@ MUTANTS = [
     (NoBackups, "slow_mapper", ["too slow"]),
     (PilesOnTheOldest, "backups_are_cheap", ["wasteful backup"]),
     (BacksUpFromTheStart, "backups_are_cheap", ["wasteful backup"]),
+    (NewestBackup, "slow_mapper", ["backup order"]),
 ]
+# Not listed: a backup_for that may copy a task onto the worker already running
+# it. The base asks backup_for(worker) only for a worker the master counts as
+# idle, and every path that frees a worker also drops its attempt from the
+# task's running list (finish, cancel, reassign, preemption), so no candidate
+# ever runs on `worker`: with the worked answer's other methods that mutant
+# behaves exactly like the answer, and no scenario can tell them apart.
 
 
 @pytest.mark.parametrize("mutant,scenario,reasons", MUTANTS,

@@ -64,6 +64,41 @@ class VotesBeforeForcing(TxnReference):
                        msg.txn)
 
 
+class AcksBeforeForcingCommit(TxnReference):
+    """Applies a commit and acknowledges it at once, logging the commit record
+    lazily: a crash right after the ack loses the record, and the coordinator,
+    every ack in, may already have forgotten the transaction."""
+
+    def on_commit(self, msg):
+        txn = msg.txn
+        if self.status.get(txn) != PREPARED:
+            return super().on_commit(msg)
+        info = self.doubt.pop(txn)
+        self.cancel_timer(f"doubt:{txn}")
+        self.install(txn, info.legs)
+        self.status[txn] = COMMITTED
+        self.unlock(txn)
+        self.tell(msg.src, "ack", txn=txn)
+        self.log(COMMITTED, txn)
+
+
+class AbortsWithoutARecord(TxnReference):
+    """Announces an abort with nothing forced (textbook presumed abort): after
+    a crash the coordinator has no trace of it, and a duplicate or late begin
+    starts a second round of a transaction the client was told aborted."""
+
+    def decide(self, txn, commit):
+        r = self.rounds.get(txn)
+        if commit or r is None or r.phase != "voting":
+            return super().decide(txn, commit)
+        self.cancel_timer(f"votes:{txn}")
+        del self.rounds[txn]
+        for p in r.participants:
+            if r.votes.get(p) is not False:
+                self.tell(p, "abort", txn=txn)
+        self.tell(r.client, "outcome", txn=txn, committed=False)
+
+
 class AbortsWhenInDoubt(TxnReference):
     """A participant in doubt gives up and aborts when its timer fires."""
 
@@ -157,6 +192,8 @@ MUTANTS = [
      ["commit without every yes"]),
     (TellsBeforeDurable, "no_faults", ["durable decision"]),
     (VotesBeforeForcing, "no_faults", ["force before vote"]),
+    (AcksBeforeForcingCommit, "participant_crash_after_ack", ["force before ack"]),
+    (AbortsWithoutARecord, "late_duplicate_begin", ["one round"]),
     (AbortsWhenInDoubt, "coordinator_crash_after_decision", ["in doubt"]),
     (RecoveryForgetsPrepared, "participant_crash_after_vote", ["recovery"]),
     (AnswersFromMemoryOnly, "coordinator_crash_after_decision", ["atomicity"]),

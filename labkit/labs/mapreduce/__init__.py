@@ -8,7 +8,8 @@ A student derives `MyMaster` from `MasterSkeleton` and fills in its methods:
 back to idle, its completed reduce tasks do not), `pick` (maps first, with
 locality; reduces once every map is done), `finish` (only the first
 completion of an attempt the master still counts on) and `backup_for`
-(near the end of a phase, one backup copy per task still running). Grading:
+(near the end of a phase, one backup copy per task still running, the
+oldest first). Grading:
 
   reassignment  healthy, crash_at_start, crash_during_maps,
                 crash_after_maps, crash_after_commit, late_completion,
@@ -65,6 +66,9 @@ LAB = Lab(
         "ignore an attempt no longer in its task's running list",
         "wasteful backup": "backup_for copies only running tasks with "
         "task.backups == 0, and only when nothing waits to start",
+        "backup order": "In backup_for, of the candidates pick the one whose "
+        "first attempt started earliest (min of task.running[0].start): the task "
+        "that has run longest is the likely straggler",
     },
 )
 

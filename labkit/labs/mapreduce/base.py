@@ -17,8 +17,9 @@ local disks?) and the global file system. It raises `InvariantViolation` at
 the message that broke a rule: a reduce task handed out before every map task
 had completed; a reduce task run again after its committed completion reached
 the master; reducers sent to fetch map output from a worker the master knows
-lost it; and, where asked, backup copies launched before the end of a phase
-or several at once.
+lost it; and, where asked, backup copies launched before the end of a phase,
+several at once, or for a task while an older one, with clearly more time
+left, had no copy.
 """
 
 from __future__ import annotations
@@ -158,7 +159,8 @@ class Referee:
     It survives every crash (it is the grader's, not a node's).
 
     backups: also check that backup copies wait for the end of their phase
-    (every task of it started) and that a task never has more than one."""
+    (every task of it started), that a task never has more than one, and that
+    a copy goes to the likely straggler (see `_backup_order`)."""
 
     def __init__(self, cluster: MapReduceCluster, backups: bool = False):
         self.cluster, self.job, self.backups = cluster, cluster.job, backups
@@ -173,6 +175,8 @@ class Referee:
         self.died: dict[str, float] = {}         # down workers: when they crashed
         self.history: list[tuple[float, str, str, Any]] = []  # (t, event, worker, x)
         self.first_reduce: float | None = None
+        self.copied: set[tuple[str, int]] = set()    # tasks a backup was started for
+        self.progress: dict[str, float] = {}     # as the last heartbeat said
         self.listeners: list[Callable[[Message], None]] = []   # see every delivery
 
     def watch(self) -> None:
@@ -221,6 +225,7 @@ class Referee:
             if last is not None and now - last > self.job.timeout + self.job.heartbeat:
                 self.gaps.append((src, last, now))
             self.heard[src] = now
+            self.progress[src] = msg.progress
             known = self.heard_incarnation.get(src)
             if known is None or known[0] != msg.incarnation:
                 self.heard_incarnation[src] = (msg.incarnation, now)
@@ -245,6 +250,7 @@ class Referee:
         if kind == "assign":
             attempt = self.job.attempts[body["attempt"]]
             self.given[attempt.id] = body.get("incarnation")
+            self.progress[dst] = 0.0             # nothing heard of this attempt yet
             self.history.append((now, "assign", dst, attempt))
             if attempt.phase == "reduce":
                 self._reduce_assigned(attempt, now)
@@ -314,6 +320,47 @@ class Referee:
                 f"wasteful backup: at t = {now:.1f} s the master started a copy of "
                 f"{what}, already running on {' and '.join(copies)}; one backup per "
                 "task is enough (launch at most as many as tasks in progress)")
+        self._backup_order(attempt, dst, copies[0], now)
+        self.copied.add((phase, task))
+
+    def _backup_order(self, attempt: Any, dst: str, original: str,
+                      now: float) -> None:
+        """The copy goes to the likely straggler (Dean & Ghemawat §3.6): no
+        other task of the phase, running with no copy yet on a worker the
+        master counts on, may have both started earlier and more time left by
+        what the master could know (LATE's estimate from the heartbeats it
+        received). So "oldest first" and "most time left first" both pass."""
+        phase, task = attempt.phase, attempt.task
+        chosen = self.cluster.nodes[original].attempt
+        left = self.time_left(original, now)
+        for name in self.workers:
+            other = self.cluster.nodes[name].attempt
+            if name in (dst, original) or other is None or other.phase != phase \
+                    or other.task == task or (phase, other.task) in self.copied \
+                    or not self.runs(name, phase, other.task) \
+                    or not self._counted(name, other.id):
+                continue
+            longer = self.time_left(name, now)
+            if other.start < chosen.start and longer > left:
+                raise InvariantViolation(
+                    f"backup order: at t = {now:.1f} s the master copied {phase} "
+                    f"task {task}, running on {original} for "
+                    f"{now - chosen.start:.1f} s (about {left:.1f} s left by its "
+                    f"heartbeats), while {phase} task {other.task} had run "
+                    f"{now - other.start:.1f} s on {name} with no copy (about "
+                    f"{longer:.1f} s left); a backup rescues a straggler: copy the "
+                    "task running longest first (or the one with the most time "
+                    "left)")
+
+    def time_left(self, name: str, now: float) -> float:
+        """LATE's estimate of the time worker `name` needs to finish its
+        attempt, as the master can make it: elapsed × (1 − p) / p, p the
+        progress its last heartbeat since the assignment reported (0 before
+        any: too early to judge), as `MasterBase.time_left`."""
+        node = self.cluster.nodes[name]
+        progress = self.progress.get(name, 0.0)
+        elapsed = now - node.attempt.start
+        return 0.0 if progress <= 0 else elapsed * (1 - progress) / progress
 
     def runs(self, name: str, phase: str, task: int) -> bool:
         """Is worker `name` up and executing that task right now?"""

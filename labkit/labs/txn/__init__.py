@@ -14,17 +14,19 @@ the fault verbs, `crash_at`, `settle` and `check`. Grading:
   two_phase  no_faults, coordinator_crash_before_prepare,
              coordinator_crash_after_votes, coordinator_crash_after_decision,
              participant_crash_before_vote, participant_crash_after_vote,
-             partitioned_participant, unreliable_network
+             participant_crash_after_ack, partitioned_participant,
+             late_duplicate_begin, unreliable_network
   saga       saga_no_faults, saga_step_fails, saga_crashes,
              saga_unreliable_network
 
 The referee trusts nothing a node claims (see `Referee`): a yes vote needs
 a forced prepared record, a commit every yes vote and a forced decision
-first; a participant that voted yes ends a transaction only as it is told;
-a restarted one holds its prepared rows again; compensations run newest
-first and a saga ends with every step in effect or none; no request moves
-money twice. After the faults heal, every transaction must end and the
-balances must be the committed legs exactly.
+first; a coordinator runs one round per transaction; a participant that
+voted yes ends a transaction only as it is told; a restarted one holds its
+prepared rows again and still holds every commit it acknowledged;
+compensations run newest first and a saga ends with every step in effect or
+none; no request moves money twice. After the faults heal, every
+transaction must end and the balances must be the committed legs exactly.
 
 Where to read what: `base` (what an answer is given, and the referee),
 `skeleton` (the methods to write), `reference` (the worked answer),
@@ -42,7 +44,8 @@ from .skeleton import TxnSkeleton
 TWO_PHASE = (s.no_faults, s.coordinator_crash_before_prepare,
              s.coordinator_crash_after_votes, s.coordinator_crash_after_decision,
              s.participant_crash_before_vote, s.participant_crash_after_vote,
-             s.partitioned_participant, s.unreliable_network)
+             s.participant_crash_after_ack, s.partitioned_participant,
+             s.late_duplicate_begin, s.unreliable_network)
 SAGA = (s.saga_no_faults, s.saga_step_fails, s.saga_crashes,
         s.saga_unreliable_network)
 
@@ -66,6 +69,12 @@ LAB = Lab(
         "participant; anything else, a timeout included, is abort",
         "in doubt": "After a yes vote only the coordinator decides: ask it, and "
         "keep the rows locked until it answers (2PC blocks)",
+        "force before ack": "An ack tells the coordinator it may forget the "
+        "transaction (presumed abort): force the commit record first, or a crash "
+        "after the ack leaves a commit that nobody remembers",
+        "one round": "One round per transaction: a begin may arrive twice, or "
+        "late. Force the abort decision before announcing it (refuse), so a "
+        "coordinator back from a crash still knows the transaction ended",
         "recovery": "On restart, every prepared transaction with no outcome in "
         "the log is in doubt again: relock its rows and ask",
         "compensation order": "Undo the done steps newest first",

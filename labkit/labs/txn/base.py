@@ -6,16 +6,18 @@ node is a participant and coordinates the transactions whose first leg it
 owns; in a saga cluster it runs steps and orchestrates its sagas. The base
 keeps the plumbing: the write-ahead log (`log`, `force`), row locks, the
 balances, the client's `ask`, resending a commit until acknowledged, and the
-crash points `TxnCluster.crash_at` places by name. It also hands each message
-and each durable record to the referee.
+crash points `TxnCluster.crash_at` places by name (plus one of the lab's own,
+"participant.after_ack", that a scenario arms by hand). It also hands each
+message and each durable record to the referee.
 
 The referee trusts nothing a node claims about itself: it reads what a node
 sends, what it is told, what reaches its disk and how its balances move. It
 raises `InvariantViolation` at the step that broke a rule (a yes vote with no
 forced prepared record, a commit without every yes vote or before the
-decision is durable, a participant deciding alone, a recovery that forgot a
-prepared transaction, a compensation out of order, a step applied twice), so
-a failure points at its cause.
+decision is durable, a second round for a transaction already announced, a
+participant deciding alone, a recovery that forgot a prepared transaction or
+a commit it acknowledged, a compensation out of order, a step applied
+twice), so a failure points at its cause.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ class Referee:
         self.votes: dict[str, dict[str, bool]] = {}
         self.decided: set[str] = set()           # durable commit decisions
         self.told: dict[tuple[str, str], str] = {}   # (node, txn) -> commit/abort
+        self.acked: dict[tuple[str, str], float] = {}  # (node, txn) -> when
         self.client: dict[str, bool] = {}            # txn -> committed, as told
         self.done: dict[tuple[str, int, str], int] = {}   # saga (txn, step, kind)
         self.ended: dict[str, bool] = {}
@@ -80,6 +83,10 @@ class Referee:
         txn = body.get("txn")
         if kind == "vote":
             self._vote(node, txn, body.get("yes"))
+        elif kind == "prepare":
+            self._one_round(node, txn)
+        elif kind == "ack":
+            self.acked.setdefault((node.name, txn), node.sim.now)
         elif kind == "commit" or (kind == "outcome" and body.get("committed")
                                   and node.config.protocol == "2pc"):
             if node.last_record(txn, DECIDED) is None:
@@ -102,6 +109,16 @@ class Referee:
             self.client.setdefault(txn, False)
         elif kind == "saga_undo":
             self._undo_order(node, txn, body.get("step"))
+
+    def _one_round(self, node: TxnNode, txn: str) -> None:
+        """A prepare after the client heard the outcome is a second round."""
+        if txn in self.client:
+            told = "committed" if self.client[txn] else "aborted"
+            raise InvariantViolation(
+                f"one round: {node.name} sent prepare for {txn}, whose client was "
+                f"already told it {told}: a duplicate or late begin started a second "
+                "round. A coordinator runs one round per transaction; after a crash "
+                "it knows an abort only if it forced the abort before announcing it")
 
     def _vote(self, node: TxnNode, txn: str, yes: Any) -> None:
         if yes and node.last_record(txn, PREPARED) is None:
@@ -173,6 +190,7 @@ class Referee:
         ended must hold its rows again."""
         if node.config.protocol != "2pc":
             return
+        self._acked_commits(node)
         ended = {r[1] for r in node.records(COMMITTED, ABORTED)}
         for record in node.records(PREPARED):
             txn, info = record[1], record[2]
@@ -185,6 +203,19 @@ class Referee:
                     f"outcome, but after its restart it does not hold {free}; a "
                     "prepared participant locks its rows again and asks the "
                     "coordinator")
+
+    def _acked_commits(self, node: TxnNode) -> None:
+        """Every commit this node acknowledged before its crash is in its log."""
+        committed = {r[1] for r in node.records(COMMITTED)}
+        lost = [txn for name, txn in self.acked
+                if name == node.name and txn not in committed]
+        if lost:
+            raise InvariantViolation(
+                f"force before ack: {node.name} acknowledged the commit of "
+                f"{lost[0]}, but after its crash its log holds no commit record for "
+                "it: the ack left before the record was forced. The ack lets the "
+                "coordinator forget the transaction (presumed abort), so if this "
+                "participant now asks, it hears abort (force the record, then ack)")
 
     # -- sagas --------------------------------------------------------------------
     def moved(self, node: TxnNode, kind: str, txn: str, step: int,
@@ -249,6 +280,8 @@ class TxnLabBase(CommitRounds, TxnNode):
     fn()), `records(*kinds)`, `last_record(txn, *kinds)`, `tell(dst, kind,
     **body)` (send; to itself without the network), `answer(msg, **body)`,
     `set_timer(name, delay, fn, *args)`, `cancel_timer(name)`, `backoff()`,
+    `decision(txn)` (as coordinator: "committed", "pending" or None),
+    `refuse(txn, then=fn)` (abort for good: forced, then fn()),
     `self.config.timeout`, `self.config.fail_step`.
 
     2PC state, emptied on every boot; on a restart `recover_participant` and
@@ -340,6 +373,8 @@ class TxnLabBase(CommitRounds, TxnNode):
     def _after_send(self, kind: str, body: dict) -> None:
         if (kind == "vote" and body.get("yes")) or kind == "saga_do_ok":
             self.crash_point("participant.after_vote", body.get("txn"))
+        elif kind == "ack":         # armed by hand: not one of TxnCluster's points
+            self.crash_point("participant.after_ack", body.get("txn"))
 
     def set_timer(self, name: str, delay: float, fn: Callable, *args: Any) -> None:
         if self.alive:
@@ -392,10 +427,14 @@ class TxnLabBase(CommitRounds, TxnNode):
     # -- the client, the coordinator's given duties -------------------------------
     def on_begin(self, msg: Message) -> None:
         """A client's transaction arrives at its coordinator (orchestrator): start
-        it once, unless it is known already (a duplicate or a late begin)."""
+        it once, unless it is known already (a duplicate or a late begin): a
+        round or saga running or ended, a decision on disk, or this node's own
+        vote on it. After a crash that knowledge is only what was forced: an
+        abort announced but never forced is forgotten, and a late begin would
+        run a second round (so `decide` forces the abort first, with `refuse`)."""
         txn = msg.txn
         if txn in self.rounds or txn in self.sagas or txn in self.ended \
-                or self.status.get(txn) is not None \
+                or self.status.get(txn) is not None or txn in self.preparing \
                 or self.last_record(txn, DECIDED, SAGA) is not None \
                 or self.crash_point("coordinator.before_prepare", txn):
             return

@@ -1,12 +1,14 @@
 """The txn lab's worked answer: two-phase commit with presumed abort (a
-participant forces its prepared record before voting yes and, in doubt, asks;
-the coordinator forces its commit decision before sending it and resends it
-after a crash), and a saga whose participants answer repeats from memory and
-whose orchestrator compensates the done steps newest first."""
+participant forces its prepared record before voting yes and its commit
+record before acknowledging, and, in doubt, asks; the coordinator forces its
+commit decision before sending it and resends it after a crash, and forces an
+abort before announcing it, so that a duplicate or late begin after a crash
+never starts a second round), and a saga whose participants answer repeats
+from memory and whose orchestrator compensates the done steps newest first."""
 
 from __future__ import annotations
 
-from labkit.txn.base import ABORTED, COMMITTED, PREPARED
+from labkit.txn.base import ABORTED, COMMITTED, PENDING, PREPARED
 
 from .skeleton import TxnSkeleton
 
@@ -95,8 +97,7 @@ class TxnReference(TxnSkeleton):
         txn, r = msg.txn, self.rounds.get(msg.txn)
         if r is None or r.phase == "committing":
             if msg.yes:
-                known = self.decision(txn) == COMMITTED
-                self.tell(msg.src, "commit" if known else "abort", txn=txn)
+                self.answer_from_log(txn, msg.src)
             return
         if r.phase != "voting":
             return
@@ -111,12 +112,15 @@ class TxnReference(TxnSkeleton):
         if r is None or r.phase != "voting":
             return
         self.cancel_timer(f"votes:{txn}")
-        if not commit:                  # presumed abort: nothing logged
+        if not commit:          # forced first: a late begin after a crash finds it
             del self.rounds[txn]
-            for p in r.participants:
-                if r.votes.get(p) is not False:
-                    self.tell(p, "abort", txn=txn)
-            self.tell(r.client, "outcome", txn=txn, committed=False)
+
+            def aborted() -> None:
+                for p in r.participants:
+                    if r.votes.get(p) is not False:
+                        self.tell(p, "abort", txn=txn)
+                self.tell(r.client, "outcome", txn=txn, committed=False)
+            self.refuse(txn, then=aborted)
             return
         r.phase = "logging"
 
@@ -127,11 +131,19 @@ class TxnReference(TxnSkeleton):
         self.force("decided", txn, r.participants, r.client, then=logged)
 
     def on_inquire(self, msg) -> None:
-        known = self.decision(msg.txn)
-        if known == COMMITTED:
-            self.tell(msg.src, "commit", txn=msg.txn)
-        elif known is None:
-            self.tell(msg.src, "abort", txn=msg.txn)
+        if self.decision(msg.txn) != PENDING:
+            self.answer_from_log(msg.txn, msg.src)
+
+    def answer_from_log(self, txn: str, asker: str) -> None:
+        """Tell `asker` commit if the decision is on disk, else abort: presumed
+        abort, made final first (`refuse`) unless an abort is on disk already,
+        so a late begin cannot start a round that commits it."""
+        if self.decision(txn) == COMMITTED:
+            self.tell(asker, "commit", txn=txn)
+        elif self.last_record(txn, ABORTED) is not None:
+            self.tell(asker, "abort", txn=txn)
+        else:
+            self.refuse(txn, then=lambda: self.tell(asker, "abort", txn=txn))
 
     def recover_coordinator(self) -> None:
         ended = {r[1] for r in self.records("end")}

@@ -2,7 +2,10 @@
 nodes while coordinators and participants crash at every step of the
 protocol (and restart), a participant is partitioned away, and the network
 loses, duplicates and reorders messages, on 5-15 ms of jitter and 2 ms
-forced writes.
+forced writes. Two stories are driven by hand so that they happen on every
+seed: a participant crashing right after its ack while its coordinator
+forgets the transaction, and a begin delivered twice around a coordinator's
+crash.
 
 Each runs the student's class in a `TxnCluster` whose referee (see
 `base.Referee`) checks the rules at every message and every log record. A
@@ -18,11 +21,13 @@ seeded streams, so `lk.labs.replay` replays a run exactly.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from labkit import dist
-from labkit.net import NetConfig
+from labkit.net import Message, NetConfig
 from labkit.txn import TxnCluster
+from labkit.txn.base import CLIENT, Trap
 
 from ..lab import Failed, Trial
 from .base import referee_of
@@ -70,6 +75,28 @@ class Bank:
 
     def crash(self, point: str, node: str | None = None, down: float = 0.3) -> None:
         self.c.crash_at(point, node=node, restart_after=down)
+
+    def transfer(self, src: str, dst: str) -> str:
+        """Submit one transfer of 1..60 from account `src` to account `dst`."""
+        return self.c.transfer(src, dst, self.rng.randint(1, 60))
+
+    def account(self, node: str) -> str:
+        """One of `node`'s accounts, at random."""
+        return self.rng.choice(self.c.world.accounts_of(node))
+
+    def forget_ended(self, name: str) -> None:
+        """A checkpoint at `name`, as presumed abort allows a coordinator: once
+        every participant acknowledged a commit, the coordinator may forget the
+        transaction. The log is forced, then the "decided" and "end" records of
+        every ended transaction are dropped; an inquiry about one of them now
+        finds no trace, and hears abort."""
+        node = self.c.nodes[name]
+
+        def drop() -> None:
+            ended = {r[1] for r in node.records("end")}
+            node.disk["log"] = [r for r in node.disk["log"] if not (
+                r[0] in ("decided", "end") and r[1] in ended)]
+        node.force("checkpoint", None, then=drop)
 
     def random_crashes(self, n: int) -> None:
         points = ("coordinator.before_prepare", "coordinator.after_votes",
@@ -194,6 +221,25 @@ def participant_crash_after_vote(t: Trial) -> None:
             ("participant.after_vote", "n3", 0.2))
 
 
+def participant_crash_after_ack(t: Trial) -> None:
+    """A participant crashes right after acknowledging a commit and restarts
+    0.3 s later, while its coordinator, every ack in, forgets the transfer
+    (presumed abort lets it): the participant's log must hold the commit.
+
+    n2 acknowledges t1 (n1 to n2) and crashes at once; at 0.2 s n1 drops its
+    records of t1. Had n2 acknowledged before its commit record was durable,
+    it would come back in doubt, ask, and hear abort. Then eight more
+    transfers."""
+    b = Bank(t, "2pc")
+    b.c.world.traps.append(Trap("participant.after_ack", "n2", "t1", 0.3))
+    b.transfer(b.account("n1"), b.account("n2"))    # t1, by n1: it commits
+    b.c.run(0.2)                            # n2 acked and crashed, n1 ended t1
+    b.forget_ended("n1")
+    b.transfers(8, 1.0)
+    b.c.run(1.3)
+    b.verdict()
+
+
 def partitioned_participant(t: Trial) -> None:
     """A participant is cut off from the others for 0.4 s while transfers run."""
     b = Bank(t, "2pc")
@@ -205,6 +251,48 @@ def partitioned_participant(t: Trial) -> None:
     b.c.heal()
     b.c.run(0.8)
     b.verdict()
+
+
+def late_duplicate_begin(t: Trial) -> None:
+    """A transfer's begin arrives twice, the copy 0.6 s late, after its
+    coordinator aborted it, crashed and came back: it must not run again.
+
+    t1 (n2 to n1) holds n1's row: n2 crashes with t1 decided and returns 0.4 s
+    later. Meanwhile t2 (n1 to n3) needs that row, so n1 votes no and tells
+    the client t2 aborted (its messages to n3 are cut), then crashes and
+    returns. The network's copy of t2's begin arrives when the row is free: n1
+    must know t2 ended, or it commits what the client was told aborted."""
+    b = Bank(t, "2pc")
+    c, row = b.c, b.account("n1")
+    c.crash_at("coordinator.after_decision", node="n2", txn="t1", restart_after=0.4)
+    b.transfer(b.account("n2"), row)        # t1: n1 locks the row, waits for n2
+    c.run(0.1)
+    c.network.block("n1", "n3")
+    c.network.adversary = late_copy("begin", "t2", 0.6)
+    c.network.set_link(CLIENT, "n1", duplicate=1.0)
+    b.transfer(row, b.account("n3"))        # t2, by n1: the row is held, abort
+    c.network.clear_link(CLIENT, "n1")
+    c.run(0.1)
+    c.kill("n1")
+    c.heal()
+    c.run(0.05)
+    c.restart("n1")                         # then n2 returns, and t1 commits
+    c.run(0.75)                             # the copy of t2's begin arrives
+    c.network.adversary = None
+    b.verdict()
+
+
+def late_copy(kind: str, txn: str, delay: float) -> Callable[[Message], float]:
+    """An adversary that holds back every copy but the first of a message of
+    `kind` for `txn` (the network duplicates it) by `delay` seconds."""
+    seen: list[int] = []
+
+    def hold(msg: Message) -> float:
+        if msg.kind != kind or msg.body.get("txn") != txn:
+            return 0.0
+        seen.append(msg.id)
+        return delay if len(seen) > 1 else 0.0
+    return hold
 
 
 def unreliable_network(t: Trial) -> None:

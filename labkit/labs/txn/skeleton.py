@@ -34,7 +34,9 @@ class TxnSkeleton(TxnLabBase):
             "not yet implemented: on_commit: if prepared, take it out of doubt, "
             "status 'committing', force('committed', txn, then=...) where then: "
             "install(txn, info.legs), status 'committed', unlock(txn) and tell the "
-            "coordinator 'ack' (txn=); if already committed, just ack again")
+            "coordinator 'ack' (txn=): only once the record is durable, since the "
+            "ack lets the coordinator forget txn; if already committed, just ack "
+            "again")
 
     def on_abort(self, msg) -> None:
         """The coordinator's abort of msg.txn."""
@@ -72,18 +74,20 @@ class TxnSkeleton(TxnLabBase):
     def on_vote(self, msg) -> None:
         """A participant's vote (msg.txn, msg.yes)."""
         raise NotImplementedError(
-            "not yet implemented: on_vote: no round: answer a yes with the "
-            "decision from the log (decision(txn) is 'committed': commit, else "
-            "abort); a round 'committing': answer a yes with commit; 'voting': "
-            "record the vote; a no decides abort, a yes from every participant "
-            "decides commit")
+            "not yet implemented: on_vote: no round, or a round 'committing': "
+            "answer a yes from the log as on_inquire does (decision(txn) is "
+            "'committed': commit, else abort, made final first); 'voting': record "
+            "the vote; a no decides abort, a yes from every participant decides "
+            "commit")
 
     def decide(self, txn: str, commit: bool) -> None:
         """Decide a round still voting (also the vote timer's callback)."""
         raise NotImplementedError(
             "not yet implemented: decide: only a round in phase 'voting'; cancel "
-            "the vote timer; abort: drop the round, tell abort to every participant "
-            "that did not vote no, tell the client 'outcome' (txn=, "
+            "the vote timer; abort: drop the round and refuse(txn, then=...) (a "
+            "forced abort: after a crash a duplicate or late begin must find it, "
+            "or it starts a second round) where then: tell abort to every "
+            "participant that did not vote no, tell the client 'outcome' (txn=, "
             "committed=False); commit: phase 'logging', force('decided', txn, "
             "participants, client, then=...) where then: phase 'committing', "
             "send_decision(txn) and tell the client 'outcome' (committed=True)")
@@ -92,8 +96,10 @@ class TxnSkeleton(TxnLabBase):
         """A participant in doubt asks how msg.txn ended."""
         raise NotImplementedError(
             "not yet implemented: on_inquire: answer from decision(txn): "
-            "'committed': commit; None (no trace: presumed abort): abort; pending: "
-            "nothing yet (the asker asks again)")
+            "'committed': commit; pending: nothing yet (the asker asks again); "
+            "None (no trace: presumed abort): abort, made final first unless "
+            "last_record(txn, 'aborted') is on disk: refuse(txn, then=tell abort), "
+            "so a late begin cannot start a round that commits it")
 
     def recover_coordinator(self) -> None:
         """After a restart (and recover_participant): rebuild the coordinator."""
