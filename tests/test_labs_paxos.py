@@ -230,6 +230,23 @@ class P2aKeepsPromise(PaxosReference):
                   promised=disk["promised"])
 
 
+class DuplicateP2bCounts(PaxosReference):
+    """Counts every p2b that accepts, so one acceptor's p2b delivered twice
+    counts twice toward the slot's majority."""
+
+    def on_p2b(self, msg):
+        if msg.promised > self.ballot:
+            self.follow(msg.promised)
+            return
+        proposal = self.proposals.get(msg.slot)
+        if self.role != "leader" or msg.ballot != self.ballot or proposal is None:
+            return
+        proposal.acks.append(msg.src)
+        if len(proposal.acks) >= self.majority:
+            del self.proposals[msg.slot]
+            self.learn(msg.slot, proposal.value)
+
+
 class ForgetsAcceptances(PaxosReference):
     """Accepts a p2a without persisting it: a crash undoes the acceptance."""
 
@@ -268,6 +285,8 @@ MUTANTS = [
     (ForgetsAcceptances, "multi", "crash_restart", ["promise report"]),
     (StaleP1bCounts, "multi", "late_promise", ["stale promise"]),
     (P2aKeepsPromise, "multi", "holes", ["promise on accept"]),
+    # passed every scenario but unreliable_log (by chance) until duplicated_acks
+    (DuplicateP2bCounts, "multi", "duplicated_acks", ["learning"]),
 ]
 
 

@@ -18,8 +18,8 @@ follower `on_heartbeat`; `apply_chosen`), reusing `new_ballot`, in
                  chosen_value_survives, amnesia, forgotten_promise,
                  accept_promises, highest_ballot_wins, proposer_restarts
   multi          stable_leader, leader_crash, holes, partitions,
-                 unreliable_log, crash_restart, deposed_leader,
-                 late_promise
+                 unreliable_log, duplicated_acks, crash_restart,
+                 deposed_leader, late_promise
 
 The referees trust nothing a node claims about itself: they watch what every
 node sends. From the promises and acceptances on the wire they check each

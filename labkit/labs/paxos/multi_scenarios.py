@@ -1,7 +1,8 @@
 """The Paxos lab's graded scenarios for part `multi`: a Multi-Paxos log under
 a stable leader, leader crashes, holes, partitions, an unreliable network,
-crashes and restarts, a deposed leader, and a p1b of an earlier ballot that
-arrives late, on a network with 5-15 ms of jitter.
+an acceptor whose p2b arrives twice, crashes and restarts, a deposed leader,
+and a p1b of an earlier ballot that arrives late, on a network with 5-15 ms
+of jitter.
 
 Each runs the student's replicas in a `MultiPaxosCluster`, whose referee
 (`multi_base.MultiReferee`) checks safety at every message and every applied
@@ -246,6 +247,30 @@ def unreliable_log(t: Trial) -> None:
     settle(c, clients)
 
 
+def duplicated_acks(t: Trial) -> None:
+    """A stable leader's commands: one acceptor's p2b to the leader always
+    arrives twice, and the leader's p2a to the other three servers 80 ms late.
+    The leader must count each acceptor's p2b once, so it learns a command only
+    when a third acceptor has accepted it; then the faults heal."""
+    c = start(t)
+    net, leader = c.network, one_leader(c)
+    c.run(0.1)
+    acker = next(n for n in c.names if n != leader)
+    net.set_link(acker, leader, duplicate=1.0)
+    # 80 ms, below the 150 ms election timeout: links are FIFO, so the
+    # heartbeats behind a late p2a are late too, and must not depose the leader
+    net.adversary = lambda msg: 0.08 if (
+        msg.kind == "p2a" and msg.src == leader
+        and msg.dst not in (leader, acker)) else 0.0
+    for command in ("x", "y", "z"):
+        c.submit(command, node=leader)
+        c.run(0.05)
+    c.run(0.3)
+    net.adversary = None
+    net.clear_link(acker, leader)
+    settle(c)
+
+
 def crash_restart(t: Trial) -> None:
     """Three clients while a server crashes every 0.3 s (the leader every other
     time), some right after answering a p1a or p2a: the history is
@@ -339,5 +364,5 @@ def late_promise(t: Trial) -> None:
 
 
 SCENARIOS = (stable_leader, leader_crash, holes, partitions, unreliable_log,
-             crash_restart, deposed_leader, late_promise)
+             duplicated_acks, crash_restart, deposed_leader, late_promise)
 
