@@ -318,6 +318,26 @@ def test_hedges_after_the_p95_either_stay_near_5_percent_or_run_away():
     assert rows[1]["extra copies"] == tail[1]["extra copies"]
 
 
+def test_a_runaway_hedge_loop_has_no_second_steady_state():
+    # Past about a fifth of requests hedged, M/M/1 replicas at load 0.7 are
+    # offered 0.7 x (1 + h) -> 1.4 times their capacity: the copies head for
+    # two per request and the queues, so the p99, keep growing. Seed 5 stays
+    # near 5 % for the notebook's 8 s and tips later in a longer run.
+    from labkit import resilience
+    from labkit.scenarios.fault_tolerance import TAIL_SETTINGS
+
+    day = {**TAIL_SETTINGS["queueing"], "duration": 24.0}
+    p95 = resilience.simulate(5, policy=Policy(timeout=5.0), **day).metrics[
+        "latency"].percentile(95)
+    hedged = resilience.simulate(5, policy=Policy(timeout=5.0, hedge=p95), **day)
+    copies, p99 = (list(hedged.metrics[name].values)
+                   for name in ("amplification", "p99"))
+    assert max(copies[:8]) < 1.15                     # the notebook's 8 s: fine
+    assert min(copies[-10:]) > 1.9                    # then two copies a request
+    assert all(b > a for a, b in zip(p99[-10:-1], p99[-9:], strict=True))  # climbing
+    assert p99[-1] > 10 * max(p99[:8])
+
+
 @pytest.mark.parametrize("change,words", [
     ({"ks": []}, "ks must list at least one k"),
     ({"ks": 2.0}, "ks must be a list, one k per item, got 2.0"),

@@ -270,8 +270,11 @@ def hedge_storms(seed: int = 1, *, seeds: int = 16, setting: str = "queueing",
                  progress: Callable[..., Iterable] | None = None) -> Result:
     """A hedge after the p95 on `seeds` seeds from `seed` on, in one of
     `TAIL_SETTINGS`: does its extra load feed itself? Under queueing a hedge
-    adds load, which slows the queues, which sends more hedges; whether that
-    loop runs away depends on the luck of the first seconds. data.rows: per
+    adds load, which slows the queues, which sends more hedges; past a
+    threshold (about a fifth of requests hedged) the loop runs away, the
+    replicas are offered more than they can serve, and the queues grow for the
+    rest of the run. Whether a run crosses it, and when, is down to chance, so
+    a longer run tips on more seeds. data.rows: per
     seed, the p99 without and with the hedge (ms), the extra copies, and
     whether they ran away (over RUNAWAY_COPIES). `progress` (e.g.
     labkit.widgets.progress) wraps the seeds."""
