@@ -245,6 +245,111 @@ def test_the_master_cannot_be_killed():
         cluster.kill("master")
 
 
+# -- lost, duplicated and cut-off messages ---------------------------------------------
+# `run` has a perfect network; a MapReduceCluster's can lose, duplicate and cut.
+
+def word_count_cluster(seed: int, backups: bool = True) -> mapreduce.MapReduceCluster:
+    """The SMALL word count on a cluster the test can break. Without backup
+    tasks nothing else rescues a task stuck on a lost message (a backup copy
+    would finish it)."""
+    names = [f"w{i}" for i in range(1, SMALL["workers"] + 1)]
+    job = mapreduce.Job(scenarios.words, scenarios.total, None,
+                        mapreduce.hash_partition,
+                        mapreduce.make_splits(DOCS, SMALL["splits"], names,
+                                              random.Random(seed)),
+                        SMALL["partitions"], dict.fromkeys(names, 1.0), Cost(),
+                        Backups() if backups else None, True, 1.0, 10.0)
+    return mapreduce.MapReduceCluster(job, names, seed=seed)
+
+
+def finish(cluster: mapreduce.MapReduceCluster, deadline: float = 5_000.0) -> None:
+    """Run to the end of the job: it ends, with exactly the word count, one
+    file per partition, each reduce task completed by one attempt and each map
+    task by an attempt booked as completed (duplicates change no outcome)."""
+    job, partitions = cluster.job, SMALL["partitions"]
+    cluster.run(deadline)
+    assert job.done, f"stalled at t = {cluster.now:.0f} s"
+    assert sorted(job.output.files) == list(range(partitions))
+    keys = [key for pairs in job.output.files.values() for key, _ in pairs]
+    assert len(keys) == len(set(keys))
+    assert dict(kv for pairs in job.output.files.values()
+                for kv in pairs) == word_counts(DOCS)
+    completed = Counter(a.task for a in job.attempts
+                        if a.phase == "reduce" and a.outcome == "completed")
+    assert completed == Counter(range(partitions))
+    assert all(t.done_by.outcome == "completed" for t in cluster.master.maps)
+
+
+def drop_first(cluster: mapreduce.MapReduceCluster, kind: str,
+               where=lambda body: True) -> list:
+    """Lose the first message of `kind` whose body passes `where`; the list
+    of what was lost, (src, dst, body), fills in when it happens."""
+    network, send, lost = cluster.network, cluster.network.send, []
+
+    def lossy(src, dst, k, body):
+        if k == kind and not lost and where(body):
+            lost.append((src, dst, body))
+            return None
+        return send(src, dst, k, body)
+
+    network.send = lossy
+    return lost
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_a_job_finishes_right_under_loss_duplicates_and_a_brief_partition(seed):
+    rng = random.Random(f"{seed}:test.lossy")
+    cluster = word_count_cluster(seed)
+    cluster.network.update(loss=rng.choice([0.05, 0.1]), duplicate=0.05)
+    cut, at = rng.choice(cluster.names[1:]), rng.uniform(0.0, 150.0)
+    cluster.sim.at(at, cluster.disconnect, cut)         # shorter than the timeout:
+    cluster.sim.at(at + rng.uniform(1.0, 8.0), cluster.connect, cut)  # not dead
+    finish(cluster, deadline=20_000.0)
+    assert cluster.network.messages_dropped > 0
+
+
+def test_a_lost_map_done_reaches_the_master_in_the_heartbeats():
+    cluster = word_count_cluster(seed=1, backups=False)
+    lost = drop_first(cluster, "map_done")
+    finish(cluster)
+    attempt = cluster.job.attempts[lost[0][2]["attempt"]]
+    # The master took the worker's word (no re-execution): the attempt counts.
+    assert cluster.master.maps[attempt.task].done_by is attempt
+    assert cluster.sim.metrics.counter("tasks.reexecuted").value == 0
+
+
+def test_a_lost_assignment_fails_the_attempt_and_its_task_runs_again():
+    cluster = word_count_cluster(seed=2, backups=False)
+    lost = drop_first(cluster, "assign")
+    finish(cluster)
+    attempt = cluster.job.attempts[lost[0][2]["attempt"]]
+    assert attempt.outcome == "failed"
+    assert cluster.sim.metrics.counter("tasks.reexecuted").value >= 1
+    assert cluster.sim.metrics.counter("workers.failed").value == 0   # w alive
+
+
+def test_a_lost_answer_to_a_fetch_is_asked_for_again():
+    cluster = word_count_cluster(seed=3, backups=False)
+    lost = drop_first(cluster, "fetch_ok", lambda body: body["pairs"] is not None)
+    finish(cluster)
+    asked = cluster.network.counts()["fetch"]["sent"]
+    answered = cluster.network.counts()["fetch_ok"]["sent"]
+    assert lost and asked == answered + 1          # the lost one, asked again
+
+
+def test_a_reducer_that_missed_where_map_output_moved_is_told_again():
+    # w1 dies in the reduce phase, so its map tasks run again elsewhere and
+    # the reducers are told where their output now is; one of them misses it.
+    clean = mapreduce.run(scenarios.words, scenarios.total, DOCS, seed=4, **SMALL)
+    map_end = max(a.end for a in clean.timeline if a.phase == "map")
+    cluster = word_count_cluster(seed=4, backups=False)
+    cluster.sim.at(map_end + 5.0, cluster.kill, "w1")
+    lost = drop_first(cluster, "locations",
+                      lambda body: None not in body["locations"])
+    finish(cluster)
+    assert lost
+
+
 # -- the cost model ----------------------------------------------------------------
 
 def test_one_worker_one_split_one_partition_takes_what_the_cost_model_says():

@@ -29,7 +29,12 @@ class MapReduceCluster(Cluster):
 
     `run(seconds)` advances the job; `kill`/`restart` crash and revive workers
     (a restarted worker is a new process with an empty local disk). The master
-    stops the clock when the last reduce task commits. Tracing every message
+    stops the clock when the last reduce task commits. The job also finishes,
+    with the same output, on a network that loses, duplicates or reorders
+    messages (`cluster.network.update(loss=0.05)`) or cuts a worker off for a
+    while: heartbeats carry each worker's account of its work, from which the
+    master repairs what a lost message left wrong, and a fetch is asked again
+    (after `FETCH_TIMEOUTS` timeouts, so a lost piece costs time). Tracing every message
     is off by default (a job sends tens of thousands); the timeline of task
     attempts tells a job's story. `master`: the master's class, labkit's
     `Master` or a subclass (e.g. a lab answer derived from

@@ -2,6 +2,13 @@
 detection by missed heartbeats (§3.3), scheduling with locality (§3.4),
 backup tasks near the end of a phase (§3.6), reducer preemption, and the end
 of the job when the last reduce commits.
+
+Messages may be lost, duplicated or cut off by a brief partition. Handlers
+of completions are idempotent, and every heartbeat carries the worker's own
+account of its work (the attempt it runs, the last one it finished, the
+locations of map output it last heard), which the master reconciles with its
+record: a lost completion, a lost assignment or a lost update of locations
+is found from the heartbeats that follow (see `Master.reconcile`).
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ class _WorkerState:
     last_seen: float = 0.0
     attempt: _Attempt | None = None
     progress: float = 0.0
+    doubted: float | None = None        # heartbeats contradict `attempt` since
 
 
 class Master(Node):
@@ -66,6 +74,9 @@ class Master(Node):
         self.completed = {"map": 0, "reduce": 0}
         self.durations: dict[str, list[float]] = {"map": [], "reduce": []}
         self.backups_launched = {"map": 0, "reduce": 0}
+        # How many times reducers were told where map output lives, and when
+        # last: the version a reducer reports in its heartbeats.
+        self.version, self.version_at = 0, 0.0
         self.set_timer("check", job.heartbeat, self.check)
 
     # -- failure detection (§3.3) -------------------------------------------------
@@ -80,6 +91,58 @@ class Master(Node):
         state.last_seen, state.progress = self.sim.now, msg.progress
         if joined:
             self.schedule()
+        else:
+            self.reconcile(msg)
+
+    def reconcile(self, msg: Message) -> None:
+        """Compare a heartbeat's account of the worker's work with the master's
+        record, and repair what a lost message left wrong.
+
+        The heartbeat says which attempt the worker runs (`running`), the last
+        it finished (`finished`) and the version of map output locations it
+        last heard (`version`). When it has contradicted the master's record
+        of the worker's attempt for a whole timeout, the message that would
+        have settled it is taken as lost (one still on its way, an assignment
+        to the worker or its report of a completion, arrives well within a
+        timeout; so does a heartbeat sent after it, which would clear the
+        doubt): if the worker finished the attempt, its report is handled as
+        if it had arrived; otherwise the worker never got the assignment, and
+        the attempt has failed. A reducer a timeout behind on locations is
+        sent them again. Without loss none of this ever acts."""
+        state, now, patience = self.workers[msg.src], self.sim.now, self.job.timeout
+        attempt = state.attempt
+        if attempt is None or msg.running == attempt.id:
+            state.doubted = None
+            if (attempt is not None and attempt.phase == "reduce"
+                    and msg.version < self.version
+                    and now - self.version_at >= patience):
+                self.send(msg.src, "locations", attempt=attempt.id,
+                          locations=self.locations(), version=self.version)
+            return
+        if state.doubted is None:
+            state.doubted = now
+        if now - state.doubted < patience:
+            return
+        state.doubted = None
+        if msg.finished == attempt.id:
+            # Through `deliver`, as if the lost report had arrived (so that
+            # whatever watches the master's mail sees it too).
+            self.deliver(Message(msg.src, self.name, f"{attempt.phase}_done",
+                                 {"attempt": attempt.id}, msg.id))
+        else:
+            self.assignment_lost(attempt)
+
+    def assignment_lost(self, attempt: _Attempt) -> None:
+        """The worker never got `attempt`: it has failed, and its task goes
+        back to idle if no other copy runs, to be scheduled again."""
+        attempt.close(self.sim.now, "failed")
+        self.workers[attempt.worker].attempt = None
+        task = self.task_of(attempt)
+        if attempt in task.running:
+            task.running.remove(attempt)
+        if not task.running and task.state == "running":
+            task.state, task.rerun = "idle", True
+        self.schedule()
 
     def check(self) -> None:
         for name, state in self.workers.items():
@@ -189,7 +252,7 @@ class Master(Node):
         job.attempts.append(attempt)
         task.state = "running"
         task.running.append(attempt)
-        state.attempt, state.progress = attempt, 0.0
+        state.attempt, state.progress, state.doubted = attempt, 0.0, None
         metrics = self.sim.metrics
         if backup:
             task.backups += 1
@@ -198,7 +261,8 @@ class Master(Node):
         elif task.rerun:
             task.rerun = False
             metrics.counter("tasks.reexecuted").inc()
-        extra = {"locations": self.locations()} if task.phase == "reduce" else {}
+        extra = ({"locations": self.locations(), "version": self.version}
+                 if task.phase == "reduce" else {})
         self.send(worker, "assign", attempt=attempt.id,
                   incarnation=state.incarnation, **extra)
 
@@ -206,12 +270,14 @@ class Master(Node):
         return tuple(t.location for t in self.maps)
 
     def tell_reducers(self) -> None:
-        """§3.3: workers running reduce tasks learn where map output now lives."""
+        """§3.3: workers running reduce tasks learn where map output now lives
+        (a new version of the locations)."""
         where = self.locations()
+        self.version, self.version_at = self.version + 1, self.sim.now
         for task in self.reduces:
             for attempt in task.running:
                 self.send(attempt.worker, "locations", attempt=attempt.id,
-                          locations=where)
+                          locations=where, version=self.version)
 
     # -- completion ---------------------------------------------------------------
     def task_of(self, attempt: _Attempt) -> _Task:
@@ -256,7 +322,10 @@ class Master(Node):
         else:
             winner = attempt if counted and attempt.outcome == "completed" else None
         if task.state == "completed" or winner is None:
-            if attempt.outcome == "completed" and attempt is not winner:
+            # (A duplicate report of the attempt that completed the task
+            # changes nothing.)
+            if (attempt.outcome == "completed" and attempt is not winner
+                    and attempt is not task.done_by):
                 attempt.outcome = "unused"
             self.schedule()
             return None

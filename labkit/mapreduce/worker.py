@@ -1,7 +1,9 @@
 """A MapReduce worker node: runs a map task on its split and keeps the output
 on its local disk, serves those pieces to reducers, fetches its partition from
 every map task for a reduce task (the shuffle) and commits the reduce output;
-it heartbeats the master throughout (Dean & Ghemawat §3.1, §3.3).
+it heartbeats the master throughout (Dean & Ghemawat §3.1, §3.3). Its
+heartbeats carry its account of its work, so the master can repair what a
+lost message left wrong; a fetch that gets no answer is asked again.
 """
 
 from __future__ import annotations
@@ -17,6 +19,20 @@ from .master import MASTER
 
 #: Fetches a reduce task keeps in flight (Hadoop's shuffle.parallelcopies).
 COPIES = 5
+
+#: A fetch with no answer after this many failure-detection timeouts
+#: (`Job.timeout`) is asked again: the request or its answer was lost. A
+#: slow answer is no sign of loss: a worker sends one piece at a time, so a
+#: request waits behind those of every other reducer (up to COPIES each),
+#: served at the speed of that worker's disk, and behind a straggler that
+#: takes long. The longest wait in the course's loss-free runs is 44
+#: timeouts (8 reducers queued behind a 10 times slower worker, notebook 08)
+#: and 83 in the test suite's (a 20 times slower one); a lab run that stalls
+#: waits for a crashed worker until the lab's deadline, 120 timeouts. 150
+#: never fires in any of them, so a run without loss is unchanged, at the
+#: price of a slow recovery from a lost piece. (A request the network merely
+#: delayed past it is served twice: that costs time, never correctness.)
+FETCH_TIMEOUTS = 150
 
 
 class Worker(Node):
@@ -39,6 +55,9 @@ class Worker(Node):
         self.files: dict[int, tuple[tuple[tuple[Any, Any], ...], ...]] = {}
         self.file_bytes: dict[int, tuple[int, ...]] = {}
         self.attempt: _Attempt | None = None
+        self.assigned = -1              # the newest attempt the master gave it
+        self.finished: int | None = None    # the last attempt it finished
+        self.version = 0                # of the map output locations it heard
         self.busy = (self.sim.now, self.sim.now)    # current stage's start, end
         self.stage = (0.0, 1.0)                     # its share of the progress
         self.locations: list[str | None] = []
@@ -69,8 +88,13 @@ class Worker(Node):
                                                                       1e-12))
 
     def heartbeat(self) -> None:
+        """Tell the master this process is alive, and how its work stands: the
+        attempt it runs, the last it finished and the version of the map
+        output locations it holds (so a lost message is found out)."""
+        running = None if self.attempt is None else self.attempt.id
         self.send(MASTER, "heartbeat", incarnation=self.disk["incarnation"],
-                  progress=self.progress())
+                  progress=self.progress(), running=running,
+                  finished=self.finished, version=self.version)
         self.set_timer("heartbeat", self.job.heartbeat, self.heartbeat)
 
     def work(self, seconds: float, then: Callable, *args: Any,
@@ -81,11 +105,17 @@ class Worker(Node):
     def on_assign(self, msg: Message) -> None:
         if msg.incarnation != self.disk["incarnation"]:
             return                  # meant for the process that crashed
+        if msg.attempt <= self.assigned:
+            return                  # a duplicate, or overtaken by a newer one
+        self.assigned = msg.attempt
+        if self.attempt is not None:    # the master gave it up (its cancel lost)
+            self.attempt.close(self.sim.now, "cancelled")
         self.attempt = attempt = self.job.attempts[msg.attempt]
         if attempt.phase == "map":
             self.run_map(attempt)
         else:
             self.locations, self.chunks = list(msg.locations), {}
+            self.version = msg.version
             self.fetching = {}
             count = len(self.locations)
             first = attempt.task * count // self.job.partitions
@@ -111,7 +141,7 @@ class Worker(Node):
         # The worker's word on its own attempt wins over a master that gave it
         # up for dead (the master then ignores the result).
         attempt.end, attempt.outcome = self.sim.now, "completed"
-        self.attempt = None
+        self.attempt, self.finished = None, attempt.id
         self.send(MASTER, "map_done", attempt=attempt.id)
 
     def on_fetch(self, msg: Message) -> None:
@@ -138,7 +168,7 @@ class Worker(Node):
         being produced again); drop a fetch from a place that no longer has it."""
         if self.attempt is None or self.attempt.id != msg.attempt:
             return
-        self.locations = list(msg.locations)
+        self.locations, self.version = list(msg.locations), msg.version
         self.fetching = {m: where for m, where in self.fetching.items()
                          if self.locations[m] == where}
         if not self.has_timer("task"):
@@ -158,12 +188,24 @@ class Worker(Node):
             where = self.locations[m]
             if m not in self.chunks and m not in self.fetching and where is not None:
                 self.fetching[m] = where
-                self.send(where, "fetch", map=m, partition=attempt.task,
-                          attempt=attempt.id)
+                self.ask(m)
+
+    def ask(self, m: int) -> None:
+        """Ask for piece m of the reduce task's partition where it lives, and
+        again after FETCH_TIMEOUTS timeouts with no answer."""
+        attempt, where = self.attempt, self.fetching[m]
+        self.send(where, "fetch", map=m, partition=attempt.task, attempt=attempt.id)
+        self.set_timer(f"ask {m}", FETCH_TIMEOUTS * self.job.timeout,
+                       self.ask_again, attempt.id, m, where)
+
+    def ask_again(self, attempt: int, m: int, where: str) -> None:
+        if self.is_fetching(attempt, m, where):
+            self.ask(m)
 
     def on_fetch_ok(self, msg: Message) -> None:
         if not self.is_fetching(msg.attempt, msg.map, msg.src):
             return                  # for an attempt or a fetch given up on
+        self.cancel_timer(f"ask {msg.map}")     # answered
         if msg.pairs is None:       # that worker restarted: wait for the master
             del self.fetching[msg.map]
             self.locations[msg.map] = None
@@ -204,7 +246,7 @@ class Worker(Node):
         committed = self.job.output.commit(attempt.task, attempt.id, pairs)
         attempt.end = self.sim.now
         attempt.outcome = "completed" if committed else "unused"
-        self.attempt, self.chunks = None, {}
+        self.attempt, self.chunks, self.finished = None, {}, attempt.id
         self.send(MASTER, "reduce_done", attempt=attempt.id)
 
     def on_cancel(self, msg: Message) -> None:

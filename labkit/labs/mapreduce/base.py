@@ -134,8 +134,10 @@ class MasterBase(Master):
         if state.attempt is attempt:
             state.attempt = None
         task = self._task(self.finish(attempt), "finish")
-        if attempt.phase == "map" and attempt.outcome == "completed" and (
-                task is None or task.done_by is not attempt):
+        # A map copy that lost its race is unused; a duplicate report of the
+        # winner (the network may deliver one twice) changes nothing.
+        if attempt.phase == "map" and attempt.outcome == "completed" \
+                and self.task_of(attempt).done_by is not attempt:
             attempt.outcome = "unused"
         if task is None:
             self.schedule()
