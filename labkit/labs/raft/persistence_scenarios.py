@@ -6,6 +6,8 @@ together or in churn, and must come back with their term, vote and log from
 
 from __future__ import annotations
 
+from labkit.raft import RaftCluster
+
 from ..lab import Failed, Trial
 from .scenarios import (
     UNRELIABLE,
@@ -124,14 +126,21 @@ def vote_persisted(t: Trial) -> None:
     c.check()
 
 
-def log_persisted(t: Trial) -> None:
-    """A follower that acknowledges an entry and crashes still has it: the leader's
-    commit stays true."""
+def next_entry_to_one_follower(t: Trial) -> tuple[RaftCluster, str, str, str]:
+    """Three servers that agreed on "first", and the leader's link to f2 cut,
+    so that only f1 gets the next entry: (cluster, leader, f1, f2)."""
     c = start(t, 3)
     leader = one_leader(c)
     agree(c, "first", 3)
     f1, f2 = others(c, leader)
-    c.network.block(leader, f2)              # only f1 will get the next entry
+    c.network.block(leader, f2)
+    return c, leader, f1, f2
+
+
+def log_persisted(t: Trial) -> None:
+    """A follower that acknowledges an entry and crashes still has it: the leader's
+    commit stays true."""
+    c, leader, f1, f2 = next_entry_to_one_follower(t)
 
     def crash_and_return() -> None:
         c.kill(f1)
@@ -161,11 +170,7 @@ def leader_persisted(t: Trial) -> None:
     leader counted itself among the servers that store it, so it must have
     been on its disk (Figure 2: persistent state is updated on stable storage
     before it is relied on)."""
-    c = start(t, 3)
-    leader = one_leader(c)
-    agree(c, "first", 3)
-    f1, f2 = others(c, leader)
-    c.network.block(leader, f2)              # only f1 will get the next entry
+    c, leader, f1, f2 = next_entry_to_one_follower(t)
 
     def crash_and_return() -> None:
         c.kill(leader)
