@@ -148,6 +148,21 @@ def test_backup_tasks_cut_job_time_with_a_straggler(seed):
     assert runs[True].output == runs[False].output
 
 
+@pytest.mark.parametrize("kill_at,outcome", [(600.0, "preempted"), (800.0, "unneeded")])
+def test_without_backups_wasted_work_is_not_counted_as_backup_cost(kill_at, outcome):
+    # Without backups nothing races, so extra work is nil. It counted a reduce
+    # the master preempted to re-run lost maps (workers killed at 600 s), and
+    # maps re-run for output every reduce already had, still running when the
+    # job ended (at 800 s), as copies that lost a race.
+    docs = scenarios.corpus()             # notebook 08's job
+    run = mapreduce.run(scenarios.words, scenarios.total, docs, workers=8, seed=1,
+                        crash={"w1": kill_at, "w2": kill_at}, backup_tasks=False)
+    outcomes = Counter(a.outcome for a in run.timeline)
+    assert outcomes[outcome] > 0 and outcomes["cancelled"] == outcomes["unused"] == 0
+    assert run.extra_work == 0.0
+    assert run.output == word_counts(docs)
+
+
 @pytest.mark.slow
 def test_figure3_shape_backups_matter_and_killing_a_tenth_costs_little():
     rows = {row["execution"]: row for row in scenarios.figure3(seed=1).data.rows}

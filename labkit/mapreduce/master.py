@@ -199,7 +199,7 @@ class Master(Node):
         if not running:
             return
         victim = min(running, key=lambda a: (self.workers[a.worker].progress, -a.id))
-        self.send(victim.worker, "cancel", attempt=victim.id)
+        self.send(victim.worker, "cancel", attempt=victim.id, outcome="preempted")
         self.workers[victim.worker].attempt = None
         task = self.reduces[victim.task]
         task.running.remove(victim)
@@ -297,12 +297,20 @@ class Master(Node):
         if self.finished(msg) is None:
             return
         if self.completed["reduce"] == len(self.reduces):
-            self.job.done = True
-            for attempt in self.job.attempts:
-                attempt.close(self.sim.now, "cancelled")
-            self.sim.stop()
+            self.end_job()
         else:
             self.schedule()
+
+    def end_job(self) -> None:
+        """The last reduce committed: stop the clock. An attempt still running
+        lost its race if its task completed ("cancelled"), or else was not
+        needed any more ("unneeded": a map run again for its lost output,
+        which every reduce had fetched already)."""
+        self.job.done = True
+        for attempt in self.job.attempts:
+            done = self.task_of(attempt).state == "completed"
+            attempt.close(self.sim.now, "cancelled" if done else "unneeded")
+        self.sim.stop()
 
     def finished(self, msg: Message) -> _Task | None:
         """Book a finished attempt; the task if it is now completed (other copies
@@ -333,7 +341,7 @@ class Master(Node):
         self.completed[task.phase] += 1
         self.durations[task.phase].append(self.sim.now - winner.start)
         for other in task.running:
-            self.send(other.worker, "cancel", attempt=other.id)
+            self.send(other.worker, "cancel", attempt=other.id, outcome="cancelled")
             self.workers[other.worker].attempt = None
         task.running, task.state, task.done_by = [], "completed", winner
         return task

@@ -14,7 +14,10 @@ class TaskAttempt(NamedTuple):
     outcome: "completed" (its output is the one used), "failed" (its worker
     died while it ran), "lost" (it completed, but its output died with its
     worker and the task ran again), "cancelled" (another copy finished first),
-    "unused" (it finished after another copy had). `shuffle_end` is when a
+    "unused" (it finished after another copy had), "preempted" (a reduce the
+    master stopped to give its worker a map task; it runs again later),
+    "unneeded" (still running when the job ended, its task not completed: a
+    map run again for output every reduce had fetched already). `shuffle_end` is when a
     reduce attempt had fetched all its input (None for maps).
     """
 

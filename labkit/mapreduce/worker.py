@@ -250,9 +250,9 @@ class Worker(Node):
         self.send(MASTER, "reduce_done", attempt=attempt.id)
 
     def on_cancel(self, msg: Message) -> None:
-        """Another copy of this task finished first, or the master preempted
-        this reduce: stop and become idle."""
+        """Another copy of this task finished first (outcome "cancelled"), or
+        the master preempted this reduce ("preempted"): stop and become idle."""
         if self.attempt is not None and self.attempt.id == msg.attempt:
             self.cancel_timer("task")
-            self.attempt.close(self.sim.now, "cancelled")
+            self.attempt.close(self.sim.now, msg.outcome)
             self.attempt, self.fetching, self.chunks = None, {}, {}

@@ -19,9 +19,9 @@ from .common import CUT, DOWN, FAINT, PALETTE, _layout, _round
 #: Colours of task-attempt bars in `gantt`, by what the bar shows (legend name).
 ATTEMPT_COLOURS = {"map": PALETTE[0], "shuffle": "#fdae6b", "reduce": "#e6550d",
                    "failed": CUT, "output lost": "#f4a6a6", "cancelled": DOWN,
-                   "unused": FAINT}
+                   "unused": FAINT, "preempted": "#c7c1e0", "unneeded": FAINT}
 _OUTCOME_BAR = {"failed": "failed", "lost": "output lost", "cancelled": "cancelled",
-                "unused": "unused"}
+                "unused": "unused", "preempted": "preempted", "unneeded": "unneeded"}
 
 
 def _segments(attempt) -> list[tuple[str, float, float]]:

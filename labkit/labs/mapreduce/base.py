@@ -110,7 +110,7 @@ class MasterBase(Master):
     def cancel(self, attempt: Any) -> None:
         """Stop `attempt` (another copy won): tell its worker, free the worker
         and stop counting on the attempt."""
-        self.send(attempt.worker, "cancel", attempt=attempt.id)
+        self.send(attempt.worker, "cancel", attempt=attempt.id, outcome="cancelled")
         state = self.workers[attempt.worker]
         if state.attempt is attempt:
             state.attempt = None
@@ -148,10 +148,7 @@ class MasterBase(Master):
             self.reducing = self.reducing or self.completed["map"] >= len(self.maps)
             self.tell_reducers()
         elif self.completed["reduce"] >= len(self.reduces):
-            self.job.done = True
-            for other in self.job.attempts:
-                other.close(self.sim.now, "cancelled")
-            self.sim.stop()
+            self.end_job()
             return
         self.schedule()
 
