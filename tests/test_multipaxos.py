@@ -11,7 +11,14 @@ from faults import random_faults
 
 from labkit import ConfigError, InvariantViolation, NetConfig, dist
 from labkit.check import Op, linearizable
-from labkit.paxos import NOOP, MultiPaxosCluster, MultiPaxosNode, count_messages
+from labkit.paxos import (
+    NOOP,
+    MultiPaxosCluster,
+    MultiPaxosNode,
+    count_messages,
+    majority,
+    next_ballot,
+)
 
 D = 0.010
 
@@ -199,12 +206,32 @@ def test_the_checker_catches_diverging_logs():
     c.run(0.5)
     c.node("n1").log.append("forged")
     c.node("n2").log.append("other")
-    with pytest.raises(InvariantViolation, match="applied different commands"):
+    with pytest.raises(InvariantViolation, match="n1 applied .*'forged'.* chosen in "
+                                                 "slot order begin"):
+        c.check()
+    # One server applying a command twice: its log was the longest, and logs
+    # were only compared with each other by prefix, so it went unnoticed.
+    c = stable()
+    c.submit("a")
+    c.run(0.5)
+    c.node("n3").log.append("a")
+    with pytest.raises(InvariantViolation, match=r"n3 applied \['a', 'a'\]"):
         c.check()
     c = stable()
     c.node("n1").disk["chosen"][7] = "ghost"
     with pytest.raises(InvariantViolation, match="slot 7"):
         c.check()
+
+
+def test_noop_is_itself_after_pickle_and_copy():
+    # A pickled result's chosen log compared unequal to the live one: the
+    # unpickled NOOP was a second object.
+    import copy
+    import pickle
+
+    assert pickle.loads(pickle.dumps(NOOP)) is NOOP and copy.deepcopy(NOOP) is NOOP
+    chosen = {1: "a", 2: NOOP}
+    assert pickle.loads(pickle.dumps(chosen)) == chosen
 
 
 def test_same_seed_same_run():
@@ -225,6 +252,10 @@ def test_same_seed_same_run():
     (lambda: MultiPaxosCluster().submit(NOOP), "NOOP is reserved"),
     (lambda: MultiPaxosCluster().submit({"k": 1}), "must be immutable"),
     (lambda: MultiPaxosCluster().submit("x", node="n9"), "unknown node 'n9'"),
+    (lambda: majority(0), "n must be >= 1"),
+    (lambda: next_ballot(1, 0, 0), "count must be >= 1"),
+    (lambda: next_ballot(3, 2, 0), "index must be <= 2"),
+    (lambda: count_messages(stable().result(), "accept"), "kinds must be a list"),
 ])
 def test_bad_input_is_rejected_with_a_clear_message(make, message):
     with pytest.raises(ConfigError, match=message):

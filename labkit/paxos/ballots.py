@@ -12,20 +12,29 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
-from labkit.errors import ConfigError, InvariantViolation, require_number
+from labkit.errors import (
+    ConfigError,
+    InvariantViolation,
+    require_int,
+    require_items,
+    require_number,
+)
 from labkit.metrics import Result
 
 
 def majority(n: int) -> int:
     """The size of a majority quorum of n acceptors; any two majorities of the same
     n acceptors share at least one (quorum intersection)."""
-    return n // 2 + 1
+    return require_int("n", n, minimum=1) // 2 + 1
 
 
 def next_ballot(index: int, count: int, above: int) -> int:
     """The smallest ballot of proposer `index` (1..count) above `above`. Proposer
     i owns the ballots i, i + count, i + 2·count, ..., so no two proposers ever
     use the same ballot."""
+    count = require_int("count", count, minimum=1)
+    index = require_int("index", index, minimum=1, maximum=count)
+    above = require_int("above", above, minimum=0)
     return index + max(0, (above - index) // count + 1) * count
 
 
@@ -80,6 +89,8 @@ def _chosen_by_ballot(histories: Mapping[str, Iterable[tuple]], n: int,
 def count_messages(result: Result, kinds: Sequence[str], *,
                    since: float = 0.0) -> int:
     """Messages of these kinds sent at or after `since`, read from the journal."""
-    wanted = set(kinds)
+    if not isinstance(result, Result):
+        raise TypeError(f"result must be a labkit Result, got {result!r}")
+    wanted = set(require_items("kinds", kinds, "message kind"))
     return sum(1 for r in result.trace
                if r.event == "send" and r.kind in wanted and r.time >= since)
