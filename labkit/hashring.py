@@ -48,12 +48,26 @@ def canonical(key: Any) -> Any:
         return ("frozenset", tuple(sorted(repr(canonical(k)) for k in key)))
     if isinstance(key, numbers.Integral):
         return int(key)
-    if isinstance(key, numbers.Real):
-        value = float(key)
-        return int(value) if value.is_integer() else value
-    if isinstance(key, numbers.Complex) and key.imag == 0:
-        return canonical(key.real)
+    if isinstance(key, numbers.Number):         # floats, Fraction, Decimal, complex
+        return _plain_number(key)
     return key
+
+
+def _plain_number(key: numbers.Number) -> Any:
+    """The int or float equal to a number, if there is one (Decimal(1) == 1,
+    Fraction(1, 2) == 0.5, complex(2, 0) == 2), else the number itself."""
+    if isinstance(key, numbers.Complex) and not isinstance(key, numbers.Real):
+        if key.imag != 0:
+            return key
+        key = key.real
+    try:
+        whole = int(key)
+    except (OverflowError, ValueError):         # infinities, NaN
+        whole = None
+    if whole is not None and whole == key:
+        return whole
+    value = float(key)
+    return value if value == key else key
 
 
 def stable_partition(key: Any, partitions: int) -> int:

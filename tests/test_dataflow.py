@@ -19,7 +19,9 @@ from labkit.dataflow import (
     DataflowCluster,
     TaskError,
     generate_graph,
+    plan,
     read_graph,
+    reference_pagerank,
     run_pagerank,
 )
 from labkit.scenarios.dataflow import WEB_GRAPH, dataflow_playground
@@ -204,6 +206,28 @@ def test_checkpoint_after_cache_writes_the_cached_partitions_on_the_next_job():
 
 def names(stages):
     return {s.name: (set(s.datasets), set(s.parents)) for s in stages}
+
+
+def test_keys_python_treats_as_equal_meet_in_one_partition():
+    # Decimal(1) == 1 and Fraction(1, 2) == 0.5 are one dict key each, but
+    # Decimal is no numbers.Real: partitioned by its repr it was reduced apart
+    # and missed its join partner. Any two equal keys must share a partition,
+    # as a plain dict, the test's own reference, merges them.
+    from decimal import Decimal
+    from fractions import Fraction
+
+    pairs = [(1, "a"), (Decimal(1), "b"), (complex(1, 0), "c"), (0.5, "d"),
+             (Fraction(1, 2), "e"), (Decimal("0.5"), "f"), (Decimal("0.1"), "g")]
+    expected: dict = {}
+    for key, value in pairs:
+        expected[key] = expected.get(key, "") + value
+    cluster = DataflowCluster(2, seed=1)
+    merged = cluster.parallelize(pairs, 3).reduce_by_key(lambda a, b: a + b, 4)
+    assert dict(merged.collect()) == expected
+    assert sorted(v for _, v in merged.collect()) == ["abc", "def", "g"]
+    other = cluster.parallelize([(1, "x")], 1)
+    joined = cluster.parallelize(pairs[:2], 1).join(other, 4)
+    assert sorted(joined.collect(), key=repr) == [(1, ("a", "x")), (1, ("b", "x"))]
 
 
 def test_stages_keep_datasets_that_share_a_name_apart():
@@ -394,6 +418,32 @@ def test_pagerank_refuses_a_crash_after_the_last_iteration_and_a_bad_cost():
         run_pagerank(RING, iterations=2, crash=(5, 0.0, "w1"))
     with pytest.raises(ConfigError, match="cost must be a dict of Cost fields"):
         run_pagerank(RING, iterations=2, cost=[1])
+
+
+@pytest.mark.parametrize("call,words", [
+    (lambda: run_pagerank("ab"), "edges must be a list of .source, target. pairs"),
+    (lambda: run_pagerank([1, 2, 3]), r"edges must be .source, target. pairs, got 1"),
+    (lambda: run_pagerank([(0, 1, 2)]), r"pairs, got \(0, 1, 2\)"),
+    (lambda: run_pagerank(None), "edges must be a list"),
+    (lambda: run_pagerank(RING, cache="no"), "cache must be True or False"),
+    (lambda: reference_pagerank(RING, -1), "iterations must be >= 0"),
+])
+def test_pagerank_refuses_what_is_no_graph_by_name(call, words):
+    # These were bare unpacking errors, or ran (cache="no" cached; -1
+    # iterations returned the starting ranks).
+    with pytest.raises(ConfigError, match=words):
+        call()
+
+
+def test_default_partitions_fit_a_short_input():
+    # Two per worker by default refused 3 records on 4 workers ("partitions
+    # must be at most the number of records (3), got 8"), a number never given.
+    assert DataflowCluster(4).parallelize([1, 2, 3]).partitions == 3
+    ring = [(i, (i + 1) % 5) for i in range(5)]
+    assert run_pagerank(ring, workers=8).ranks == pytest.approx(
+        reference_pagerank(ring, 10))
+    with pytest.raises(TypeError, match="plan needs a Dataset, got 5"):
+        plan(5)
 
 
 def test_an_unhashable_key_is_a_task_error_and_the_cluster_goes_on():

@@ -69,13 +69,15 @@ class DataflowCluster(Cluster):
     def parallelize(self, records: Sequence, partitions: int | None = None,
                     name: str | None = None) -> Dataset:
         """A dataset of these records, cut into `partitions` runs of consecutive
-        records (default two per worker) kept in stable storage."""
+        records (default two per worker, at most one per record) kept in stable
+        storage."""
         if isinstance(records, str | bytes) or not isinstance(records, Sequence):
             raise ConfigError(f"records must be a list, got {_preview(records)}")
         if not records:
             raise ConfigError("records is empty: a dataset needs at least one record")
-        partitions = require_int("partitions", 2 * len(self.workers) if partitions
-                                 is None else partitions, minimum=1)
+        if partitions is None:
+            partitions = min(2 * len(self.workers), len(records))
+        partitions = require_int("partitions", partitions, minimum=1)
         if partitions > len(records):
             raise ConfigError(f"partitions must be at most the number of records "
                               f"({len(records)}), got {partitions}")

@@ -75,9 +75,25 @@ def read_graph(path: str | Path) -> list[tuple[int, int]]:
     return edges
 
 
+def _edge_list(edges: Any) -> list[tuple[Any, Any]]:
+    """`edges` as a list of (source, target) pairs, or a ConfigError saying
+    what is wrong with it."""
+    if isinstance(edges, str | bytes) or not isinstance(edges, Sequence):
+        raise ConfigError(f"edges must be a list of (source, target) pairs, "
+                          f"got {edges!r:.80}")
+    if not edges:
+        raise ConfigError("edges is empty: PageRank needs a graph")
+    for edge in edges:
+        if not isinstance(edge, tuple | list) or len(edge) != 2:
+            raise ConfigError(f"edges must be (source, target) pairs, got {edge!r}")
+    return [tuple(edge) for edge in edges]
+
+
 def reference_pagerank(edges: Sequence[tuple[int, int]], iterations: int
                        ) -> dict[int, float]:
     """Plain single-process PageRank by the same formula (page -> rank)."""
+    edges = _edge_list(edges)
+    iterations = require_int("iterations", iterations, minimum=0)
     out: dict[int, list[int]] = {}
     for a, b in edges:
         out.setdefault(a, []).append(b)
@@ -216,8 +232,12 @@ def run_pagerank(edges: Sequence[tuple[int, int]], *, mode: str = "dataflow",
         raise ConfigError(f"mode must be one of {list(MODES)}, got {mode!r}")
     iterations = require_int("iterations", iterations, minimum=1)
     workers = require_int("workers", workers, minimum=1)
-    partitions = require_int("partitions", 2 * workers if partitions is None
-                             else partitions, minimum=1)
+    edges = _edge_list(edges)
+    if partitions is None:
+        partitions = min(2 * workers, len(edges))
+    partitions = require_int("partitions", partitions, minimum=1)
+    if not isinstance(cache, bool):
+        raise ConfigError(f"cache must be True or False, got {cache!r}")
     if checkpoint_every is not None:
         require_int("checkpoint_every", checkpoint_every, minimum=1)
     if crash is not None:
@@ -229,8 +249,6 @@ def run_pagerank(edges: Sequence[tuple[int, int]], *, mode: str = "dataflow",
         if crash[2] not in [f"w{i}" for i in range(1, workers + 1)]:
             raise ConfigError(f"crash worker must be one of w1..w{workers}, "
                               f"got {crash[2]!r}")
-    if not edges:
-        raise ConfigError("edges is empty: PageRank needs a graph")
     sources, targets = {s for s, _ in edges}, {d for _, d in edges}
     if sources != targets:
         lonely = sorted(sources ^ targets)[:5]

@@ -61,6 +61,8 @@ class Stage(NamedTuple):
 def plan(ds: Dataset, stable=lambda d: False) -> list[Stage]:
     """The stages of a job on `ds`, parents first. `stable(d)` says whether a
     dataset is stored (a completed checkpoint), which cuts its lineage."""
+    if not isinstance(ds, Dataset):
+        raise TypeError(f"plan needs a Dataset, got {ds!r}")
     ds.lineage()                                    # refuses cycles
     stages: dict[str, Stage] = {}
 
