@@ -18,6 +18,7 @@ from labkit import (
     NetConfig,
     Network,
     Simulator,
+    check,
     dist,
     paxos,
     resilience,
@@ -117,6 +118,27 @@ CASES = [
     ("percentile 101", lambda: Histogram("h", [1]).percentile(101), "percentile must"),
     ("percentile nan", lambda: Histogram("h", [1]).percentile(math.nan), "percentile"),
     ("percentile str", lambda: Histogram("h", [1]).percentile("99"), "percentile must"),
+    # storage: Merkle trees, read repair, placement, the quorum store
+    ("merkle depth", lambda: storage.merkle({"a": (1, 1)}, 30), "depth must be >= 0 "
+     "and <= 16"),
+    ("merkle depths", lambda: storage.merkle_diff(storage.merkle({}, 2),
+                                                  storage.merkle({}, 3)),
+     "same depth, got depths 2 and 3"),
+    ("QuorumKV depth", lambda: storage.QuorumKV(depth=70), "depth must be >= 1 and"),
+    ("WARS number", lambda: storage.QuorumKV(delays=storage.WARS(None, 0, 0, 0)),
+     "delays.write must be a number of seconds or a labkit.dist distribution"),
+    ("read_repair short", lambda: storage.read_repair([("r1",)]), "answer 0 must be"),
+    ("key_hash int", lambda: storage.key_hash(5), "key must be a str, got 5"),
+    ("modulo_owners", lambda: storage.modulo_owners("x", 0, 1), "servers must be"),
+    ("versions key", lambda: storage.QuorumKV().versions(5), "key must be a non-emp"),
+    ("QuorumKV coordinator", lambda: storage.QuorumKV(coordinator=int),
+     "coordinator must be a class"),
+    # linearizability
+    ("linearizable minimize", lambda: check.linearizable([], minimize="no"),
+     "minimize must be True or False"),
+    ("linearizable ret inf", lambda: check.linearizable(
+        [check.Op("c", "get", "x", None, 5, 0, math.inf)]),
+     r"operation 0 \(client 'c', get\): ret must be a finite number"),
     # queueing
     ("mm1 rate", lambda: q.mm1(0, 1), "arrival_rate must be > 0"),
     ("mm1 unstable", lambda: q.mm1(2, 1), "arrival_rate 2.0 >= service_rate 1.0"),

@@ -394,9 +394,64 @@ def test_bad_operations_are_refused(bad, error, message):
         linearizable([bad], model=model)
 
 
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize("history, message", [
+    # the times: a finite number each; only ret=None means "never returned"
+    ([get("a", "x", None, None, 1)], r"operation 0 \(client 'a', get\): call must "
+                                     r"be a finite number .* got None"),
+    ([get("a", "x", None, "0", "1")], r"operation 0 .*call must be a finite .*'0'"),
+    ([put("b", "x", 1, 0, 1), put("a", "x", 1, NAN, None)],
+     r"operation 1 \(client 'a', put\): call must be a finite number.*nan"),
+    ([get("a", "x", None, -INF, 0)], "operation 0 .*call must be a finite.*-inf"),
+    ([get("a", "x", None, False, True)], "operation 0 .*call must be a finite"),
+    # A read of a value nobody wrote, "returned" at inf, was silently ignored.
+    ([get("a", "x", 5, 0, INF)], r"operation 0 \(client 'a', get\): ret must be a "
+                                 r"finite number .*or None if no answer came, got inf"),
+    ([put("a", "x", 1, 0, "1")], "operation 0 .*ret must be a finite number"),
+    # values the model must hash or add up
+    ([get("a", ["x"], None, 0, 1)], r"operation 0 .*key must be hashable.*\['x'\]"),
+    ([put("a", "x", [1], 0, None)], r"operation 0 .*value must be hashable"),
+    ([get("a", "x", {1}, 0, 1)], r"operation 0 .*output must be hashable"),
+    ([put("a", "x", 1, 0, 1), append("b", "x", "a", 2, 3)],
+     r"operation 0 \(client 'a', put\): value must be a str \(or None\) on key "
+     r"'x', which operation 1 \(client 'b'\) appends to, got 1"),
+    ([append("b", "x", None, 2, 3)],
+     r"operation 0 \(client 'b', append\): an append's value must be a str"),
+    ([{"client": "a", "kind": "get", "key": "x", "foo": 1}],
+     "operation 0: .*'foo'; an Op has the fields client, kind, key"),
+])
+def test_bad_fields_are_refused_naming_the_operation_and_field(history, message):
+    with pytest.raises((ConfigError, TypeError), match=message):
+        linearizable(history)
+
+
+def test_an_append_needs_a_str_to_start_from():
+    with pytest.raises(ConfigError, match="the model starts every key at 5"):
+        linearizable([append("a", "x", "p", 0, 1)], model=KV.starting(5))
+    assert linearizable([append("a", "x", "p", 0, 1), get("b", "x", "p", 2, 3)],
+                        model=KV.starting("")).ok
+
+
+@pytest.mark.parametrize("history, options, error, message", [
+    ([], {"minimize": "no"}, ConfigError, "minimize must be True or False, got 'no'"),
+    (5, {}, TypeError, "history must be a list of labkit.check.Op values"),
+    (None, {}, TypeError, "history must be a list of labkit.check.Op values"),
+    ("abc", {}, TypeError, "history must be a list of labkit.check.Op values"),
+])
+def test_bad_arguments_are_refused(history, options, error, message):
+    with pytest.raises(error, match=message):
+        linearizable(history, **options)
+
+
 def test_a_cas_needs_two_values():
     with pytest.raises(ConfigError, match="cas needs value=\\(expected, new\\)"):
         linearizable([Op("a", "cas", "x", 1, None, 0, 1)], model=REGISTER)
+    with pytest.raises(ConfigError, match=r"operation 1 \(client 'b', cas\): a cas "
+                                          r"needs value=\(expected, new\)"):
+        linearizable([Op("a", "write", "x", 1, None, 0, 1),
+                      Op("b", "cas", "x", 1, None, 2, None)], model=REGISTER)
 
 
 def test_results_print_plainly():

@@ -124,7 +124,9 @@ def test_edn_values():
 
 
 @pytest.mark.parametrize("bad,message", [
-    ("[1 2", "unclosed"), ("[1 2)", "unbalanced"), ("{:a}", "zip"),
+    ("[1 2", "unclosed"), ("[1 2)", "unbalanced"),
+    ("{:a}", "line 1: a map needs a value after every key"),
+    ("[{:a 1}\n {:b 2 :c}]", r"line 2: a map needs a value after every key.*:c"),
 ])
 def test_edn_errors(bad, message):
     with pytest.raises(ValueError, match=message):
@@ -165,6 +167,19 @@ def test_porcupine_logs_have_keys():
     ('{:process 0, :type :ok, :f :read, :value 1}', "no call"),
     ('{:process 0, :type :invoke, :f :incr, :value 1}', "unknown register"),
     ('[1 2]', "sequence of EDN maps"),
+    # A process calls one operation at a time: a second call before the first
+    # completes would silently drop the first (and change the verdict).
+    ('{:process 0, :type :invoke, :f :write, :value 1}\n'
+     '{:process 1, :type :invoke, :f :read, :value nil}\n'
+     '{:process 0, :type :invoke, :f :write, :value 2}',
+     r"line 3 \(event 2\): process 0 invokes again, but its call at line 1 "
+     r"\(event 0\) has not completed"),
+    # A completion that is none of :ok, :fail, :info is not read as :info.
+    ('{:process 0, :type :invoke, :f :write, :value 1}\n'
+     '{:process 0, :type :okay, :f :write, :value 1}',
+     r"line 2 \(event 1\): process 0 has :type :okay; an event is :invoke, :ok, "
+     r":fail or :info"),
+    ('{:process 0, :f :write, :value 1}', r"process 0 has :type None"),
 ])
 def test_malformed_histories_are_refused(bad, message):
     with pytest.raises(ValueError, match=message):

@@ -9,7 +9,7 @@ import math
 
 import pytest
 
-from labkit import ConfigError, NetConfig, Unavailable, dist, scenarios
+from labkit import ConfigError, NetConfig, Unavailable, dist, hashring, scenarios
 from labkit.net import Network
 from labkit.sim import Simulator
 from labkit.storage import (
@@ -21,10 +21,12 @@ from labkit.storage import (
     key_hash,
     merkle,
     merkle_diff,
+    modulo_owners,
     read_repair,
     stale_probability,
     wars_consistency,
 )
+from labkit.storage.anti_entropy import MAX_DEPTH
 
 
 def measured_staleness(n: int, r: int, w: int, trials: int, seed: int = 1) -> float:
@@ -102,6 +104,29 @@ def test_the_wars_model_refuses_what_it_cannot_mean(args, words):
         wars_consistency(*args)
 
 
+def test_a_wars_delay_may_be_a_number_of_seconds_as_a_net_latency_may():
+    numbers = WARS(0.004, 0.001, 0.001, 0.001)
+    constants = WARS(*(dist.constant(x) for x in numbers))
+    assert wars_consistency(3, 1, 1, numbers, 0.0, 200) == \
+        wars_consistency(3, 1, 1, constants, 0.0, 200)
+    kv = QuorumKV(3, delays=numbers, net=NetConfig(latency=0.0))
+    assert kv.put("x", 1) == 1 and kv.now == pytest.approx(0.005)
+    assert kv.get("x") == 1
+
+
+@pytest.mark.parametrize("delays, words", [
+    (WARS(None, 0.001, 0.001, 0.001), "delays.write must be a number of seconds or "
+                                      "a labkit.dist distribution"),
+    (WARS(0.001, "1", 0.001, 0.001), "delays.ack must be a number of seconds"),
+    (WARS(0.001, 0.001, -1, 0.001), "delays.read must be >= 0"),
+])
+def test_a_wars_field_that_is_no_delay_is_refused_by_name(delays, words):
+    with pytest.raises(ConfigError, match=words):
+        wars_consistency(3, 1, 1, delays, 0.0, 10)
+    with pytest.raises(ConfigError, match=words):
+        QuorumKV(3, delays=delays)
+
+
 def test_the_simulated_store_agrees_with_the_wars_model():
     result = scenarios.t_visibility(seed=2, trials=1000, points=2)
     for label, simulated in result.data.simulated.items():
@@ -172,6 +197,47 @@ def test_merkle_diff_finds_exactly_the_leaves_that_differ():
     assert 1 <= len(leaves) <= 3
     assert compared <= 1 + 2 * depth * len(leaves)   # a path per difference
     assert merkle_diff(a, merkle(dict(mine), depth)) == ([], 1)
+
+
+def test_merkle_depth_is_bounded_and_two_trees_must_match():
+    items = {"a": (1, "x")}
+    assert len(merkle(items, MAX_DEPTH)[-1]) == 2 ** MAX_DEPTH
+    assert len(merkle(items, 0)) == 1                 # the root is the one leaf
+    # 2**30 leaves would take minutes and gigabytes; a negative depth was an
+    # internal TypeError, a str another.
+    for depth in (MAX_DEPTH + 1, 30, -1):
+        with pytest.raises(ConfigError, match=f"depth must be >= 0 and <= "
+                                              f"{MAX_DEPTH}.*got {depth}"):
+            merkle(items, depth)
+    with pytest.raises(ConfigError, match="depth must be an int"):
+        merkle(items, "x")
+    with pytest.raises(ConfigError, match="items must be a dict"):
+        merkle([("a", (1, "x"))], 2)
+    with pytest.raises(ConfigError, match="a key must be a str, got 1"):
+        merkle({1: (1, "x")}, 2)
+    with pytest.raises(ConfigError, match=r"items\['a'\] must be a \(version, value\)"):
+        merkle({"a": 1}, 2)
+    # Trees of two depths used to give wrong leaves, or an IndexError.
+    for a, b in ((2, 4), (4, 2)):
+        with pytest.raises(ConfigError, match=f"same depth, got depths {a} and {b}"):
+            merkle_diff(merkle(items, a), merkle({"a": (2, "y")}, b))
+    with pytest.raises(ConfigError, match="a must be a Merkle tree"):
+        merkle_diff([], merkle(items, 2))
+
+
+def test_the_store_bounds_its_merkle_depth():
+    for depth in (MAX_DEPTH + 1, 70):        # 70: a negative shift, too
+        with pytest.raises(ConfigError, match=f"depth must be >= 1 and <= "
+                                              f"{MAX_DEPTH}"):
+            QuorumKV(3, depth=depth, anti_entropy=0.1)
+
+
+def test_a_one_node_store_with_anti_entropy_runs_with_no_peer_to_sync():
+    kv = QuorumKV(1, n=1, anti_entropy=0.1)
+    kv.put("x", 1)
+    kv.run(1.0)                      # was an IndexError: a peer from no peers
+    assert kv.get("x") == 1
+    assert kv.network.sent.get("sync", 0) == 0
 
 
 # -- availability -------------------------------------------------------------------
@@ -254,6 +320,39 @@ def test_read_repair_plans_the_newest_answer_for_the_replicas_behind():
     assert read_repair([("a", 4, "v")]) == (4, "v", [])
     with pytest.raises(ValueError, match="at least one answer"):
         read_repair([])
+
+
+@pytest.mark.parametrize("answers, words", [
+    ([("r1",)], r"answer 0 must be a \(replica, version, value\) triple"),
+    ([("r1", None, 1), ("r2", 2, 1)], r"answer 0 \('r1'\): version must be an int"),
+    ([("r1", 1, "x"), ("r2", "2", 1)], r"answer 1 \('r2'\): version must be an int"),
+    ("r1", "answers must be a list of"),
+    (None, "answers must be a list of"),
+])
+def test_read_repair_refuses_answers_it_cannot_order(answers, words):
+    with pytest.raises(ConfigError, match=words):
+        read_repair(answers)
+
+
+def test_placement_helpers_and_versions_refuse_what_is_not_a_key():
+    with pytest.raises(ConfigError, match="key must be a str, got 5"):
+        key_hash(5)                                 # was an AttributeError
+    assert key_hash("k") == hashring.key_hash("k")
+    with pytest.raises(ConfigError, match="servers must be a non-empty list"):
+        modulo_owners("x", 0, 1)                    # was a TypeError
+    with pytest.raises(ConfigError, match="servers must be a non-empty list"):
+        modulo_owners("x", [], 1)
+    with pytest.raises(ConfigError, match="n must be >= 1"):
+        modulo_owners("x", ["s1"], 0)
+    with pytest.raises(ConfigError, match="key must be a str, got 5"):
+        modulo_owners(5, ["s1"], 1)
+    kv = QuorumKV()
+    for key in (5, "", None):                       # put and get refuse them too
+        with pytest.raises(ConfigError, match="key must be a non-empty str"):
+            kv.versions(key)
+    with pytest.raises(ConfigError, match="coordinator must be a class: "
+                                          "labkit.storage.Coordinator or a subclass"):
+        QuorumKV(coordinator=int)                   # was int()'s own TypeError
 
 
 class Server(CoordinatingReplica):
@@ -365,6 +464,36 @@ def test_a_replica_pulls_only_the_keys_it_shares_and_keeps_newer_ones():
     sim.run(1.0)
     assert a.disk["data"] == {"k1": (4, "b-k1"), "k3": (7, "a-k3")}
     assert nodes["x"].net.sent["pull"] == 2          # not to itself
+
+
+def test_a_write_started_after_another_returned_wins_within_one_microsecond():
+    # Coordinators y (index 0) and x (index 1), no latency: x's write returns,
+    # then y's starts 0.1 us later. With the clock in microseconds plus the
+    # index, y's write got the smaller version and every replica kept x's.
+    sim = Simulator(0)
+    net = Network(sim, NetConfig(latency=0.0))
+    placement = {"k": ["a", "b", "d"]}
+    nodes = {name: Server(name, net, placement, index=i, r=3, w=3, timeout=0.5)
+             for i, name in enumerate("yxabd")}
+    x, y = nodes["x"], nodes["y"]
+    sim.run(0.25)
+    x.start_quorum("w1", "put", "k", "first")
+    sim.run(1e-7)
+    assert [entry[2] for entry in x.log] == ["w1"]          # w1 has returned
+    y.start_quorum("w2", "put", "k", "second")
+    sim.run(1e-7)
+    (_, _, _, first), (_, _, _, second) = x.log[0], y.log[0]
+    assert second > first
+    assert {n: nodes[n].lookup("k")[1] for n in "abd"} == dict.fromkeys("abd",
+                                                                        "second")
+    # Two writes started at the same instant, one after the other: the later
+    # one gets the higher version (an index cannot order them rightly).
+    x.start_quorum("w3", "put", "k", "third")
+    y.start_quorum("w4", "put", "k", "fourth")
+    sim.run(1.0)
+    assert x.log[-1][3] < y.log[-1][3]
+    assert {n: nodes[n].lookup("k")[1] for n in "abd"} == dict.fromkeys("abd",
+                                                                        "fourth")
 
 
 def test_replica_settings_are_checked():

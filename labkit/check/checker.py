@@ -3,6 +3,8 @@ explain the first key that fails."""
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -65,7 +67,17 @@ def linearizable(history: Iterable[Op | Mapping[str, Any]], *, model: Model = KV
     require_int("max_states", max_states, minimum=1)
     if not isinstance(model, Model):
         raise TypeError(f"model must be a labkit.check.Model, got {model!r}")
-    ops = [_validated(op, model) for op in history]
+    if not isinstance(minimize, bool):
+        raise ConfigError(f"minimize must be True or False, got {minimize!r}")
+    if isinstance(history, str | bytes | Mapping) or not isinstance(history, Iterable):
+        raise TypeError(f"history must be a list of labkit.check.Op values (or "
+                        f"mappings with Op's fields), got {history!r}"[:200])
+    ops = [_validated(i, op, model) for i, op in enumerate(history)]
+    if model.validate is not None:
+        wrong = model.validate(model.init, ops)
+        if wrong is not None:
+            i, what = wrong
+            raise ConfigError(f"{_where(i, ops[i])}: {what}")
     by_key: dict[Hashable, list[Op]] = {}
     for op in ops:
         if op.ret is None and op.kind in model.reads:
@@ -93,14 +105,45 @@ def linearizable(history: Iterable[Op | Mapping[str, Any]], *, model: Model = KV
     return CheckResult(True, len(ops), len(by_key))
 
 
-def _validated(op: Op | Mapping[str, Any], model: Model) -> Op:
+def _where(i: int, op: Op) -> str:
+    return f"operation {i} (client {op.client!r}, {op.kind})"
+
+
+def _validated(i: int, op: Op | Mapping[str, Any], model: Model) -> Op:
+    """`op` as an Op, refused with a message naming its position, client and
+    the field that is wrong. ret None is the one way to say "never returned"."""
     if isinstance(op, Mapping):
-        op = Op(**op)
+        try:
+            op = Op(**op)
+        except TypeError as error:
+            raise TypeError(f"operation {i}: {error}; an Op has the fields "
+                            f"{', '.join(Op._fields)}") from None
     if not isinstance(op, Op):
-        raise TypeError(f"a history holds labkit.check.Op values, got {op!r}")
+        raise TypeError(f"a history holds labkit.check.Op values, got {op!r} "
+                        f"(operation {i})")
     if op.kind not in model.kinds:
-        raise ConfigError(f"operation kind must be one of {model.kinds}, got "
-                          f"{op.kind!r}")
+        raise ConfigError(f"{_where(i, op)}: kind must be one of {model.kinds}, "
+                          f"got {op.kind!r}")
+    if not _finite(op.call):
+        raise ConfigError(f"{_where(i, op)}: call must be a finite number (the time "
+                          f"of the call), got {op.call!r}")
+    if op.ret is not None and not _finite(op.ret):
+        raise ConfigError(f"{_where(i, op)}: ret must be a finite number (the time "
+                          f"of the answer), or None if no answer came, got "
+                          f"{op.ret!r}")
     if op.ret is not None and not op.call <= op.ret:
-        raise ConfigError(f"operation returns before it was called: {op}")
+        raise ConfigError(f"{_where(i, op)}: returns before it was called: {op}")
+    for field in ("key", "value", "output"):
+        try:
+            hash(getattr(op, field))
+        except TypeError:
+            raise ConfigError(f"{_where(i, op)}: {field} must be hashable (a str, "
+                              f"number, tuple or None), got "
+                              f"{getattr(op, field)!r}") from None
     return op
+
+
+def _finite(t: Any) -> bool:
+    """A time: a real number (not a bool), neither infinite nor NaN."""
+    return isinstance(t, numbers.Real) and not isinstance(t, bool) and \
+        math.isfinite(t)

@@ -41,23 +41,39 @@ class Keyword(str):
     """An EDN keyword such as `:ok`, kept apart from strings (its name, no colon)."""
 
 
+class EdnMap(dict):
+    """An EDN map, as a dict that also knows the `line` (from 1) it opens on."""
+
+    line: int = 0
+
+
 def read_edn(text: str) -> list[Any]:
     """Every top-level EDN form in `text`: maps become dicts, vectors and lists
     become lists, keywords `Keyword`, nil None; numbers and strings as Python's."""
-    stack: list[tuple[str, list]] = [("", [])]
+    stack: list[tuple[str, list, int, int]] = [("", [], 0, 0)]
+    line, counted = 1, 0                  # the line of text[counted]
     for match in _TOKEN.finditer(text):
         kind, token = match.lastgroup, match.group()
         if kind == "space":
             continue
         if kind == "open":
-            stack.append((token, []))
+            line += text.count("\n", counted, match.start())
+            counted = match.start()
+            stack.append((token, [], line, match.start()))
             continue
         if kind == "close":
-            opener, items = stack.pop()
+            opener, items, opened, offset = stack.pop()
             if not opener or _CLOSERS[opener] != token:
                 raise ValueError(f"unbalanced {token!r} at offset {match.start()}")
-            value = dict(zip(items[::2], items[1::2], strict=True)) \
-                if opener == "{" else items
+            if opener == "{":
+                if len(items) % 2:
+                    raise ValueError(f"line {opened}: a map needs a value after "
+                                     f"every key, but this one holds {len(items)} "
+                                     f"forms: {text[offset:match.end()][:80]!r}")
+                value = EdnMap(zip(items[::2], items[1::2], strict=True))
+                value.line = opened
+            else:
+                value = items
         elif kind == "string":
             value = _ESCAPE.sub(lambda m: _ESCAPES.get(m.group(1), m.group(1)),
                                 token[1:-1])
@@ -84,23 +100,44 @@ def events(text: str) -> list[dict]:
     return forms
 
 
+_TYPES = ("invoke", "ok", "fail", "info")
+
+
+def _at(time: int, event: dict) -> str:
+    """Where an event is: its line, if the reader knows it, and its number."""
+    line = getattr(event, "line", 0)
+    return f"line {line} (event {time})" if line else f"event {time}"
+
+
 def pair(text: str, make: Callable[[dict, dict | None, int, int | None], Op | None]
          ) -> list[Op]:
-    """Match each completion to its process's latest call and build one Op per
+    """Match each completion to its process's open call and build one Op per
     pair with `make(call_event, completion_or_None, call_time, return_time)`
-    (None to leave it out). `:fail` pairs are left out, `:info` never returned."""
+    (None to leave it out). `:fail` pairs are left out, `:info` never returned.
+    A process calls one operation at a time: a second `:invoke` before the
+    first completes, a completion with no call, or a `:type` other than
+    :invoke, :ok, :fail and :info is refused (ValueError naming the line)."""
     open_calls: dict[Any, tuple[int, dict]] = {}
     ops: list[tuple[int, Op]] = []
     for time, event in enumerate(events(text)):
         process, kind = event.get(Keyword("process")), event.get(Keyword("type"))
         if not isinstance(process, int):
             continue                            # the nemesis, injecting faults
+        if kind not in _TYPES:
+            shown = f":{kind}" if isinstance(kind, Keyword) else repr(kind)
+            raise ValueError(f"{_at(time, event)}: process {process} has :type "
+                             f"{shown}; an event is :invoke, :ok, :fail or :info")
         if kind == "invoke":
+            if process in open_calls:
+                start, call = open_calls[process]
+                raise ValueError(f"{_at(time, event)}: process {process} invokes "
+                                 f"again, but its call at {_at(start, call)} has "
+                                 "not completed (no :ok, :fail or :info)")
             open_calls[process] = (time, event)
             continue
         if process not in open_calls:
-            raise ValueError(f"event {time}: a {kind} for process {process} with no "
-                             "call")
+            raise ValueError(f"{_at(time, event)}: a :{kind} for process {process} "
+                             "with no call")
         start, call = open_calls.pop(process)
         if kind == "fail":
             continue

@@ -15,7 +15,7 @@ the search (the checker interns each distinct state once and memoises `step`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any, NamedTuple
 
 from labkit.errors import ConfigError
@@ -31,9 +31,10 @@ class Op(NamedTuple):
     key counts as ""). With `REGISTER`: "read" (reads `output`), "write" (sets
     `value`), "cas" (`value` is `(expected, new)`: sets new if the register holds
     expected, else must not have happened).
-    call, ret: times of the call and of the answer; ret None means no answer ever
-    came (the operation may or may not have taken effect). A missing key reads as
-    None.
+    call, ret: times of the call and of the answer, finite numbers; ret None (and
+    nothing else: not inf) means no answer ever came (the operation may or may
+    not have taken effect). A missing key reads as None. key, value and output
+    must be hashable.
     """
 
     client: str
@@ -78,6 +79,10 @@ class Model(NamedTuple):
     out a write that such an operation surely overwrote before a read was called.
     reads: the kinds that never change the state. The search linearizes such an
     operation as soon as it is allowed, and drops one that never returned.
+    validate(init, ops) -> None, or (position in `ops`, what is wrong): a look
+    at the whole history before any search, for values `step` cannot handle
+    (e.g. KV: an append of something other than a str, or onto a key a put
+    gives an int).
 
     `step` must look only at the operation's kind, value and output (the search
     treats operations that agree on those as interchangeable).
@@ -89,6 +94,7 @@ class Model(NamedTuple):
     kinds: tuple[str, ...] = KINDS
     overwrites: tuple[str, ...] = ()
     reads: tuple[str, ...] = ()
+    validate: Callable[[Hashable, Sequence[Op]], tuple[int, str] | None] | None = None
 
     def starting(self, init: Hashable) -> Model:
         """The same model with another initial state (e.g. "" or 0)."""
@@ -113,9 +119,32 @@ def _kv_observes(read: Op, write: Op) -> bool:
     return read.output == write.value
 
 
+def _kv_validate(init: Hashable, ops: Sequence[Op]) -> tuple[int, str] | None:
+    """An append adds a str to a str: its value must be a str, and so must the
+    value of every put on a key that is appended to (or None: missing), and
+    the state the model starts in."""
+    appended: dict[Hashable, int] = {}
+    for i, op in enumerate(ops):
+        if op.kind == "append":
+            if not isinstance(op.value, str):
+                return i, f"an append's value must be a str, got {op.value!r}"
+            appended.setdefault(op.key, i)
+            if not isinstance(init, str | None):
+                return i, (f"an append adds a str onto a str, but the model starts "
+                           f"every key at {init!r}")
+    for i, op in enumerate(ops):
+        if op.kind == "put" and op.key in appended and \
+                not isinstance(op.value, str | None):
+            j = appended[op.key]
+            return i, (f"value must be a str (or None) on key {op.key!r}, which "
+                       f"operation {j} (client {ops[j].client!r}) appends to, got "
+                       f"{op.value!r}")
+    return None
+
+
 #: Registers with put/get/append, one register per key, all starting missing.
 KV = Model(init=None, step=_kv_step, observes=_kv_observes, overwrites=("put",),
-           reads=("get",))
+           reads=("get",), validate=_kv_validate)
 
 
 def _register_step(state: Any, op: Op) -> tuple[bool, Any]:
@@ -127,6 +156,14 @@ def _register_step(state: Any, op: Op) -> tuple[bool, Any]:
         raise ConfigError(f"a cas needs value=(expected, new), got {op.value!r}")
     expected, new = op.value
     return state == expected, new
+
+
+def _register_validate(init: Hashable, ops: Sequence[Op]) -> tuple[int, str] | None:
+    for i, op in enumerate(ops):
+        if op.kind == "cas" and not (isinstance(op.value, tuple)
+                                     and len(op.value) == 2):
+            return i, f"a cas needs value=(expected, new), got {op.value!r}"
+    return None
 
 
 def _register_observes(read: Op, write: Op) -> bool:
@@ -145,4 +182,4 @@ def _register_observes(read: Op, write: Op) -> bool:
 #: (`REGISTER.starting(0)` for one that starts at 0, as Jepsen's do).
 REGISTER = Model(init=None, step=_register_step, observes=_register_observes,
                  kinds=("read", "write", "cas"), overwrites=("write", "cas"),
-                 reads=("read",))
+                 reads=("read",), validate=_register_validate)

@@ -12,15 +12,28 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
-from labkit.errors import Unavailable
-from labkit.hashring import key_hash
+from labkit import hashring
+from labkit.errors import ConfigError, Unavailable, require_int
 from labkit.node import Node
 from labkit.sim import Future
+
+
+def key_hash(key: str) -> int:
+    """A key's position on the ring: the first 8 bytes of its SHA-256 as an int
+    (the same in every process, unlike the built-in hash())."""
+    if not isinstance(key, str):
+        raise ConfigError(f"key must be a str, got {key!r}")
+    return hashring.key_hash(key)
 
 
 def modulo_owners(key: str, servers: Sequence[str], n: int) -> list[str]:
     """Naive placement for comparison: server number hash(key) mod N, then the
     next n - 1 in the list. Changing N reshuffles almost every key."""
+    if isinstance(servers, str | bytes) or not isinstance(servers, Sequence) \
+            or not servers:
+        raise ConfigError(f"servers must be a non-empty list of server names, got "
+                          f"{servers!r}")
+    require_int("n", n, minimum=1)
     first = key_hash(key) % len(servers)
     return [servers[(first + k) % len(servers)] for k in range(min(n, len(servers)))]
 

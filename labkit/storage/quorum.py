@@ -15,9 +15,9 @@ from labkit.hashring import HashRing
 from labkit.net import Message, NetConfig, Network
 from labkit.node import Cluster, Node
 from labkit.sim import Future, finish, first, settled
-from labkit.storage.anti_entropy import _leaf, merkle, merkle_diff
+from labkit.storage.anti_entropy import _leaf, check_depth, merkle, merkle_diff
 from labkit.storage.replica import Replica, read_repair
-from labkit.storage.staleness import WARS
+from labkit.storage.staleness import WARS, check_wars
 
 
 class QuorumReplica(Replica):
@@ -32,7 +32,8 @@ class QuorumReplica(Replica):
     def reset(self) -> None:
         super().reset()
         kv = self.kv
-        if kv.anti_entropy is not None:
+        # With no peer (a one-node store) anti-entropy has nothing to compare.
+        if kv.anti_entropy is not None and len(kv.replicas) > 1:
             self.rng = self.sim.rng(f"entropy.{self.name}")
             self.set_timer("entropy", self.rng.uniform(0, kv.anti_entropy),
                            self.start_sync)
@@ -179,12 +180,18 @@ class QuorumKV(Cluster):
         if not isinstance(read_repair, bool):
             raise ConfigError(f"read_repair must be True or False, got "
                               f"{read_repair!r}")
-        if delays is not None and not isinstance(delays, WARS):
-            raise ConfigError(f"delays must be a storage.WARS tuple, got {delays!r}")
+        if delays is not None:
+            if not isinstance(delays, WARS):
+                raise ConfigError(f"delays must be a storage.WARS tuple, got "
+                                  f"{delays!r}")
+            delays = check_wars(delays)        # a number: a constant delay
         self.fanout, self.read_repair, self.delays = fanout, read_repair, delays
+        if not (isinstance(coordinator, type) and issubclass(coordinator, Coordinator)):
+            raise ConfigError(f"coordinator must be a class: labkit.storage."
+                              f"Coordinator or a subclass of it, got {coordinator!r}")
         self.anti_entropy = None if anti_entropy is None else require_number(
             "anti_entropy", anti_entropy, positive=True)
-        self.depth = require_int("depth", depth, minimum=1)
+        self.depth = check_depth(depth, minimum=1)
         self.timeout = require_number("timeout", timeout, positive=True)
         self.replicas = [f"r{i}" for i in range(1, nodes + 1)]
         self.ring = HashRing(self.replicas, vnodes=vnodes)
@@ -206,6 +213,7 @@ class QuorumKV(Cluster):
 
     def versions(self, key: str) -> dict[str, int]:
         """The version of `key` on each replica's disk (0: missing)."""
+        key = _key(key)
         return {name: self.nodes[name].version(key) for name in self.replicas}
 
     def __repr__(self) -> str:

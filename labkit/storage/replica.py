@@ -15,6 +15,8 @@ answers older, as it answers.
 
 from __future__ import annotations
 
+import numbers
+import weakref
 from collections.abc import Generator, Iterable, Sequence
 from operator import itemgetter
 from typing import Any
@@ -22,11 +24,14 @@ from typing import Any
 from labkit.errors import ConfigError, require_int, require_number
 from labkit.net import Message, Network
 from labkit.node import Node
-from labkit.storage.staleness import WARS
+from labkit.storage.staleness import WARS, check_wars
 
 #: How many coordinators a write version tells apart (see CoordinatingReplica).
 VERSION_SLOTS = 8
 _REPAIR = -1                 # the quorum number of a read repair's put: no answer
+#: The newest write version any CoordinatingReplica gave, per simulation: the
+#: synchronised clock that never reads the same twice.
+_ISSUED: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 
 
 class Replica(Node):
@@ -47,7 +52,7 @@ class Replica(Node):
     def __init__(self, name: str, net: Network, delays: WARS | None = None):
         if delays is not None and not isinstance(delays, WARS):
             raise ConfigError(f"delays must be a storage.WARS tuple, got {delays!r}")
-        self.delays = delays
+        self.delays = None if delays is None else check_wars(delays)
         self.incarnation = 0                 # bumped by every start and restart
         super().__init__(name, net)
 
@@ -141,8 +146,18 @@ def read_repair(answers: Sequence[tuple[str, int, Any]]) -> tuple[int, Any, list
     """Read repair's plan from a read's answers, (replica, version, value) each:
     the newest version and its value (the first to arrive among equals), and
     the replicas that answered an older version, in answer order."""
+    if isinstance(answers, str | bytes) or not isinstance(answers, Sequence):
+        raise ConfigError(f"answers must be a list of (replica, version, value), got "
+                          f"{answers!r}")
     if not answers:
-        raise ValueError("read repair needs at least one answer")
+        raise ConfigError("read repair needs at least one answer")
+    for i, answer in enumerate(answers):
+        if not isinstance(answer, tuple | list) or len(answer) != 3:
+            raise ConfigError(f"answer {i} must be a (replica, version, value) "
+                              f"triple, got {answer!r}")
+        if isinstance(answer[1], bool) or not isinstance(answer[1], numbers.Integral):
+            raise ConfigError(f"answer {i} ({answer[0]!r}): version must be an int "
+                              f"(0: no such key), got {answer[1]!r}")
     _, version, value = max(answers, key=itemgetter(1))
     return version, value, [replica for replica, seen, _ in answers if seen < version]
 
@@ -181,9 +196,12 @@ class CoordinatingReplica(Replica):
     this replica crashed meanwhile, unless it restarted (a restart forgets every
     quorum in flight).
 
-    A write's version is this replica's clock in microseconds times
-    VERSION_SLOTS plus its `index`, and above every version it gave since its
-    last restart: last writer wins, as with synchronised clocks.
+    A write's version is the clock in microseconds times VERSION_SLOTS plus
+    this replica's `index`, and above every version any coordinator of the
+    simulation gave before it: last writer wins, as with perfectly
+    synchronised clocks. (Two writes within one microsecond would otherwise be
+    ordered by index, and a write started after another had returned could
+    lose to it; the second one gets the next number instead.)
     """
 
     def __init__(self, name: str, net: Network, *, index: int, r: int, w: int,
@@ -212,8 +230,11 @@ class CoordinatingReplica(Replica):
                                   "that did not form does")
 
     def next_version(self) -> int:
-        self.last_version = max(self.last_version + 1,
+        """A new write version (see the class): above every earlier one."""
+        issued = _ISSUED.get(self.sim, 0)
+        self.last_version = max(self.last_version + 1, issued + 1,
                                 int(self.sim.now * 1e6) * VERSION_SLOTS + self.index)
+        _ISSUED[self.sim] = self.last_version
         return self.last_version
 
     def start_quorum(self, request: Any, op: str, key: str, value: Any = None,

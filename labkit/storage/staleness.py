@@ -10,7 +10,7 @@ import math
 import random
 from typing import NamedTuple
 
-from labkit.dist import Distribution
+from labkit.dist import Distribution, as_distribution
 from labkit.errors import ConfigError, require_int, require_number
 
 
@@ -18,12 +18,24 @@ class WARS(NamedTuple):
     """Per-replica delays of Bailis et al.'s WARS model ("Probabilistically
     Bounded Staleness for Practical Partial Quorums", VLDB 2012, §5): the write
     reaching a replica, its ack returning, the read reaching it, its response
-    returning. Each is a `labkit.dist` distribution, drawn independently."""
+    returning. Each is a `labkit.dist` distribution, drawn independently, or a
+    number of seconds meaning a constant delay (as `NetConfig(latency=...)`
+    takes either)."""
 
-    write: Distribution
-    ack: Distribution
-    read: Distribution
-    response: Distribution
+    write: Distribution | float
+    ack: Distribution | float
+    read: Distribution | float
+    response: Distribution | float
+
+
+def check_wars(delays: WARS, name: str = "delays") -> WARS:
+    """`delays` with each field a distribution (a number becomes a constant);
+    ConfigError naming the field if it is neither."""
+    if not isinstance(delays, WARS):
+        raise ConfigError(f"{name} must be a WARS(write, ack, read, response) of "
+                          f"labkit.dist distributions or seconds, got {delays!r}")
+    return WARS(*(as_distribution(value, f"{name}.{field}")
+                  for field, value in zip(WARS._fields, delays, strict=True)))
 
 
 def _quorum(n: int, r: int, w: int) -> tuple[int, int, int]:
@@ -51,9 +63,7 @@ def wars_consistency(n: int, r: int, w: int, delays: WARS, t: float,
     commits when the W-th ack arrives; replica i has it when the read arrives
     if W_i <= commit + t + R_i; the read returns the R fastest responses."""
     n, r, w = _quorum(n, r, w)
-    if not isinstance(delays, WARS):
-        raise ConfigError(f"delays must be a WARS(write, ack, read, response) of "
-                          f"labkit.dist distributions, got {delays!r}")
+    delays = check_wars(delays)
     t = require_number("t", t, minimum=0.0)
     seed = require_int("seed", seed)
     rng = random.Random(f"wars:{seed}")
