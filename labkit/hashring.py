@@ -79,6 +79,8 @@ def stable_partition(key: Any, partitions: int) -> int:
 def key_hash(key: str) -> int:
     """A key's position on the ring: the first 8 bytes of its SHA-256 as an int
     (the same in every process, unlike the built-in hash())."""
+    if not isinstance(key, str):
+        raise ConfigError(f"key must be a str, got {key!r}")
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
 
 

@@ -129,6 +129,8 @@ CASES = [
      "delays.write must be a number of seconds or a labkit.dist distribution"),
     ("read_repair short", lambda: storage.read_repair([("r1",)]), "answer 0 must be"),
     ("key_hash int", lambda: storage.key_hash(5), "key must be a str, got 5"),
+    ("ring owners of an int key", lambda: storage.HashRing(["a", "b"]).owners(5, 1),
+     "key must be a str, got 5"),
     ("modulo_owners", lambda: storage.modulo_owners("x", 0, 1), "servers must be"),
     ("versions key", lambda: storage.QuorumKV().versions(5), "key must be a non-emp"),
     ("QuorumKV coordinator", lambda: storage.QuorumKV(coordinator=int),

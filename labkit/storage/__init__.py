@@ -20,8 +20,8 @@ replicas go to the first `replication` servers clockwise of its hash.
 Where to read what:
     chunks.py        chunk names (`chunk_id`), `split`, the checks on a file's
                      name and bytes
-    placement.py     `key_hash` (a key's ring position), `modulo_owners` and
-                     `moved_share` beside the ring;
+    placement.py     `modulo_owners` and `moved_share` beside the ring
+                     (`key_hash`, a key's ring position, is labkit.hashring's);
                      `Placement`, writing one chunk to a sloppy quorum
     metadata.py      the metadata state machine (`Metadata`, `FileEntry`, the
                      commands `Put`, `Remove`, `Lookup`, `Collect`) and the
@@ -41,7 +41,7 @@ Where to read what:
 """
 
 from labkit.errors import Unavailable
-from labkit.hashring import HashRing
+from labkit.hashring import HashRing, key_hash
 from labkit.storage.anti_entropy import merkle, merkle_diff
 from labkit.storage.chunk_server import ChunkServer
 from labkit.storage.chunks import MAX_NAME, check_data, check_name, chunk_id, split
@@ -61,7 +61,7 @@ from labkit.storage.metadata import (
     Remove,
     ReplicatedLog,
 )
-from labkit.storage.placement import Placement, key_hash, modulo_owners, moved_share
+from labkit.storage.placement import Placement, modulo_owners, moved_share
 from labkit.storage.quorum import FANOUTS, Coordinator, QuorumKV, QuorumReplica
 from labkit.storage.replica import (
     VERSION_SLOTS,

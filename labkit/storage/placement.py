@@ -18,14 +18,6 @@ from labkit.node import Node
 from labkit.sim import Future
 
 
-def key_hash(key: str) -> int:
-    """A key's position on the ring: the first 8 bytes of its SHA-256 as an int
-    (the same in every process, unlike the built-in hash())."""
-    if not isinstance(key, str):
-        raise ConfigError(f"key must be a str, got {key!r}")
-    return hashring.key_hash(key)
-
-
 def modulo_owners(key: str, servers: Sequence[str], n: int) -> list[str]:
     """Naive placement for comparison: server number hash(key) mod N, then the
     next n - 1 in the list. Changing N reshuffles almost every key."""
@@ -34,7 +26,7 @@ def modulo_owners(key: str, servers: Sequence[str], n: int) -> list[str]:
         raise ConfigError(f"servers must be a non-empty list of server names, got "
                           f"{servers!r}")
     require_int("n", n, minimum=1)
-    first = key_hash(key) % len(servers)
+    first = hashring.key_hash(key) % len(servers)
     return [servers[(first + k) % len(servers)] for k in range(min(n, len(servers)))]
 
 
