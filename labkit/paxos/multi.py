@@ -58,10 +58,13 @@ class MultiPaxosNode(Node):
 
     A follower that hears no leader for a random election timeout runs phase 1
     once for every slot from its first unchosen one (`prepare`); with a majority
-    of promises it leads: it re-proposes the highest-ballot value each promise
-    reported per slot, fills the other gaps with NOOP, and from then on runs only
-    phase 2 per command. Chosen values ride to followers on the next accept or
-    heartbeat.
+    of promises it leads: it learns the values the promises report chosen,
+    re-proposes the highest-ballot value each promise reported per other slot,
+    fills the remaining gaps with NOOP, and from then on runs only phase 2 per
+    command. An accept may carry several slots (`entries`): the leader sends one
+    per command, and at each heartbeat one per peer with every proposal that peer
+    has not acknowledged. Chosen values ride to followers on the next accept or
+    heartbeat, from the first slot the follower reported not knowing.
     """
 
     def __init__(self, name: str, net: Network, settings: LogSettings):
@@ -142,6 +145,10 @@ class MultiPaxosNode(Node):
         return tuple((s, b, v) for s, (b, v) in sorted(self.disk["accepted"].items())
                      if s >= slot)
 
+    def chosen_from(self, slot: int) -> tuple[tuple[int, Hashable], ...]:
+        return tuple((s, v) for s, v in sorted(self.disk["chosen"].items())
+                     if s >= slot)
+
     def admits(self, msg: Message) -> bool:
         """The acceptor's rule for prepare and accept alike: refuse a ballot below
         our promise with a NACK carrying it; otherwise raise the promise (on disk,
@@ -157,18 +164,22 @@ class MultiPaxosNode(Node):
     def on_prepare(self, msg: Message) -> None:
         if not self.admits(msg):
             return
+        # The values we know chosen save a lagging candidate phase 2 for them.
         self.send(msg.src, "promise", ballot=msg.ballot,
-                  accepted=self.accepted_from(msg.slot), frontier=self.frontier)
+                  accepted=self.accepted_from(msg.slot),
+                  chosen=self.chosen_from(msg.slot), frontier=self.frontier)
 
     def on_promise(self, msg: Message) -> None:
         if self.role != "candidate" or msg.ballot != self.ballot:
             return
+        self.learn(msg.chosen)
         self.promises[msg.src] = (msg.accepted, msg.frontier)
         if len(self.promises) == self.quorum:
             self.lead()
 
     def lead(self) -> None:
-        """Become leader: re-propose what the promises reported, NOOP the gaps."""
+        """Become leader: re-propose what the promises reported, NOOP the gaps,
+        and send each peer those proposals in one accept (`beat`)."""
         self.role = "leader"
         self.sim.metrics.histogram("multipaxos.phase1").add(
             self.sim.now - self.campaigned)
@@ -185,7 +196,7 @@ class MultiPaxosNode(Node):
         for slot in range(self.frontier, top + 1):
             if slot not in self.disk["chosen"]:
                 self.propose(slot, best.get(slot, (0, NOOP))[1])
-        self.beat()
+        self.beat()                             # one accept per peer, all slots
 
     # -- phase 2, once per command ----------------------------------------------
     def submit(self, command: Hashable) -> int | None:
@@ -195,18 +206,21 @@ class MultiPaxosNode(Node):
         slot, self.next_slot = self.next_slot, self.next_slot + 1
         self.submitted[slot] = self.sim.now
         self.propose(slot, command)
+        for peer in self.others:
+            self.send_accept(peer, ((slot, command),))
         return slot
 
     def propose(self, slot: int, value: Hashable) -> None:
-        """Phase 2a for one slot: accept it ourselves, then ask every peer."""
+        """Phase 2a for one slot, our part: accept the value ourselves and await
+        a majority (the caller sends the accepts)."""
         self.accept_locally(slot, self.ballot, value)
         self.proposals[slot] = (value, [self.name])
-        for peer in self.others:
-            self.send_accept(peer, slot, value)
-        self.count(slot)
+        self.count(slot)                        # a log of one server: chosen now
 
-    def send_accept(self, peer: str, slot: int, value: Hashable) -> None:
-        self.send(peer, "accept", ballot=self.ballot, slot=slot, value=value,
+    def send_accept(self, peer: str,
+                    entries: tuple[tuple[int, Hashable], ...]) -> None:
+        """Phase 2a to one peer: accept(ballot, entries) for (slot, value) pairs."""
+        self.send(peer, "accept", ballot=self.ballot, entries=entries,
                   chosen=self.piggyback(peer))
 
     def accept_locally(self, slot: int, ballot: int, value: Hashable) -> None:
@@ -214,27 +228,32 @@ class MultiPaxosNode(Node):
         self.disk["history"].append((self.sim.now, slot, ballot, value))
 
     def piggyback(self, peer: str) -> tuple[tuple[int, Hashable], ...]:
-        """Chosen values `peer` has not reported knowing (at most PIGGYBACK)."""
-        chosen, start = self.disk["chosen"], self.known.get(peer, 1)
+        """Chosen values from the first slot `peer` reported not knowing (at most
+        PIGGYBACK); none until it has reported one (its answers do)."""
+        if peer not in self.known:
+            return ()
+        chosen, start = self.disk["chosen"], self.known[peer]
         return tuple((s, chosen[s]) for s in range(start, start + PIGGYBACK)
                      if s in chosen)
 
     def on_accept(self, msg: Message) -> None:
         if not self.admits(msg):
             return
-        self.accept_locally(msg.slot, msg.ballot, msg.value)
+        for slot, value in msg.entries:
+            self.accept_locally(slot, msg.ballot, value)
         self.learn(msg.chosen)
-        self.send(msg.src, "accepted", ballot=msg.ballot, slot=msg.slot,
-                  frontier=self.frontier)
+        self.send(msg.src, "accepted", ballot=msg.ballot,
+                  slots=tuple(slot for slot, _ in msg.entries), frontier=self.frontier)
 
     def on_accepted(self, msg: Message) -> None:
         if self.role != "leader" or msg.ballot != self.ballot:
             return
         self.known[msg.src] = max(self.known.get(msg.src, 1), msg.frontier)
-        proposal = self.proposals.get(msg.slot)
-        if proposal is not None and msg.src not in proposal[1]:
-            proposal[1].append(msg.src)
-            self.count(msg.slot)
+        for slot in msg.slots:
+            proposal = self.proposals.get(slot)
+            if proposal is not None and msg.src not in proposal[1]:
+                proposal[1].append(msg.src)
+                self.count(slot)
 
     def count(self, slot: int) -> None:
         """A majority accepted this slot's value in our ballot: it is chosen."""
@@ -256,15 +275,19 @@ class MultiPaxosNode(Node):
 
     # -- heartbeats: leadership, catch-up, retransmission ------------------------
     def beat(self) -> None:
-        """Tell every peer we still lead (with the chosen values it lacks) and
-        resend accepts a peer has not answered (they may have been lost)."""
+        """Tell every peer we still lead, with one message carrying the chosen
+        values it lacks: an accept with every proposal it has not answered (they
+        may have been lost), or a heartbeat if there is none. One message, not
+        one per slot: each message has its own delay, and on a FIFO link a burst
+        arrives after its slowest one, holding up everything behind it."""
         for peer in self.others:
-            self.send(peer, "heartbeat", ballot=self.ballot,
-                      chosen=self.piggyback(peer))
-        for slot, (value, acks) in sorted(self.proposals.items()):
-            for peer in self.others:
-                if peer not in acks:
-                    self.send_accept(peer, slot, value)
+            unanswered = tuple((slot, value) for slot, (value, acks)
+                               in sorted(self.proposals.items()) if peer not in acks)
+            if unanswered:
+                self.send_accept(peer, unanswered)
+            else:
+                self.send(peer, "heartbeat", ballot=self.ballot,
+                          chosen=self.piggyback(peer))
         self.set_timer("heartbeat", self.settings.heartbeat, self.beat)
 
     def on_heartbeat(self, msg: Message) -> None:
