@@ -12,7 +12,7 @@ import pytest
 from test_labs import assert_caught, assert_reference_passes
 
 import labkit.labs as labs
-from labkit.labs.resilience import OPEN, DefenceReference
+from labkit.labs.resilience import CLOSED, HALF_OPEN, OPEN, DefenceReference
 from labkit.resilience import Policy, simulate
 
 
@@ -49,6 +49,64 @@ class HalfOpenLetsAllThrough(DefenceReference):
         return admitted or self.state != OPEN
 
 
+class WindowOffByOne(DefenceReference):
+    """Drops the oldest outcome once the window is full, before judging: the
+    window holds window_size - 1 calls."""
+
+    def on_result(self, ok):
+        if self.state == HALF_OPEN:
+            return super().on_result(ok)
+        config, outcomes = self.config, self.outcomes
+        outcomes.append(not ok)
+        if len(outcomes) >= config.window_size:
+            outcomes.popleft()
+        if (len(outcomes) >= config.minimum_calls
+                and sum(outcomes) / len(outcomes) >= config.failure_rate):
+            self.enter(OPEN)
+
+
+class MinCallsOffByOne(DefenceReference):
+    """Judges only once the window holds more than minimum_calls calls."""
+
+    def on_result(self, ok):
+        if self.state == HALF_OPEN:
+            return super().on_result(ok)
+        config, outcomes = self.config, self.outcomes
+        outcomes.append(not ok)
+        if len(outcomes) > config.window_size:
+            outcomes.popleft()
+        if (len(outcomes) > config.minimum_calls
+                and sum(outcomes) / len(outcomes) >= config.failure_rate):
+            self.enter(OPEN)
+
+
+class RateOverWindowSize(DefenceReference):
+    """Divides the failures by window_size, not by the calls in the window."""
+
+    def on_result(self, ok):
+        if self.state == HALF_OPEN:
+            return super().on_result(ok)
+        config, outcomes = self.config, self.outcomes
+        outcomes.append(not ok)
+        if len(outcomes) > config.window_size:
+            outcomes.popleft()
+        if (len(outcomes) >= config.minimum_calls
+                and sum(outcomes) / config.window_size >= config.failure_rate):
+            self.enter(OPEN)
+
+
+class HalfOpenDecidesOnOpenRate(DefenceReference):
+    """Half-open closes only if every probe succeeded: one failed probe of three
+    re-opens it."""
+
+    def on_result(self, ok):
+        if self.state != HALF_OPEN:
+            return super().on_result(ok)
+        self.outcomes.append(not ok)
+        if len(self.outcomes) == self.config.half_open_calls:
+            self.enter(OPEN if sum(self.outcomes) > 0 else CLOSED)
+
+
 class NeverRefills(DefenceReference):
     """Requests earn no tokens: the burst is all there ever is."""
 
@@ -61,6 +119,34 @@ class NeverSpends(DefenceReference):
 
     def try_spend(self):
         return self.tokens >= 1.0 - 1e-9
+
+
+class NoCap(DefenceReference):
+    """Refills without the cap: a quiet client hoards more than burst tokens."""
+
+    def on_request(self):
+        self.tokens += self.ratio
+
+
+class NoDust(DefenceReference):
+    """Asks for a whole token exactly: ten requests' 10 * 0.1 = 0.999... buys
+    no retry."""
+
+    def try_spend(self):
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+class IntTokens(DefenceReference):
+    """Rounds the bucket down before comparing: loses the dust like NoDust."""
+
+    def try_spend(self):
+        if int(self.tokens) >= 1:
+            self.tokens -= 1.0
+            return True
+        return False
 
 
 class NoJitter(DefenceReference):
@@ -79,7 +165,7 @@ class GlobalRandomJitter(DefenceReference):
 
 SHOULD_OPEN = "it should have opened"
 TOO_EARLY = "it opened too early"
-HALF_OPEN = "it should have half-opened"
+HALF_OPENS = "it should have half-opened"
 PROBES = "half-open admits only half_open_calls probes"
 DECIDES = "half-open decides after exactly half_open_calls"
 REFILL = "so the budget refills"
@@ -87,15 +173,26 @@ DENIED = "your budget denied a retry"
 NO_TOKEN = "with no whole token left"
 AMPLIFICATION = "is over 1 + ratio + burst / requests"
 JITTER = "full jitter draws uniformly"
+WINDOW = "the last window_size = 20 calls: 10 failed"
+MINIMUM = "calls in the window"
+CAP = "keep at most burst"
+DUST = "float dust"
 NONDETERMINISTIC = "your code reads the wall clock or global random"
 SAME_SEED = "draw the jitter from the rng you are given"
 # mutant, a scenario that must catch it, the reasons its failures may give
 MUTANTS = [
     (NeverOpens, "opens_on_errors", [SHOULD_OPEN]),
     (OpensOnFirstFailure, "stays_closed_when_healthy", [TOO_EARLY]),
-    (NeverHalfOpens, "breaker_by_hand", [HALF_OPEN]),
+    (NeverHalfOpens, "breaker_by_hand", [HALF_OPENS]),
     (HalfOpenLetsAllThrough, "breaker_by_hand", [PROBES, DECIDES]),
+    (WindowOffByOne, "breaker_by_hand", [WINDOW]),
+    (MinCallsOffByOne, "breaker_by_hand", [MINIMUM]),
+    (RateOverWindowSize, "breaker_by_hand", [MINIMUM]),
+    (HalfOpenDecidesOnOpenRate, "breaker_by_hand", [DECIDES]),
     (NeverRefills, "caps_amplification", [REFILL, DENIED]),
+    (NoCap, "budget_by_hand", [CAP]),
+    (NoDust, "budget_by_hand", [DUST]),
+    (IntTokens, "budget_by_hand", [DUST]),
     (NeverSpends, "budget_by_hand", [NO_TOKEN, AMPLIFICATION]),
     (NoJitter, "backoff_full_jitter", [JITTER]),
     (GlobalRandomJitter, "backoff_in_client", [NONDETERMINISTIC, SAME_SEED]),

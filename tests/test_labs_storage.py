@@ -11,7 +11,7 @@ from test_labs import assert_caught, assert_reference_passes
 import labkit.labs as labs
 from labkit.errors import Unavailable
 from labkit.labs.storage import QuorumReference
-from labkit.sim import first
+from labkit.sim import first, settled
 
 
 class AcksAfterWMinusOne(QuorumReference):
@@ -78,6 +78,90 @@ class SucceedsWithoutQuorum(QuorumReference):
             return self.version
 
 
+class ReturnsSelfVersion(QuorumReference):
+    """Returns self.version once the acks are in: a put that started meanwhile
+    has moved it on, so two concurrent puts both return the later version."""
+
+    def put(self, key, value):
+        self.version += 1
+        calls = [self.call(r, "put", self.kv.timeout, key=key, version=self.version,
+                           value=value) for r in self.owners(key)]
+        yield first(calls, self.kv.w, f"a write of {key!r}")
+        return self.version
+
+
+class ReadsOneReplicaTwice(QuorumReference):
+    """Asks the first owner twice (a retry) and counts both answers: a read
+    quorum of one replica."""
+
+    def get(self, key):
+        owners = self.owners(key)
+        owners = owners[:1] + owners
+        calls = [self.call(r, "get", self.kv.timeout, key=key) for r in owners]
+        replies = yield first(calls, self.kv.r, f"a read of {key!r}")
+        settled(calls).add_done_callback(lambda _f: self.repair(key, owners, calls))
+        return self.newest(replies).value
+
+
+class WritesOnlyW(QuorumReference):
+    """Sends a write to the first W owners only: one of them down and the write
+    fails, though W owners are up."""
+
+    def put(self, key, value):
+        self.version += 1
+        version = self.version
+        calls = [self.call(r, "put", self.kv.timeout, key=key, version=version,
+                           value=value) for r in self.owners(key)[:self.kv.w]]
+        yield first(calls, self.kv.w, f"a write of {key!r}")
+        return version
+
+
+class AsksOnlyR(QuorumReference):
+    """Asks the first R owners only."""
+
+    def get(self, key):
+        owners = self.owners(key)[:self.kv.r]
+        calls = [self.call(r, "get", self.kv.timeout, key=key) for r in owners]
+        replies = yield first(calls, self.kv.r, f"a read of {key!r}")
+        settled(calls).add_done_callback(lambda _f: self.repair(key, owners, calls))
+        return self.newest(replies).value
+
+
+class ReadWaitsForAll(QuorumReference):
+    """Waits for all N answers, not the first R."""
+
+    def get(self, key):
+        owners = self.owners(key)
+        calls = [self.call(r, "get", self.kv.timeout, key=key) for r in owners]
+        replies = yield first(calls, self.kv.n, f"a read of {key!r}")
+        self.repair(key, owners, calls)
+        return self.newest(replies).value
+
+
+class RepairWithOwnVersion(QuorumReference):
+    """Repairs with the newest value but the stale replica's own version."""
+
+    def repair(self, key, targets, calls):
+        answered = [(t, f.value) for t, f in zip(targets, calls, strict=True)
+                    if not f.failed]
+        best = self.newest([m for _, m in answered])
+        for target, m in answered:
+            if m.version < best.version:
+                self.send(target, "put", key=key, version=m.version,
+                          value=best.value)
+
+
+class RetriesWriteOnce(QuorumReference):
+    """Not a bug: a write that failed is tried once more, with a new version and
+    the same value."""
+
+    def put(self, key, value):
+        try:
+            return (yield from super().put(key, value))
+        except Unavailable:
+            return (yield from super().put(key, value))
+
+
 # mutant, a scenario that must catch it, the reasons its failures may give
 MUTANTS = [
     (AcksAfterWMinusOne, "read_your_writes", ["write quorum", "no quorum"]),
@@ -87,6 +171,12 @@ MUTANTS = [
     (RepairsWithStaleValue, "replica_crashes", ["read repair"]),
     (CountsARetryTwice, "no_quorum", ["write quorum", "no quorum"]),
     (SucceedsWithoutQuorum, "no_quorum", ["write quorum", "no quorum"]),
+    (ReturnsSelfVersion, "concurrent_writes", ["return the version this put sent"]),
+    (ReadsOneReplicaTwice, "stale_owner_answers_first", ["R distinct replicas"]),
+    (WritesOnlyW, "no_quorum", ["send the put to all N owners"]),
+    (AsksOnlyR, "no_quorum", ["ask all N owners"]),
+    (ReadWaitsForAll, "no_quorum", ["ask all N owners"]),
+    (RepairWithOwnVersion, "replica_crashes", ["read repair"]),
 ]
 
 
@@ -94,6 +184,13 @@ MUTANTS = [
                          ids=[m[0].__name__ for m in MUTANTS])
 def test_mutant_fails_for_the_right_reason(mutant, scenario, reasons):
     assert_caught("storage", mutant, scenario, reasons)
+
+
+def test_a_write_retried_with_a_new_version_is_no_stale_read():
+    """A failed write tried again carries its value under a second version; a
+    read of that value is as new as the retry, not the first attempt."""
+    report = labs.grade("storage", RetriesWriteOnce)
+    assert report.passed, repr(report)
 
 
 @pytest.mark.parametrize("part", labs.parts("storage"))

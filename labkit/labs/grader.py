@@ -17,6 +17,7 @@ nothing in a simulation ever reads it.
 
 from __future__ import annotations
 
+import re
 import signal
 import textwrap
 import time
@@ -122,9 +123,10 @@ def _attempt(lab: Lab, scenario: Scenario, impl: type, seed: int,
     except KeyboardInterrupt:
         raise
     except BudgetExceeded as exc:
-        why, spent = str(exc) if trial.spent else f"{exc} ({_where(exc)})", True
+        why, spent = (str(exc) if trial.spent else f"{exc} ({_where(exc, impl)})",
+                      True)
     except BaseException as exc:     # noqa: BLE001 - student code may raise anything
-        why = _explain(exc)
+        why = _explain(exc, impl)
         if isinstance(exc, InvariantViolation) and lab.hint(str(exc)):
             why = f"{why}. {lab.hint(str(exc))}"
     cpu = time.process_time() - start
@@ -179,13 +181,13 @@ def _fingerprint(result: Result | None) -> str | None:
         return None
 
 
-def _explain(exc: BaseException) -> str:
+def _explain(exc: BaseException, impl: type | None = None) -> str:
     """Why a run ended with `exc`, in plain words, with where it came from."""
     if isinstance(exc, Failed):
         return str(exc)
     if isinstance(exc, InvariantViolation):
         return f"safety broken: {exc}"
-    where = _where(exc)
+    where = _where(exc, impl)
     if isinstance(exc, NotImplementedError):
         text = str(exc) or "not yet implemented"
         return f"{text} ({where})"
@@ -193,18 +195,39 @@ def _explain(exc: BaseException) -> str:
     return f"{type(exc).__name__}{': ' + text if text else ''} ({where})"
 
 
-def _where(exc: BaseException) -> str:
+def _where(exc: BaseException, impl: type | None = None) -> str:
     """The innermost frame of the traceback outside labkit (the student's
-    code), as "in Class.method, line n", or the innermost frame at all."""
-    frames = []
-    tb = exc.__traceback__
+    code), as "in Class.method, line n". An exception raised inside labkit
+    because of the student's code is traced back through its cause (a
+    StopIteration that became a RuntimeError), or named by the student's
+    method its message starts with (a call with the wrong arguments); failing
+    both, the innermost frame at all."""
+    chain, seen = [], set()
+    while exc is not None and id(exc) not in seen and len(chain) < 5:
+        seen.add(id(exc))
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    for link in chain:
+        frames = _frames(link)
+        outside = [f for f in frames if not _in_labkit(f.tb_frame.f_code.co_filename)]
+        if outside:
+            return _frame_name(outside[-1])
+    named = re.match(r"(\w+)\.(\w+)\(\)", str(chain[0]))
+    if impl is not None and named and named[1] in {c.__name__ for c in impl.__mro__}:
+        return f"in {named[1]}.{named[2]}, as labkit called it"
+    frames = _frames(chain[0])
+    return _frame_name(frames[-1]) if frames else "raised before any code ran"
+
+
+def _frames(exc: BaseException) -> list:
+    frames, tb = [], exc.__traceback__
     while tb is not None:
         frames.append(tb)
         tb = tb.tb_next
-    if not frames:
-        return "raised before any code ran"
-    outside = [f for f in frames if not _in_labkit(f.tb_frame.f_code.co_filename)]
-    tb = (outside or frames)[-1]
+    return frames
+
+
+def _frame_name(tb) -> str:
     code = tb.tb_frame.f_code
     name = getattr(code, "co_qualname", code.co_name)
     return f"in {name}, line {tb.tb_lineno}"

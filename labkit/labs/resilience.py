@@ -232,10 +232,93 @@ def admission_hint(state: str) -> str:
     return "a closed breaker admits every call"
 
 
+#: Call sequences that sit exactly on a threshold of CONFIG, each in a fresh
+#: breaker: F a failed call, S a good one, a number the seconds to wait. Each
+#: verdict differs for a window one call shorter or longer, a minimum one call
+#: higher, a rate over window_size rather than the calls held, or a half-open
+#: breaker that wants every probe to succeed.
+SCRIPTS = (
+    "S" * 5 + "F" * 5,                      # 5 of 10 at minimum_calls: opens
+    "F" + "S" * 10 + "F" * 9,               # 10 of the last 20: opens at call 20
+    "S" * 11 + "F" * 10,                    # the window slides: opens at call 21
+    "S" * 5 + "F" * 5 + "1SFS",             # open for 1 s of 2: rejects, stays
+    "S" * 5 + "F" * 5 + "2SFS",             # 1 of 3 probes failed: closes
+    "S" * 5 + "F" * 5 + "2FSF",             # 2 of 3 probes failed: opens again
+)
+
+
+def judged(where: str, got: str, expected: str, agreed: str,
+           window: list[bool]) -> None:
+    """Fail unless the state is the definition's, saying which outcomes (the
+    window, or the probes) the definition judged."""
+    if got == expected:
+        return
+    hint = transition_hint(agreed, expected if expected != agreed else None,
+                           got if got != agreed else None)
+    failed, n = sum(window), len(window)
+    if not n:
+        raise Failed(f"{where}: your breaker is {got}, the definition says "
+                     f"{expected}: {hint}")
+    knobs = (f"minimum_calls = {CONFIG.minimum_calls}, failure_rate = "
+             f"{CONFIG.failure_rate:.0%}")
+    if agreed == HALF_OPEN:
+        who, rule = f"the {n} probes", ""
+        knobs = (f"half_open_calls = {CONFIG.half_open_calls}, failure_rate = "
+                 f"{CONFIG.failure_rate:.0%}")
+    elif n == CONFIG.window_size:
+        who = f"the last window_size = {n} calls"
+        rule = "; keep exactly the last window_size outcomes"
+    else:
+        who = f"the {n} calls in the window"
+        rule = ("; judge once len(outcomes) >= minimum_calls, dividing by the calls "
+                "held, not by window_size" if n == CONFIG.minimum_calls
+                else "; the rate is over the calls held, not window_size")
+    raise Failed(f"{where}: your breaker is {got}, the definition says {expected}: "
+                 f"{hint}; here {who}: {failed} failed, {failed}/{n} = "
+                 f"{failed / n:.0%} ({knobs}{rule})")
+
+
+def scripted(t: Trial, script: str) -> None:
+    """One SCRIPTS sequence, each call admitted and ended before the next, in
+    your breaker and in labkit's on a hand-cranked clock."""
+    now = [0.0]
+    mine = t.impl(config=CONFIG, clock=lambda: now[0])
+    truth = CircuitBreaker(CONFIG, lambda: now[0])
+    window: list[bool] = []          # the definition's outcomes in this state
+    calls, agreed = 0, CLOSED
+    for step in script:
+        if step.isdigit():
+            now[0] += float(step) + 0.05
+            continue
+        calls, now[0] = calls + 1, now[0] + 0.01
+        t.time = now[0]
+        where = f"scripted calls {script!r}, call {calls}"
+        ours, theirs = truth.acquire(), mine.acquire()
+        judged(where, mine.state, truth.state, agreed, window)
+        agreed = truth.state                  # half-open once open_duration is over
+        if (theirs is not None) != (ours is not None):
+            raise Failed(f"{where}: your {mine.state} breaker "
+                         f"{'admitted' if theirs is not None else 'rejected'} it: "
+                         f"{admission_hint(mine.state)}")
+        if ours is None:
+            continue
+        ok = step == "S"
+        truth.record(ours, ok)
+        mine.record(theirs, ok)
+        window = (window + [not ok])[-CONFIG.window_size:]
+        judged(f"{where} ({'ok' if ok else 'failed'})", mine.state, truth.state,
+               agreed, window)
+        if truth.state != agreed:             # a new state starts an empty window
+            agreed, window = truth.state, []
+
+
 def breaker_by_hand(t: Trial) -> None:
-    """Your breaker beside labkit's CircuitBreaker on a hand-cranked clock:
-    calls start and end (up to six in flight) as the failure rate swings; every
+    """Your breaker beside labkit's CircuitBreaker on a hand-cranked clock: first
+    short scripted sequences that sit exactly on each threshold, then calls that
+    start and end (up to six in flight) as the failure rate swings; every
     admission and state must match the definition."""
+    for script in SCRIPTS:
+        scripted(t, script)
     rng, now = random.Random(t.seed), [0.0]
     mine = t.impl(config=CONFIG, clock=lambda: now[0])
     truth = CircuitBreaker(CONFIG, lambda: now[0])
@@ -323,32 +406,68 @@ def opens_on_crash(t: Trial) -> None:
 
 
 def stays_closed_when_healthy(t: Trial) -> None:
-    """A tenth of requests fail and replicas slow down: the breaker stays closed."""
-    against_labkit(t, [("errors", 2.0, 20.0, 0.1), ("slow", 8.0, 12.0, 2.0)])
+    """A twentieth of requests fail and replicas run half again as slow for 4 s:
+    far below the failure rate, so the breaker stays closed.
+
+    Judged beside labkit's breaker on the same seed, which stays closed on seeds
+    0-199; with a tenth failing, or replicas twice as slow (timeouts count as
+    failures), 10 failures in 20 calls come by chance and it opens on some."""
+    against_labkit(t, [("errors", 2.0, 20.0, 0.05), ("slow", 8.0, 12.0, 1.5)])
 
 
 # -- the retry budget and backoff ------------------------------------------------------
 
+def spent_as_defined(where: str, mine: LabDefence, truth: RetryBudget,
+                     requests: int) -> None:
+    """One retry asks both budgets: yours must spend or deny as labkit's does."""
+    had, yours = truth.tokens, getattr(mine, "tokens", None)
+    got, expected = mine.try_spend(), truth.try_spend()
+    if got and not expected:
+        hoard = (f"; yours held {yours:.2f} after {requests} requests in a row: keep "
+                 "at most burst, min(burst, tokens + ratio)"
+                 if isinstance(yours, float | int) and yours > BURST + 1e-9 else "")
+        raise Failed(f"{where}: your budget spent a retry with no whole token left "
+                     f"({had:.2f} tokens): each retry costs one token and each "
+                     f"request earns ratio = {RATIO}, the bucket holding at most "
+                     f"burst = {BURST:g}{hoard}")
+    if expected and not got:
+        dust = (f" ({had!r}: {requests} requests' ratio = {RATIO} sum to just under "
+                "1 in floating point; allow 1e-9 of float dust)"
+                if had < 1.0 and isinstance(yours, float | int)
+                and abs(yours - had) < 1e-6 else "")
+        raise Failed(f"{where}: your budget denied a retry while the bucket held "
+                     f"{had:.2f} tokens{dust}: each request earns ratio = {RATIO} "
+                     f"(up to burst = {BURST:g}), each retry takes one")
+
+
 def budget_by_hand(t: Trial) -> None:
-    """Your budget beside labkit's RetryBudget: requests and retries in a seeded
-    order; every retry must be spent or denied as the definition says."""
-    rng = random.Random(t.seed)
+    """Your budget beside labkit's RetryBudget: first a script (many requests with
+    no retry, then retries until the bucket is empty, then just enough requests
+    for one more), then requests and retries in a seeded order; every retry must
+    be spent or denied as the definition says."""
     mine, truth = t.impl(ratio=RATIO, burst=BURST), RetryBudget(RATIO, BURST)
+    quiet = round(3 * BURST / RATIO)
+    for _ in range(quiet):                  # a quiet spell: the bucket stays full
+        mine.on_request()
+        truth.on_request()
+    for retry in range(1, round(BURST) + 2):
+        spent_as_defined(f"after {quiet} requests and no retry, retry {retry}", mine,
+                         truth, quiet)
+    again = round(1 / RATIO)
+    for _ in range(again):                  # 10 * 0.1 is 0.9999999999999999
+        mine.on_request()
+        truth.on_request()
+    spent_as_defined(f"with the bucket emptied, {again} requests later, a retry",
+                     mine, truth, again)
+    rng, requests = random.Random(t.seed), 0
     for step in range(3000):
         if rng.random() < 0.6:
             mine.on_request()
             truth.on_request()
+            requests += 1
             continue
-        had = truth.tokens
-        got, expected = mine.try_spend(), truth.try_spend()
-        if got and not expected:
-            raise Failed(f"step {step}: your budget spent a retry with no whole "
-                         f"token left ({had:.2f} tokens): each retry costs one token "
-                         f"and each request earns ratio = {RATIO}")
-        if expected and not got:
-            raise Failed(f"step {step}: your budget denied a retry while the bucket "
-                         f"held {had:.2f} tokens: each request earns ratio = {RATIO} "
-                         f"(up to burst = {BURST}), each retry takes one")
+        spent_as_defined(f"step {step}", mine, truth, requests)
+        requests = 0
 
 
 def caps_amplification(t: Trial) -> None:

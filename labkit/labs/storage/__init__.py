@@ -8,8 +8,9 @@ highest version) and `repair` (read repair: bring replicas that answered an
 older version up to the newest). `lk.storage.QuorumKV(5, n=3, r=2, w=2,
 seed=1, coordinator=MyQuorum)` runs it with the fault verbs. Grading:
 
-  quorum  read_your_writes, replica_crashes, partitioned_replica,
-          write_all_read_one, unreliable_network, no_quorum
+  quorum  read_your_writes, concurrent_writes, replica_crashes,
+          stale_owner_answers_first, partitioned_replica, write_all_read_one,
+          unreliable_network, no_quorum
 
 The referee trusts nothing the client claims: it watches every put on the
 wire and every ack that reaches the client (see `Referee`). A write may
@@ -37,8 +38,9 @@ LAB = Lab(
     title="Storage: Dynamo-style quorum reads and writes with read repair",
     parts=("quorum",),
     scenarios=tuple(Scenario(fn.__name__, "quorum", fn) for fn in (
-        s.read_your_writes, s.replica_crashes, s.partitioned_replica,
-        s.write_all_read_one, s.unreliable_network, s.no_quorum)),
+        s.read_your_writes, s.concurrent_writes, s.replica_crashes,
+        s.stale_owner_answers_first, s.partitioned_replica, s.write_all_read_one,
+        s.unreliable_network, s.no_quorum)),
     skeleton=QuorumSkeleton,
     reference=QuorumReference,
     seeds=(1, 2, 3, 4, 5),
@@ -50,6 +52,8 @@ LAB = Lab(
         "read repair": "Send the newest answer's version and value together to "
         "the replicas that answered older versions",
         "versions": "Number every write with a new, higher version",
+        "returned version": "Keep the version in a local variable: another put "
+        "may move self.version on while this one waits for its acks",
     },
 )
 

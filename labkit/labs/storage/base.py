@@ -33,14 +33,16 @@ class QuorumBase(Coordinator):
 
 class Referee:
     """What the wire showed, for one store: per (key, version) the value the
-    client wrote and the replicas whose ack reached the client. It survives
-    every crash (it is the grader's, not a node's)."""
+    client wrote, the replicas whose ack reached the client, and every replica
+    asked for a read. It survives every crash (it is the grader's, not a
+    node's)."""
 
     def __init__(self, kv: QuorumKV):
         self.w = kv.w
         self.calls: dict[int, tuple[str, int]] = {}
         self.written: dict[tuple[str, int], Any] = {}
         self.acks: dict[tuple[str, int], set[str]] = {}
+        self.asked: list[str] = []          # every replica asked for a get, in order
 
     def watch(self, kv: QuorumKV) -> None:
         """See every message the network carries and every one the client gets."""
@@ -50,6 +52,8 @@ class Referee:
         def watched_send(src: str, dst: str, kind: str, body: dict) -> Message:
             if src == client.name and kind == "put":
                 self.sent_put(dst, body)
+            elif src == client.name and kind == "get":
+                self.asked_for(dst)
             return send(src, dst, kind, body)
 
         def watched_deliver(msg: Message) -> None:
@@ -62,35 +66,52 @@ class Referee:
 
     def sent_put(self, dst: str, body: dict) -> None:
         key, version, value = body.get("key"), body.get("version"), body.get("value")
-        if type(version) is not int or version <= 0:
-            raise InvariantViolation(f"versions: the client sent {dst} a put of "
-                                     f"{key!r} with version {version!r}; versions "
-                                     "are positive ints")
         if body.get("rpc") is None:                         # a read repair
-            if self.written.get((key, version), value) != value:
+            if (key, version) not in self.written:
+                raise InvariantViolation(
+                    f"read repair: the client repaired {dst} with version "
+                    f"{version!r} of {key!r}, which no write sent; a repair sends "
+                    "the newest answer's version and value together")
+            if self.written[key, version] != value:
                 raise InvariantViolation(
                     f"read repair: the client repaired {dst} with version {version} "
                     f"of {key!r} carrying {value!r}, but version {version} holds "
                     f"{self.written[key, version]!r}; a repair sends the newest "
                     "answer's version and value together")
             return
+        if type(version) is not int or version <= 0:
+            raise InvariantViolation(f"versions: the client sent {dst} a put of "
+                                     f"{key!r} with version {version!r}; versions "
+                                     "are positive ints")
         self.calls[body["rpc"]] = (key, version)
         if self.written.setdefault((key, version), value) != value:
             raise InvariantViolation(
                 f"versions: two writes of {key!r} share version {version}; every "
                 "write needs a new, higher version")
 
+    def asked_for(self, dst: str) -> None:
+        """The client sent `dst` a get."""
+        self.asked.append(dst)
+
     def version_of(self, key: str, value: Any) -> int | None:
-        """The version that wrote `value` under `key` (0 for None; None if no
-        write carried it)."""
+        """The newest version that wrote `value` under `key` (0 for None; None if
+        no write carried it). A write tried again after a failure carries its
+        value under a second version, and a read of it is as new as the retry."""
         if value is None:
             return 0
-        return next((v for (k, v), x in self.written.items()
-                     if k == key and x == value), None)
+        return max((v for (k, v), x in self.written.items()
+                    if k == key and x == value), default=None)
 
     def acknowledged(self, key: str, version: Any, value: Any) -> None:
         """A put of `value` returned `version`: check W replicas acked it."""
         if self.written.get((key, version)) != value:
+            other = next((f"{k!r} = {x!r}" for (k, v), x in self.written.items()
+                          if v == version and (k, x) != (key, value)), None)
+            if other is not None:
+                raise InvariantViolation(
+                    f"returned version: the write of {value!r} under {key!r} "
+                    f"returned version {version!r}, which another write sent "
+                    f"({other}); return the version this put sent")
             raise InvariantViolation(
                 f"versions: the write of {value!r} under {key!r} returned version "
                 f"{version!r}, which it did not send to any replica")

@@ -14,6 +14,7 @@ store's own seeded streams, so `lk.labs.replay` replays a run exactly.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +28,7 @@ from .base import Referee
 
 LATENCY = dist.uniform(0.005, 0.015)
 KEYS = ("apple", "banana", "cherry")
+SLOW = dist.constant(0.1)    # a link that answers after everyone else's
 WITHIN = 3.0                 # seconds an operation may take before it must end
 
 
@@ -45,10 +47,20 @@ class Store:
         self.writes = 0
         self.rng = self.kv.sim.rng("lab.storage")
 
+    def spawn(self, gen: Any, what: str) -> Any:
+        """Start one client operation, a generator of the student's put or get."""
+        if not inspect.isgenerator(gen):
+            method = "put" if "write" in what else "get"
+            raise Failed(f"{what}: {type(self.kv.coordinator).__name__}.{method} "
+                         f"returned {gen!r}, not a generator: {method} must yield "
+                         "the Futures it waits for (yield first(...)), so that it "
+                         "is a generator function")
+        return self.kv.coordinator.spawn(gen)
+
     def run(self, gen: Any, what: str) -> Any:
         """Run one client operation to its end; raise Unavailable if it failed."""
         kv = self.kv
-        process = kv.coordinator.spawn(gen)
+        process = self.spawn(gen, what)
         end = kv.now + WITHIN
         while not process.done:
             if kv.now >= end:
@@ -66,33 +78,72 @@ class Store:
                                f"the write of {value!r}")
         except Unavailable:
             if must:
-                raise Failed(f"the write of {value!r} failed with every fault "
-                             "healed: with W replicas up a write must succeed"
-                             ) from None
+                raise Failed(f"the write of {value!r} failed {self.with_up(key)}: "
+                             f"with W = {self.kv.w} owners up a write must succeed; "
+                             "send the put to all N owners and return after the "
+                             "first W acks") from None
             return None
-        self.referee.acknowledged(key, version, value)
-        self.acked[key] = max(self.acked.get(key, 0), version)
+        self.returned(key, value, version)
         return version
 
+    def returned(self, key: str, value: Any, version: Any) -> None:
+        """A put of `value` returned `version`: the referee checks it, and later
+        reads must see it."""
+        self.referee.acknowledged(key, version, value)
+        self.acked[key] = max(self.acked.get(key, 0), version)
+
     def get(self, key: str, must: bool = False) -> Any:
-        floor = self.acked.get(key, 0)
+        floor, asked = self.acked.get(key, 0), len(self.referee.asked)
         try:
             value = self.run(self.kv.coordinator.get(key), f"a read of {key!r}")
         except Unavailable:
             if must:
-                raise Failed(f"a read of {key!r} failed with every fault healed: "
-                             "with R replicas up a read must succeed") from None
+                raise Failed(f"a read of {key!r} failed {self.with_up(key)}: with "
+                             f"R = {self.kv.r} owners up a read must succeed; ask "
+                             "all N owners and return after the first R answers"
+                             ) from None
             return None
         version = self.referee.version_of(key, value)
         if version is None:
             raise Failed(f"a read of {key!r} returned {value!r}, which no write "
                          "wrote")
         if version < floor:
+            twice = sorted({r for r in self.referee.asked[asked:]
+                            if self.referee.asked[asked:].count(r) > 1})
+            cause = (f"; it asked {' and '.join(twice)} more than once: the R "
+                     "answers must come from R distinct replicas" if twice else "")
             raise Failed(f"stale read: a read of {key!r} returned version {version} "
                          f"({value!r}) after version {floor} was acknowledged; with "
                          "R + W > N every read quorum meets every write quorum, so "
-                         "the newest of the R answers is at least that version")
+                         f"the newest of the R answers is at least that "
+                         f"version{cause}")
         return value
+
+    def with_up(self, key: str) -> str:
+        """Which of `key`'s owners are up, in words, for a failure message."""
+        down = [o for o in self.owners(key) if not self.kv.is_up(o)]
+        if not down:
+            return "with every fault healed"
+        return (f"with {self.kv.n - len(down)} of its {self.kv.n} owners up "
+                f"({', '.join(down)} down)")
+
+    def together(self, ops: list[tuple[Any, str]]) -> list[Any]:
+        """Start several client operations at once and run until all have ended;
+        their results in order (an exception for one that failed)."""
+        kv = self.kv
+        processes = [(self.spawn(gen, what), what) for gen, what in ops]
+        end = kv.now + WITHIN
+        while not all(p.done for p, _ in processes):
+            if kv.now >= end:
+                what = next(w for p, w in processes if not p.done)
+                raise Failed(f"{what} neither returned nor failed within "
+                             f"{WITHIN:g} s: an operation must end, with Unavailable "
+                             "if W (or R) answers cannot come")
+            kv.run(0.01)
+        for p, what in processes:
+            if p.failed:
+                raise Failed(f"{what} failed with every fault healed: {p.error}")
+        return [p.value for p, _ in processes]
 
     def unavailable(self, op: str, key: str) -> None:
         """`op` of `key` must fail: too few of its replicas are up."""
@@ -126,8 +177,11 @@ class Store:
         """Heal, read every key, wait for read repair: every replica of a key
         must hold its newest version, with the value that version wrote."""
         self.heal()
+        asked = {}
         for key in KEYS:
+            start = len(self.referee.asked)
             self.get(key, must=True)
+            asked[key] = set(self.referee.asked[start:])
         self.kv.run(2 * self.kv.timeout)
         for key in KEYS:
             disks = {o: self.kv.nodes[o].disk["data"].get(key, (0, None))
@@ -135,10 +189,16 @@ class Store:
             newest = max(v for v, _ in disks.values())
             stale = sorted(o for o, (v, _) in disks.items() if v < newest)
             if stale:
+                unasked = [o for o in self.owners(key) if o not in asked[key]]
+                cause = (f"; the read never asked {', '.join(unasked)}: ask all N "
+                         "owners, so that repair hears from each"
+                         if unasked else "")
                 raise Failed(f"no read repair: after a read of {key!r} with every "
-                             f"replica up, {', '.join(stale)} still hold an older "
+                             f"replica up, {', '.join(stale)} still "
+                             f"hold{'s' if len(stale) == 1 else ''} an older "
                              f"version than {newest}; read repair must send the "
-                             "newest answer to replicas that answered older ones")
+                             f"newest answer to replicas that answered older "
+                             f"ones{cause}")
             for o, (v, value) in disks.items():
                 if v and self.referee.written.get((key, v)) != value:
                     raise Failed(f"read repair: {o} holds {value!r} as version {v} "
@@ -213,6 +273,42 @@ def unreliable_network(t: Trial) -> None:
     s = Store(t, loss=0.1, duplicate=0.2, reorder=0.2)
 
     s.churn(6, s.crash)
+    s.converged()
+
+
+def concurrent_writes(t: Trial) -> None:
+    """Two writes of one key at once, then two of two keys, then three: each
+    returns the version it sent, and reads see the newest."""
+    s = Store(t)
+    for keys in ([KEYS[0], KEYS[0]], [KEYS[1], KEYS[2]], list(KEYS)):
+        writes = []
+        for key in keys:
+            s.writes += 1
+            writes.append((key, f"{key}#{s.writes}"))
+        versions = s.together([(s.kv.coordinator.put(key, value),
+                                f"the write of {value!r}") for key, value in writes])
+        for (key, value), version in zip(writes, versions, strict=True):
+            s.returned(key, value, version)
+        for key in sorted(set(keys)):
+            s.get(key, must=True)
+    s.converged()
+
+
+def stale_owner_answers_first(t: Trial) -> None:
+    """An owner misses a write while down, comes back, and answers a read first
+    (the other two are slow): the read still returns the write."""
+    s = Store(t)
+    key = KEYS[0]
+    s.put(key, must=True)
+    stale, *others = s.owners(key)
+    restart = s.crash(stale)
+    s.put(key, must=True)
+    restart()
+    for o in others:
+        s.kv.network.set_link(o, s.kv.coordinator.name, latency=SLOW)
+    s.get(key, must=True)
+    for o in others:
+        s.kv.network.clear_link(o, s.kv.coordinator.name)
     s.converged()
 
 
