@@ -342,8 +342,8 @@ def _canonical(value: Any) -> str:
     fingerprint) and functions (by qualified name). Anything else must have a
     repr without a memory address, or it is refused: an address would make the
     fingerprint differ between two identical runs."""
-    if isinstance(value, float):
-        return "nan" if value != value else repr(value)
+    if isinstance(value, float):     # numpy's float64 too: by value, as np.float32
+        return "nan" if value != value else repr(float(value))
     if isinstance(value, str | int | bool | None):
         return repr(value)
     if isinstance(value, Mapping):

@@ -393,3 +393,45 @@ def test_the_capstone_slo_bounds_the_capstone_summary():
     bounds = slo_bounds(scenarios.SLO(p99_ms=300, availability=0.99, lost_writes=1))
     assert bounds == {"summary.p99 (ms)": ("<=", 300), "summary.availability":
                       (">=", 0.99), "summary.lost acked writes": ("<=", 1)}
+
+
+# -- what an independent audit found -------------------------------------------------
+
+def half_empty(seed: int, x: int = 1):
+    """A scenario whose histogram is empty at x = 0 (its p99 is NaN), as when no
+    request of a setting completes."""
+    from labkit.metrics import Metrics, Result
+
+    metrics = Metrics()
+    metrics.histogram("h").extend([] if x == 0 else [x, 2 * x + seed])
+    return Result("half_empty", {"x": x}, seed, metrics)
+
+
+def test_a_setting_with_an_undefined_figure_meets_no_slo_and_the_search_goes_on():
+    # Optuna refused the NaN constraint after the runs, and every trial was lost;
+    # a NaN row was also on the Pareto front (NaN is never dominated).
+    tuning = tune(half_empty, {"x": [0, 1, 2, 3]}, {"h.p99": (">=", 3)},
+                  minimize="h.mean", trials=8, seeds=range(2), workers=0, batch=2,
+                  progress=False)
+    undefined = tuning.trials[tuning.trials["x"] == 0]
+    assert len(undefined) > 0 and not undefined["meets SLO"].any()
+    assert not undefined["pareto"].any()
+
+
+def test_interval_needs_a_flat_list_of_two_numbers_or_more():
+    from labkit.sweeps import interval
+
+    for values in ([], [1.0], [[1, 2], [3, 4]]):
+        with pytest.raises(ConfigError, match="interval needs a flat list of at "
+                                              "least two numbers"):
+            interval(values)
+    mean, low, high = interval([1.0, 3.0])
+    assert mean == 2.0 and high - mean == pytest.approx(12.706)   # t(1) x sd / sqrt(2)
+
+
+def test_a_numpy_float_parameter_fingerprints_as_the_equal_float():
+    # np.float64 is a float subclass, so it was hashed by its repr,
+    # "np.float64(0.5)", while np.float32 and np.int64 were hashed by value.
+    plain = scenarios.mmc_queue(1, load=0.5, customers=200)
+    numpy = scenarios.mmc_queue(1, load=np.float64(0.5), customers=200)
+    assert plain.fingerprint == numpy.fingerprint

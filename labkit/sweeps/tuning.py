@@ -58,6 +58,10 @@ def interval(values: Sequence[float]) -> tuple[float, float, float]:
     """(mean, low, high): the mean and its 95 % confidence interval (Student's
     t, at least two values)."""
     x = np.asarray(values, dtype=float)
+    if x.ndim != 1 or len(x) < 2:
+        got = f"{len(x)}" if x.ndim == 1 else f"an array of shape {x.shape}"
+        raise ConfigError(f"interval needs a flat list of at least two numbers "
+                          f"(one per seed), got {got}")
     mean = float(x.mean())
     half = t95(len(x) - 1) * float(x.std(ddof=1)) / math.sqrt(len(x))
     return mean, mean - half, mean + half
@@ -156,9 +160,12 @@ def _summaries(rows: list[dict], columns: list[str]) -> dict[str, tuple]:
 
 
 def _meets(stats: Mapping[str, tuple], bounds: Mapping[str, tuple]) -> list[float]:
-    """One number per bound, <= 0 where the pessimistic end meets it."""
-    return [stats[c][2] - limit if op == "<=" else limit - stats[c][1]
-            for c, (op, limit) in bounds.items()]
+    """One number per bound, <= 0 where the pessimistic end meets it; inf where
+    the figure is undefined or infinite on some seed (NaN: e.g. a percentile
+    of no completed request), which meets no bound."""
+    slack = [stats[c][2] - limit if op == "<=" else limit - stats[c][1]
+             for c, (op, limit) in bounds.items()]
+    return [s if math.isfinite(s) or s < 0 else math.inf for s in slack]
 
 
 def _key(params: Mapping[str, Any]) -> tuple:
@@ -183,7 +190,7 @@ def _frame(records: list[dict], bounds, minimize):
     columns = list(dict.fromkeys([*bounds, minimize]))
     signs = [1.0 if bounds.get(c, ("<=",))[0] == "<=" else -1.0 for c in columns]
     means = trials[[f"{c} mean" for c in columns]].to_numpy(dtype=float) * signs
-    trials["pareto"] = pareto(means)
+    trials["pareto"] = pareto(np.nan_to_num(means, nan=math.inf))   # NaN: worst
     feasible = trials[trials["meets SLO"]]
     best = None if feasible.empty else int(
         feasible.sort_values(["objective", "trial"], kind="stable")["trial"].iloc[0])
@@ -253,7 +260,8 @@ def tune(scenario: Callable, space, slo, *, trials: int, seeds, minimize: str | 
                     slack = _meets(stats, bounds)
                     for column, value in zip(bounds, slack, strict=True):
                         trial.set_constraint(column, value)
-                    study.tell(trial, stats[minimize][0])
+                    objective = stats[minimize][0]      # NaN tells as the worst
+                    study.tell(trial, math.inf if math.isnan(objective) else objective)
                     records.append({
                         "trial": trial.number, **trial.params,
                         "objective": stats[minimize][0],
