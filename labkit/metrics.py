@@ -30,7 +30,7 @@ class Counter:
         self.name, self.value = name, 0
 
     def inc(self, amount: int | float = 1) -> None:
-        if amount < 0:
+        if not amount >= 0:             # negative, or NaN
             raise ConfigError(f"counter {self.name!r} only goes up, got inc({amount})")
         self.value += amount
 
@@ -115,6 +115,14 @@ def nearest_rank(sorted_values: np.ndarray, p: float) -> float:
     return float(sorted_values[rank - 1])
 
 
+def _is_number(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 class Histogram:
     """Every recorded value of one quantity (latencies), with exact percentiles."""
 
@@ -139,17 +147,30 @@ class Histogram:
 
     @property
     def values(self) -> np.ndarray:
-        """The recorded values in order of recording."""
-        return np.asarray(self._values, dtype=float)
+        """The recorded values in order of recording. `add` takes any value (it
+        is on every simulation's hot path); a value that is no number, or NaN,
+        is refused here, naming the histogram and the sample."""
+        try:
+            values = np.asarray(self._values, dtype=float)
+        except (TypeError, ValueError):
+            bad = next(v for v in self._values if not _is_number(v))
+            raise ConfigError(f"histogram {self.name!r} holds {bad!r}: every value "
+                              "must be a number") from None
+        nan = np.flatnonzero(np.isnan(values))
+        if len(nan):
+            raise ConfigError(f"histogram {self.name!r} holds NaN or None (value "
+                              f"{nan[0]} of {len(values)}): a percentile of it "
+                              "means nothing")
+        return values
 
     def sorted(self) -> np.ndarray:
         if self._sorted is None:
-            self._sorted = np.sort(np.asarray(self._values, dtype=float))
+            self._sorted = np.sort(self.values)
         return self._sorted
 
     @property
     def mean(self) -> float:
-        return float(np.mean(self._values)) if self._values else math.nan
+        return float(np.mean(self.values)) if self._values else math.nan
 
     @property
     def max(self) -> float:

@@ -352,3 +352,22 @@ def test_a_result_pickles_with_its_gauges_stopped_at_the_time_it_was_copied():
     assert copied.fingerprint == result.fingerprint
     deep = copy.deepcopy(result.metrics)
     assert deep["queue"].time_average() == pytest.approx(22 / 6)
+
+
+def test_a_histogram_holding_nan_or_no_number_is_refused_by_name():
+    # add() stays unchecked (every simulation's hot path); the statistics
+    # refuse what would make them lie: NaN skewed p50 and counted as "above",
+    # None and strings raised bare errors later, far from their cause.
+    for bad, words in ((math.nan, "holds NaN or None"), (None, "holds NaN or None"),
+                       ("x", "holds 'x': every value must be a number")):
+        histogram = Histogram("latency")
+        histogram.extend([1.0, 2.0, bad])
+        for statistic in (lambda h: h.percentile(50), lambda h: h.mean,
+                          lambda h: h.fraction_above(1.5)):
+            with pytest.raises(ConfigError, match=f"histogram 'latency' {words}"):
+                statistic(histogram)
+
+
+def test_a_counter_refuses_nan():
+    with pytest.raises(ConfigError, match=r"only goes up, got inc\(nan\)"):
+        Counter("served").inc(math.nan)
