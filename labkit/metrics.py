@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import numbers
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, NamedTuple
@@ -74,11 +75,23 @@ class Gauge:
         self._area = 0.0
 
     def set(self, value: float) -> None:
+        if type(value) is not float and type(value) is not int or value != value:
+            value = self._checked(value)
         now = self._clock()
         self._area += self.value * (now - self._since)
         self.value, self._since = value, now
         if value > self.maximum:
             self.maximum = value
+
+    def _checked(self, value: Any) -> float:
+        """A level that is no plain int or float: another real number (numpy's,
+        a Fraction) as a float; NaN, None, a bool or a string is refused, since
+        it would make the time average NaN or raise far from its cause."""
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+                or value != value:
+            raise ConfigError(f"gauge {self.name!r} holds a level, a real number "
+                              f"that is not NaN, got {value!r}")
+        return float(value)
 
     def add(self, delta: float) -> None:
         self.set(self.value + delta)

@@ -371,3 +371,21 @@ def test_a_histogram_holding_nan_or_no_number_is_refused_by_name():
 def test_a_counter_refuses_nan():
     with pytest.raises(ConfigError, match=r"only goes up, got inc\(nan\)"):
         Counter("served").inc(math.nan)
+
+
+@pytest.mark.parametrize("bad", [math.nan, None, "3", True])
+def test_a_gauge_refuses_a_level_that_is_no_real_number(bad):
+    gauge = Gauge("queue", lambda: 0.0)
+    with pytest.raises(ConfigError, match=f"gauge 'queue' holds a level.*got {bad!r}"):
+        gauge.set(bad)
+    assert gauge.value == 0.0 and gauge.time_average() == 0.0   # left as it was
+
+
+def test_a_gauge_takes_other_real_numbers_as_floats():
+    clock = [0.0]
+    gauge = Gauge("queue", lambda: clock[0])
+    gauge.set(np.float32(2.5))
+    clock[0] = 2.0
+    gauge.set(Fraction(1, 2))
+    clock[0] = 4.0
+    assert type(gauge.value) is float and gauge.time_average() == (5.0 + 1.0) / 4

@@ -9,6 +9,7 @@ One module-wide LocalCluster of 2 worker processes serves most tests."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import signal
@@ -215,10 +216,16 @@ def test_the_progress_bar_counts_every_run():
     (GRID, [1, 1], "distinct"),
     (GRID, [1.5], "ints"),
     (GRID, [True], "ints"),
+    (GRID, itertools.count(), "more than 100,000 seeds"),
 ])
 def test_bad_grids_and_seeds_are_refused(grid, seeds, match):
     with pytest.raises(ConfigError, match=match):
         sweep(small_queue, grid, seeds, workers=0, progress=False)
+
+
+def test_seeds_may_come_from_a_finite_iterator():
+    rows = sweep(small_queue, GRID, iter(SEEDS), workers=0, progress=False)
+    assert sorted(set(rows.seed)) == sorted(SEEDS)
 
 
 def test_bad_options_are_refused():
@@ -435,3 +442,22 @@ def test_a_numpy_float_parameter_fingerprints_as_the_equal_float():
     plain = scenarios.mmc_queue(1, load=0.5, customers=200)
     numpy = scenarios.mmc_queue(1, load=np.float64(0.5), customers=200)
     assert plain.fingerprint == numpy.fingerprint
+
+
+def no_result(seed, *, x=0):
+    return {"x": x}
+
+
+@pytest.mark.parametrize("where", ["serial", "dask"])
+def test_a_caller_mistake_keeps_its_error_and_names_the_run(where, request):
+    """A scenario returning no Result, or a measure returning no mapping, is the
+    caller's mistake: its TypeError, not RunFailed, with the run in a note."""
+    place = {"workers": 0} if where == "serial" else {
+        "client": request.getfixturevalue("client")}
+    with pytest.raises(TypeError, match="must return a labkit Result") as caught:
+        sweep(no_result, {"x": [1]}, range(1), progress=False, **place)
+    assert caught.value.__notes__ == ["making the row of no_result(seed=0, x=1)"]
+    with pytest.raises(TypeError, match="measure must return a mapping") as caught:
+        sweep(failing, {"x": [1]}, range(1), progress=False, measure=lambda r: [1],
+              **place)
+    assert caught.value.__notes__ == ["making the row of failing(seed=0, x=1)"]

@@ -26,7 +26,7 @@ import itertools
 import logging
 import math
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
@@ -46,6 +46,9 @@ BATCHES_PER_WORKER = 4
 #: ...but never below 1/(TASKS_PER_WORKER x workers) of all the runs, so a sweep
 #: is at most about TASKS_PER_WORKER + BATCHES_PER_WORKER tasks per worker.
 TASKS_PER_WORKER = 16
+#: The most seeds an iterator may give (a list or range may hold more): past
+#: it, the iterator is taken for an endless one, as itertools.count() is.
+MAX_SEEDS = 100_000
 
 #: Dask settings of the local cluster: what only a dashboard would show (the
 #: event loop's 20 ms blocked-loop check, the 0.5 s system monitor, the
@@ -208,6 +211,12 @@ def check_seeds(seeds) -> list[int]:
     if isinstance(seeds, int | str | bytes) or not isinstance(seeds, Iterable):
         raise ConfigError(f"seeds must be a list or range of ints, e.g. range(10), "
                           f"got {seeds!r}")
+    if not isinstance(seeds, Sized):       # an iterator: it may never end
+        seeds = list(itertools.islice(seeds, MAX_SEEDS + 1))
+        if len(seeds) > MAX_SEEDS:
+            raise ConfigError(f"seeds gave more than {MAX_SEEDS:,} seeds (an endless "
+                              f"iterator such as itertools.count()?): give a list "
+                              f"or range, e.g. range(10)")
     seeds = list(seeds)
     if not seeds:
         raise ConfigError("seeds is empty; give at least one seed")
@@ -227,16 +236,29 @@ def check_seeds(seeds) -> list[int]:
 def run_batch(scenario: Callable, tasks: Sequence[tuple[int, dict, int]],
               measure: Callable | None) -> list[tuple[int, dict[str, Any]]]:
     """Run (index, params, seed) tasks one after another: [(index, row)]. A run
-    that raises is reported as RunFailed naming its params and seed."""
+    that raises is reported as RunFailed naming its params and seed; a result
+    that makes no row (the scenario returned no Result, `measure` returned no
+    mapping) keeps its own error, TypeError or ConfigError, with a note naming
+    the run: it is the caller's mistake, not the run's."""
     rows = []
     for index, params, seed in tasks:
         try:
-            rows.append((index, row(scenario(seed, **params), measure, params=params)))
+            result = scenario(seed, **params)
         except Exception as error:
-            raise RunFailed(f"{scenario_name(scenario)}(seed={seed}"
-                            + "".join(f", {k}={v!r}" for k, v in params.items())
-                            + f") failed: {type(error).__name__}: {error}") from error
+            raise RunFailed(f"{_call(scenario, seed, params)} failed: "
+                            f"{type(error).__name__}: {error}") from error
+        try:
+            rows.append((index, row(result, measure, params=params)))
+        except Exception as error:
+            error.add_note(f"making the row of {_call(scenario, seed, params)}")
+            raise
     return rows
+
+
+def _call(scenario: Callable, seed: int, params: Mapping[str, Any]) -> str:
+    """How a run is named in an error: the call that makes it again."""
+    return (f"{scenario_name(scenario)}(seed={seed}"
+            + "".join(f", {k}={v!r}" for k, v in params.items()) + ")")
 
 
 @contextmanager
