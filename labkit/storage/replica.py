@@ -158,6 +158,12 @@ def read_repair(answers: Sequence[tuple[str, int, Any]]) -> tuple[int, Any, list
         if isinstance(answer[1], bool) or not isinstance(answer[1], numbers.Integral):
             raise ConfigError(f"answer {i} ({answer[0]!r}): version must be an int "
                               f"(0: no such key), got {answer[1]!r}")
+    return _repair_plan(answers)
+
+
+def _repair_plan(answers: Sequence[tuple[str, int, Any]]) -> tuple[int, Any, list[str]]:
+    """`read_repair` without its checks, for coordinators whose answers came
+    from their own replicas (a capstone read takes this path)."""
     _, version, value = max(answers, key=itemgetter(1))
     return version, value, [replica for replica, seen, _ in answers if seen < version]
 
@@ -297,7 +303,7 @@ class CoordinatingReplica(Replica):
     def repair(self, quorum: Quorum) -> None:
         """Read repair: send the newest version seen to the replicas that
         answered an older one, and count them as up to date."""
-        version, value, behind = read_repair(quorum.answers)
+        version, value, behind = _repair_plan(quorum.answers)
         for owner in behind:
             self.send(owner, "put", quorum=_REPAIR, key=quorum.key, version=version,
                       value=value)
