@@ -2,7 +2,8 @@
 mistakes, each a mutant of the worked answer, must fail grading at the
 default seeds for their own reasons; and the worked answer passes every
 scenario on 30 seeds (its latency tolerances are statistical; see
-test_labs.SEEDS and balancing.near_fixed_point, checked on 200 seeds)."""
+test_labs.SEEDS, balancing.near_labkit and balancing.near_fixed_point, checked
+on 200 seeds, on all of which a sampler of d - 1 or d + 1 servers fails)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from test_labs import assert_caught, assert_reference_passes
 
 import labkit.labs as labs
+from labkit.labs import grader
 from labkit.labs.balancing import PolicyReference
 
 
@@ -151,9 +153,25 @@ def test_mutant_fails_for_the_right_reason(mutant, scenario, reasons):
     assert_caught("balancing", mutant, scenario, reasons)
 
 
+@pytest.mark.parametrize("mutant,scenario", [(DPlusOne, "supermarket"),
+                                              (DMinusOne, "three_choices")],
+                         ids=["DPlusOne", "DMinusOne"])
+def test_one_sample_too_many_or_too_few_fails_on_every_seed(mutant, scenario):
+    """Three samples where two are asked for, or two where three are, fail on
+    every seed, not only on the default ones (seeds 0-199 were checked; here
+    ten more than the default ones)."""
+    lab = labs.lab("balancing")
+    seeds = tuple(range(6, 16))
+    report = grader.grade_lab(lab, mutant, (lab.scenario(scenario),), seeds)
+    assert {f.seed for f in report.failures} == set(seeds), repr(report)
+    assert all(LATENCY in f.why for f in report.failures), repr(report)
+
+
 def test_the_supermarket_tolerance_holds_where_it_once_failed():
     """Seed 149 put the worked answer's three_choices mean 1.157 times the fixed
-    point at 25,000 requests (allowed 1.15); the tolerance now follows from the
+    point at 25,000 requests (allowed 1.15): the mean's scatter is mostly the
+    arrivals' and service times'. The close check is now against labkit's
+    PowerOfD on the same seed, and the fixed point's tolerance follows from the
     run's size. Over seeds 0-199 the worked answer passes both scenarios."""
     report = labs.grade("balancing", PolicyReference, part="power_of_d",
                         seeds=[149])
