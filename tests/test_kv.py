@@ -161,3 +161,70 @@ def test_linearizable_under_random_faults(seed, read):
     except BaseException as exc:
         exc.add_note(f"replay: test_linearizable_under_random_faults[{seed}-{read}]")
         raise
+
+
+@pytest.mark.parametrize("read", ["log", "index"])
+def test_a_one_server_store_answers_every_operation_once(read):
+    """With one server a write commits and applies inside the leader's append:
+    the answer must still go out (it once never did, and the client's retries
+    piled copies onto the log)."""
+    kv = KVCluster(1, seed=1, read=read)
+    kv.run(1.0)
+    client = kv.client()
+    put = client.put("x", "a")
+    kv.run(1.0)
+    get = client.get("x")
+    kv.run(1.0)
+    assert (put.value, get.value) == (None, "a")
+    writes = [c for c in kv.applied("n1") if c.op == "put"]
+    assert len(writes) == 1 and kv.linearizable().ok
+
+
+def test_an_append_to_a_value_that_is_no_string_is_refused_alike_everywhere():
+    kv = KVCluster(3, seed=1)
+    kv.run(1.0)
+    client = kv.client()
+    client.put("k", 1)
+    kv.run(0.5)
+    client.append("k", "x")
+    with pytest.raises(ConfigError, match="key 'k', which holds 1 of type int"):
+        kv.run(0.5)
+    kv.run(1.0)                                   # the cluster goes on
+    assert {kv.value(n, "k") for n in kv.names} == {1}
+    after = kv.client()
+    after.put("k", "s")
+    kv.run(0.5)
+    assert {kv.value(n, "k") for n in kv.names} == {"s"}
+    assert kv.history[1].kind == "append" and kv.history[1].ret is None  # no effect
+
+
+@pytest.mark.parametrize("call, words", [
+    (lambda c: c.put(["a", "list"], 1), "a key must be hashable"),
+    (lambda c: c.append("k", 3), "append adds a string"),
+])
+def test_bad_operations_are_refused_at_the_call(call, words):
+    kv = KVCluster(3, seed=1)
+    with pytest.raises(ConfigError, match=words):
+        call(kv.client())
+    kv.run(1.0)                                   # nothing reached the cluster
+    assert kv.history == []
+
+
+def test_a_client_refuses_a_second_operation_while_one_is_in_flight():
+    """Its sequence numbers tell retries apart: two at once made the store take
+    the second for a retry of the first, and an acknowledged put was lost."""
+    kv = KVCluster(3, seed=5, net=NetConfig(latency=0.002, reorder=0.5))
+    kv.run(1.0)
+    client = kv.client()
+    client.put("x", "a")
+    with pytest.raises(ConfigError, match="client c1 still waits for its put of 'x'"):
+        client.put("y", "b")
+    kv.run(1.0)
+    client.put("y", "b")                          # once the first has returned
+    kv.run(1.0)
+    assert kv.value(kv.leader(), "x") == "a" and kv.value(kv.leader(), "y") == "b"
+
+
+def test_a_kv_cluster_refuses_another_state_machine():
+    with pytest.raises(ConfigError, match="use RaftCluster"):
+        KVCluster(3, machine=KVStore)

@@ -608,6 +608,8 @@ def test_role_timeline_and_leaderless_time():
     assert result.data["leaderless"] == pytest.approx(expected)
     assert leaderless(roles, end=killed, start=raft.elections()[0][0]) == 0.0
     assert set(result.data["logs"]) == set(raft.names)
+    with pytest.raises(ConfigError, match="start <= end"):     # was -1.0 s
+        leaderless([(0.2, "n1", "leader", 1)], end=1.0, start=2.0)
 
 
 def test_same_seed_same_run():

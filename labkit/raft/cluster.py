@@ -175,6 +175,9 @@ def leaderless(roles: Sequence[tuple[float, str, str, int]], end: float,
                start: float = 0.0) -> float:
     """Seconds in [start, end) during which no node was in the leader role, from
     a role timeline of (time, node, role, term)."""
+    if not start <= end:
+        raise ConfigError(f"leaderless needs start <= end, got start={start} and "
+                          f"end={end}")
     current: dict[str, str] = {}
     total, before = 0.0, start
     for time, name, role, _ in roles:

@@ -36,6 +36,18 @@ class KVCommand(NamedTuple):
     value: Any = None
 
 
+class WrongType(NamedTuple):
+    """The answer to an append to a key whose value is no string: the store
+    refuses it and changes nothing, and the client raises ConfigError."""
+
+    key: Hashable
+    value: Any
+
+    def message(self) -> str:
+        return (f"append to key {self.key!r}, which holds {self.value!r} of type "
+                f"{type(self.value).__name__}: append needs a string value there")
+
+
 class KVStore:
     """A key-value state machine with client sessions.
 
@@ -52,14 +64,17 @@ class KVStore:
         last = self.sessions.get(command.client)
         if last is not None and command.seq <= last[0]:
             return last[1]           # a duplicate: answer it, change nothing
+        output = None
         if command.op == "get":
             output = self.data.get(command.key)
+        elif command.op == "put":
+            self.data[command.key] = command.value
         else:
-            if command.op == "put":
-                self.data[command.key] = command.value
-            else:
-                self.data[command.key] = self.data.get(command.key, "") + command.value
-            output = None
+            current = self.data.get(command.key, "")
+            if isinstance(current, str):
+                self.data[command.key] = current + command.value
+            else:                    # every replica refuses it alike (Redis: WRONGTYPE)
+                output = WrongType(command.key, current)
         self.sessions[command.client] = (command.seq, output)
         return output
 
@@ -94,15 +109,35 @@ class KVClient(Node):
 
     def reset(self) -> None:
         self.seq, self.leader_hint, self.turn = 0, None, 0
+        self.busy: tuple[str, Hashable] | None = None   # the operation in flight
 
     def get(self, key: Hashable):
-        return self.spawn(self._perform("get", key, None))
+        return self._start("get", key, None)
 
     def put(self, key: Hashable, value: Any):
-        return self.spawn(self._perform("put", key, value))
+        return self._start("put", key, value)
 
     def append(self, key: Hashable, value: str):
-        return self.spawn(self._perform("append", key, value))
+        if not isinstance(value, str):
+            raise ConfigError(f"append adds a string to a key's string value, got "
+                              f"{value!r}")
+        return self._start("append", key, value)
+
+    def _start(self, op: str, key: Hashable, value: Any):
+        """Check the call, then run the operation as a process of this client."""
+        try:
+            hash(key)
+        except TypeError:
+            raise ConfigError(f"a key must be hashable (a string, a number...), "
+                              f"got {key!r}") from None
+        if self.busy is not None:
+            raise ConfigError(
+                f"client {self.name} still waits for its {self.busy[0]} of "
+                f"{self.busy[1]!r}: a client performs one operation at a time (its "
+                f"sequence numbers say which retry is which); wait for it (yield "
+                f"it) or use another client, cluster.client()")
+        self.busy = (op, key)
+        return self.spawn(self._perform(op, key, value))
 
     def _perform(self, op: str, key: Hashable, value: Any):
         self.seq += 1
@@ -119,6 +154,9 @@ class KVClient(Node):
                 self.leader_hint, self.turn = None, self.turn + 1
                 continue
             if reply.ok:
+                self.busy = None
+                if isinstance(reply.output, WrongType):   # it took no effect
+                    raise ConfigError(reply.output.message())
                 history[slot] = history[slot]._replace(output=reply.output,
                                                        ret=self.sim.now)
                 return reply.output
@@ -142,6 +180,9 @@ class KVCluster(RaftCluster):
 
     def __init__(self, size: int = 5, *, read: str = "log",
                  client_timeout: float = 0.5, **options: Any):
+        if "machine" in options:
+            raise ConfigError("a KVCluster's state machine is its KVStore; for "
+                              "another, use RaftCluster(machine=...)")
         super().__init__(size, machine=KVStore, read=read, **options)
         self.client_timeout = require_number("client_timeout", client_timeout,
                                              positive=True)

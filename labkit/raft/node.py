@@ -512,7 +512,10 @@ class RaftNode(Node):
             for peer in self.others:
                 self.send_append_entries(peer)
             return
-        self.pending[self.append(command)] = msg
+        # Noted before appending: a one-node cluster commits and applies (and
+        # so answers) inside `append`.
+        self.pending[self.last_index() + 1] = msg
+        self.append(command)
 
     def serve_reads(self) -> None:
         """Read index: answer reads once a majority acknowledged a heartbeat round
