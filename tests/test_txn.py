@@ -26,6 +26,7 @@ from labkit.txn import (
     check_atomicity,
     check_conservation,
     check_no_lost_commits,
+    commit_rate,
     gray_lamport,
     normal_case,
 )
@@ -59,6 +60,29 @@ def test_failure_free_commit_costs_what_gray_and_lamport_count(protocol,
     theory = gray_lamport(protocol, n, coordinator=coordinator)
     assert measured["messages"] == theory["messages"]
     assert measured["delays"] == theory["delays"]
+
+
+@pytest.mark.parametrize("knobs", [{"latency": 0.04}, {"latency": 0.05},
+                                   {"fsync": 0.1}, {"latency": 0.2, "fsync": 0.3}])
+@pytest.mark.parametrize("protocol, coordinator", CONFIGS)
+def test_the_counts_hold_at_any_latency_and_disk_speed(protocol, coordinator, knobs):
+    """Slow links or disks once let the protocol's 0.1 s timeouts fire inside a
+    failure-free commit (22 messages for Gray & Lamport's 9), or stop it."""
+    measured = normal_case(protocol, 3, coordinator=coordinator, **knobs)
+    theory = gray_lamport(protocol, 3, coordinator=coordinator)
+    assert (measured["messages"], measured["delays"]) == (theory["messages"],
+                                                          theory["delays"])
+
+
+@pytest.mark.parametrize("n", [3, 5])
+def test_paxos_commit_without_failures_to_survive_is_colocated_2pc(n):
+    """F = 0: one acceptor, on the leader's node; Gray & Lamport note Paxos
+    Commit then reduces to 2PC, co-located: 3N - 3 messages, 3 delays."""
+    two = gray_lamport("2pc", n)
+    assert gray_lamport("paxos_commit", n, failures=0) == two == {
+        "messages": 3 * n - 3, "delays": 3}
+    measured = normal_case("paxos_commit", n, failures=0)
+    assert (measured["messages"], measured["delays"]) == (3 * n - 3, 3)
 
 
 def test_facts_example_five_participants_one_failure():
@@ -109,6 +133,60 @@ def test_a_no_vote_aborts_with_one_forced_record_at_the_coordinator():
     # duplicated begin must find it after a crash); the no vote stays lazy.
     assert c.sim.metrics["log.forced"].value == 2
     assert c.balances()["n1.0"] == 100 and not c.unsettled()
+
+
+def test_presumed_abort_forces_the_abort_once_and_tells_each_yes_voter_once():
+    """Yes votes arriving while the coordinator's abort is being forced once each
+    started another forced write and another abort message."""
+    c = cluster("2pc", 4, fsync=0.002)
+    txn = c.submit([("n1.0", 50), ("n2.0", -150), ("n3.0", 50), ("n4.0", 50)])
+    c.run(1.0)                                    # n2.0 holds 100: n2 votes no
+    assert c.outcome(txn) == ABORTED
+    forced = [r.kind for r in c.sim.trace if r.event == "log" and r.src == "n1"]
+    assert forced == ["prepared", "aborted"]      # n1's own leg, then the decision
+    assert c.network.sent["abort"] == 2           # n3 and n4; n1's own is local
+
+
+def test_an_initiating_participants_no_is_forced_before_its_client_hears_it():
+    """Separate coordinator: n1 prepares first and, voting no, tells the client
+    at once. Its lazy abort record died in a crash, and a late duplicate begin
+    then prepared and committed what the client had been told was aborted."""
+    c = cluster("2pc", 3, coordinator="separate")
+    c.network.set_link("client", "n1", duplicate=1.0)
+    first_copy: set[int] = set()
+
+    def late_second_begin(msg) -> float:
+        if msg.kind == "begin" and msg.txn == "t1":
+            if msg.id in first_copy:
+                return 1.0
+            first_copy.add(msg.id)
+        return 0.0
+    c.network.adversary = late_second_begin
+    t1 = c.transfer("n1.0", "n2.0", 150)          # n1.0 holds 100: n1 votes no
+    c.run(0.1)
+    assert c.client.records[t1].outcome == ABORTED
+    c.kill("n1")
+    c.restart("n1")
+    c.transfer("n2.1", "n1.0", 100)               # now n1.0 could pay 150
+    c.run(1.5)                                    # the second begin lands
+    assert c.outcome(t1) == ABORTED
+    c.check()
+
+
+def test_a_restarted_node_waits_out_the_readers_leases_it_granted():
+    """An auditor's read lease died with n1's crash while the auditor kept its
+    read: a transfer right after the restart committed under it, and the
+    auditor counted money that was not there (407 of 400)."""
+    c = TxnCluster("2pc", 2, audit_every=1.0, net=NetConfig(latency=0.005))
+    c.network.set_link("auditor", "n2", latency=0.03)
+    c.run(1.0055)                                  # n1 has answered the read
+    c.kill("n1")
+    c.restart("n1")
+    txn = c.transfer("n1.0", "n2.0", 7)
+    c.run(0.2)
+    assert c.outcome(txn) == ABORTED              # n1.0 still under the lease
+    assert c.sim.metrics.counter("audit.anomalies").value == 0
+    c.check()
 
 
 # -- crash points: 2PC ---------------------------------------------------------------
@@ -743,6 +821,10 @@ def test_same_run_under_other_hash_seeds():
     # was a ZeroDivisionError (commits per second of a zero-length run)
     (lambda: scenarios.contention_sweep(duration=0), "duration must be > 0"),
     (lambda: scenarios.contention_sweep(rate=-1), "rate must be > 0"),
+    # were Python's TypeErrors from inside labkit
+    (lambda: gray_lamport(["2pc"], 3), "Gray & Lamport's counts cover"),
+    (lambda: commit_rate(None, end=1), "records must be a list of TxnRecords"),
+    (lambda: commit_rate([1, 2], end=1), "each record must be a TxnRecord"),
 ])
 def test_bad_input_is_refused_with_a_message(make, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(

@@ -174,7 +174,12 @@ class TxnNode(Node):
         self.tail: list[tuple] = []
         self.locks: dict[str, str] = {}             # account -> txn holding it
         self.locked_at: dict[str, float] = {}
-        self.leases: dict[str, float] = {}          # account -> reader's lease end
+        # account -> reader's lease end. Leases die in a crash, but the readers
+        # holding them do not: a node that ever granted one (its disk says so)
+        # waits out the longest one it could have granted before it writes again.
+        self.leases: dict[str, float] = dict.fromkeys(
+            self.balances, self.sim.now + self.config.read_lease) \
+            if disk.get("leased") and disk["boots"] > 1 else {}
         self.inflight: list[tuple] = []             # local ops being forced
         self.recover()
 
@@ -333,4 +338,5 @@ class TxnNode(Node):
         until = self.sim.now + self.config.read_lease
         for a in self.balances:
             self.leases[a] = until
+        self.disk["leased"] = True      # see reset
         self.reply(msg, round=msg.round, total=sum(self.balances.values()))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 
-from labkit.errors import require_number
+from labkit.errors import ConfigError, require_number
 from labkit.metrics import TimeSeries
 from labkit.net import Message, Network
 from labkit.node import Node
@@ -125,9 +125,17 @@ def commit_rate(records: Iterable[tuple], *, end: float, width: float = 0.25,
     `records` are TxnRecords or their tuples (as in a Result's data)."""
     width = require_number("width", width, positive=True)
     bins = [0] * max(1, round(require_number("end", end, positive=True) / width))
+    if isinstance(records, str | bytes) or not isinstance(records, Iterable):
+        raise ConfigError(f"records must be a list of TxnRecords (or their "
+                          f"tuples), got {records!r}"[:200])
     for record in records:
-        _, legs, _, outcome, finished = dataclasses.astuple(record) \
-            if isinstance(record, TxnRecord) else record
+        if isinstance(record, TxnRecord):
+            record = dataclasses.astuple(record)
+        if not isinstance(record, tuple | list) or len(record) != 5:
+            raise ConfigError(f"each record must be a TxnRecord or its 5-tuple "
+                              f"(txn, legs, started, outcome, finished), got "
+                              f"{record!r}"[:200])
+        _, legs, _, outcome, finished = record
         accounts = [a for a, _ in legs]
         if outcome != COMMITTED or finished >= len(bins) * width \
                 or (touching is not None and touching not in accounts) \

@@ -102,11 +102,15 @@ class Resource(TxnNode):
     #: logs it lazily; Paxos Commit forces it (see PaxosCommitNode).
     FORCE_NO_VOTE = False
 
+    def forces_no_vote(self, txn: str) -> bool:
+        """Whether this no vote on `txn` is forced before it is sent."""
+        return self.FORCE_NO_VOTE
+
     def vote_no(self, txn: str, coordinator: str, participants: tuple) -> None:
-        """Abort `txn` here and vote no: at once with a lazy record, or (with
-        FORCE_NO_VOTE) once the record is durable, meanwhile answering no one,
-        as while a Prepared record is forced."""
-        if not self.FORCE_NO_VOTE:
+        """Abort `txn` here and vote no: at once with a lazy record, or (if
+        `forces_no_vote`) once the record is durable, meanwhile answering no
+        one, as while a Prepared record is forced."""
+        if not self.forces_no_vote(txn):
             self.status[txn] = ABORTED
             self.log(ABORTED, txn)
             self.vote(txn, False, coordinator, participants)

@@ -75,6 +75,8 @@ class TwoPhaseNode(CommitRounds, Resource):
         super().recover()
         self.rounds: dict[str, Round] = {}
         self.initiating: dict[str, tuple] = {}
+        # txn -> who asked while its abort is being forced here as coordinator
+        self.aborting: dict[str, list[str]] = {}
         ended = {r[1] for r in self.records("end")}
         for _, txn, participants, client in self.records("decided"):
             if txn not in ended:                     # resend until acknowledged
@@ -94,6 +96,13 @@ class TwoPhaseNode(CommitRounds, Resource):
         else:   # Gray & Lamport's initiating RM: prepare, then BeginCommit to TM
             self.initiating[msg.txn] = (legs, participants, msg.src)
             self.prepare(msg.txn, coordinator, legs, participants, msg.src)
+
+    def forces_no_vote(self, txn: str) -> bool:
+        """The initiating participant's no is the outcome its client hears at
+        once: forced first, as the coordinator's abort is, so that a late
+        duplicate begin after a crash cannot commit what the client was told
+        is aborted. Other no votes stay lazy (presumed abort)."""
+        return txn in self.initiating
 
     def vote(self, txn: str, yes: bool, coordinator: str,
              participants: tuple) -> None:
@@ -169,8 +178,10 @@ class TwoPhaseNode(CommitRounds, Resource):
         self.cancel_timer(f"votes:{txn}")
         if not commit:              # forced first: a late begin must find it
             del self.rounds[txn]
+            self.aborting[txn] = []
 
             def aborted() -> None:
+                del self.aborting[txn]      # whoever asked meanwhile is told below
                 for p in r.participants:
                     if r.votes.get(p) is not False:
                         self.tell(p, "abort", txn=txn)
@@ -209,10 +220,20 @@ class TwoPhaseNode(CommitRounds, Resource):
         """Answer a participant about a transaction with no round here: commit
         if the commit record is on disk (the round ended), else abort, made
         final first (presumed abort), so a `begin` arriving late cannot start a
-        round that commits it."""
-        if self.last_record(txn, "decided") is not None:
+        round that commits it. A question that arrives while that abort is
+        being forced is answered when it is durable, by the same write."""
+        waiting = self.aborting.get(txn)
+        if waiting is not None:
+            if asker not in waiting:
+                waiting.append(asker)
+        elif self.last_record(txn, "decided") is not None:
             self.tell(asker, "commit", txn=txn)
         elif self.last_record(txn, ABORTED) is not None:
             self.tell(asker, "abort", txn=txn)
         else:
-            self.refuse(txn, then=lambda: self.tell(asker, "abort", txn=txn))
+            self.aborting[txn] = [asker]
+
+            def aborted() -> None:
+                for waiter in self.aborting.pop(txn):
+                    self.tell(waiter, "abort", txn=txn)
+            self.refuse(txn, then=aborted)
