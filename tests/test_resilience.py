@@ -6,6 +6,7 @@ from __future__ import annotations
 import heapq
 import math
 import random
+import re
 
 import numpy as np
 import pytest
@@ -90,6 +91,14 @@ def test_exponential_backoff_doubles_then_caps():
 
 def test_backoff_survives_huge_attempt_numbers():
     assert Backoff("exponential", base=0.1, cap=5.0).ceiling(10_000) == 5.0
+
+
+def test_a_tiny_base_still_reaches_the_cap():
+    # min(cap, base * 2**attempt): 1e-20 * 2**100 is about 1.3e10, far past the cap.
+    backoff, rng = Backoff("exponential", base=1e-20, cap=1.0), random.Random(0)
+    assert backoff.delay(100, rng) == 1.0
+    assert backoff.ceiling(10**6) == 1.0
+    assert backoff.ceiling(60) == 1e-20 * 2.0**60          # below the cap: exact
 
 
 @pytest.mark.parametrize("kwargs", [
@@ -413,6 +422,64 @@ def test_tied_requests_cut_queueing_tail_with_little_extra_work():
     assert tied.data["summary"]["p99"] < plain.data["summary"]["p99"] / 1.5
 
 
+def test_a_tied_attempt_fails_only_when_no_copy_succeeded():
+    # Replicas without queues shed a copy that finds its worker busy; that copy
+    # never started, so it cancelled nothing, and its twin may still succeed.
+    # An attempt succeeds iff one of its copies did (no timeout can fire here).
+    sim = Simulator(1, trace=False)
+    backend = Backend(sim, servers=3, workers=1, queue_limit=0, service=0.005)
+    client = Client(sim, backend, Policy(timeout=1.0, tied=0.0))
+    client.start(200, 2.0)
+    sim.run()
+    outcomes = {a.done.value for a in client.attempts}
+    assert outcomes == {"ok", "overloaded"}
+    wrong = [a for a in client.attempts
+             if (a.done.value == "ok") != any(j.executed for j in a.jobs)]
+    assert wrong == []
+
+
+def test_tied_copies_that_both_start_fail_together_only():
+    # Every copy fails with probability 1/2, independently. Two copies sent at
+    # once to idle replicas both start before either cancel arrives, so both run
+    # and the attempt fails only if both fail: success 1 - 0.5**2 = 0.75. A copy
+    # that started after its twin's cancel arrived was dropped: success 0.5.
+    sim = Simulator(2, trace=False)
+    backend = Backend(sim, servers=10, service=0.005)
+    backend.schedule([("errors", 0.0, math.inf, 0.5)])
+    client = Client(sim, backend, Policy(timeout=1.0, tied=0.0))
+    client.start(100, 30.0)
+    sim.run()
+    both = [a.done.value == "ok" for a in client.attempts
+            if all(j.started for j in a.jobs)]
+    one = [a.done.value == "ok" for a in client.attempts
+           if sum(j.started for j in a.jobs) == 1]
+    assert len(both) > 2000
+    assert abs(np.mean(both) - 0.75) < binomial_tolerance(0.75, len(both))
+    if len(one) > 50:
+        assert abs(np.mean(one) - 0.5) < binomial_tolerance(0.5, len(one))
+    assert all(a.done.value == "ok" for a in client.attempts
+               if any(j.executed for j in a.jobs))
+
+
+@pytest.mark.parametrize("network", [0.0005, dist.exponential(0.001)])
+def test_a_tied_failure_does_not_wait_for_the_twin_it_cancelled(network):
+    # Every copy fails. A copy that started cancels its twin, which then never
+    # answers: the attempt must fail when the cancel has arrived, not wait out
+    # the 5 s timeout. (With a random network delay an error can come back
+    # before the cancel has reached the twin.)
+    sim = Simulator(3, trace=False)
+    backend = Backend(sim, servers=4, service=dist.uniform(0.0, 0.002),
+                      network=network)
+    backend.schedule([("errors", 0.0, math.inf, 1.0)])
+    client = Client(sim, backend, Policy(timeout=5.0, tied=0.001))
+    client.start(300, 3.0)
+    sim.run()
+    assert backend.cancelled > 0
+    assert client.counts["error"] == len(client.attempts)
+    assert client.counts["timeout"] == 0
+    assert sim.metrics["latency"].max < 0.1
+
+
 def test_timeouts_count_as_indefinite_and_record_whether_work_happened():
     crashed = simulate(8, policy=Policy(timeout=0.1, attempts=2), rate=100,
                        duration=2.0, faults=[("crash", 0.0, math.inf, 1.0)])
@@ -426,6 +493,36 @@ def test_timeouts_count_as_indefinite_and_record_whether_work_happened():
     # Every attempt takes 16 ms > 10 ms: it times out, yet the server did it.
     assert m["timeouts.executed"].value == m["attempts.timeout"].value > 0
     assert m["duplicates"].value == m["requests"].value
+
+
+def test_copies_still_queued_when_the_users_are_done_run_before_the_counts():
+    # A retry storm that outlives its 2 s slowdown: when the last user request
+    # gives up, the queues still hold copies. Nothing crashes and no queue sheds,
+    # so the backend loses nothing: every copy sent is served in the end, and
+    # every timed-out attempt ran.
+    storm = simulate(1, policy=Policy(timeout=0.25, attempts=3), rate=300,
+                     servers=6, duration=8.0, faults=[("slow", 2.0, 4.0, 10.0)])
+    m = storm.metrics
+    assert m["attempts.timeout"].value > 1000
+    assert m["backend.served"].value == m["copies"].value
+    assert m["timeouts.executed"].value == m["attempts.timeout"].value
+    assert m["timeouts.not_executed"].value == 0
+
+
+def test_ends_and_outcomes_are_in_completion_order_like_the_latencies():
+    sim = Simulator(4, trace=False)
+    backend = Backend(sim, servers=4)
+    backend.schedule([("errors", 0.0, math.inf, 0.5)])
+    client = Client(sim, backend, Policy(timeout=1.0, attempts=3,
+                                         backoff=Backoff("exponential", 0.05, 1.0)))
+    client.start(50, 2.0)
+    sim.run()
+    ends, latency = np.asarray(client.ends), sim.metrics["latency"].values
+    assert len(ends) == len(client.outcomes) == len(client.starts)
+    assert (np.diff(ends) >= 0).all()
+    # ends[i] pairs with latencies[i]: their difference is some request's start.
+    assert np.allclose(np.sort(ends - latency), client.starts)
+    assert not np.allclose(ends - latency, client.starts)     # not by request id
 
 
 def test_breaker_opens_while_backend_fails_and_closes_after_recovery():
@@ -450,6 +547,58 @@ def test_brownout_sheds_capacity_and_crash_loses_work():
     assert backend.capacity == pytest.approx(350)
     backend.recover()
     assert backend.capacity == pytest.approx(1000)
+
+
+@pytest.mark.parametrize("mode, long, short, levels", [
+    # (mode, severity over [0, 3), severity over [1, 2), the expected level in
+    # [0, 1), [1, 2), [2, 3), [3, ...)) by the rules in Fault's docstring.
+    ("errors", 0.5, 0.2, [0.5, 1 - 0.5 * 0.8, 0.5, 0.0]),
+    ("errors", 0.5, 1.0, [0.5, 1.0, 0.5, 0.0]),
+    ("slow", 2.0, 3.0, [2.0, 6.0, 2.0, 1.0]),
+    # brownout: replicas left in rotation, of 10 (the larger share wins)
+    ("brownout", 0.3, 0.5, [7, 5, 7, 10]),
+    ("brownout", 0.5, 0.3, [5, 5, 5, 10]),
+])
+def test_overlapping_faults_of_one_mode_combine_and_end_one_at_a_time(
+        mode, long, short, levels):
+    sim = Simulator(0)
+    backend = Backend(sim, servers=10, service=0.01)
+    backend.schedule([(mode, 0.0, 3.0, long), (mode, 1.0, 2.0, short)])
+    seen = []
+    for t in (0.5, 1.5, 2.5, 3.5):
+        sim.run(until=t)
+        seen.append({"errors": backend.error_rate, "slow": backend.slowdown,
+                     "brownout": backend.capacity * 0.01}[mode])
+    assert seen == pytest.approx(levels)
+
+
+def test_a_crash_that_ends_leaves_an_overlapping_one_in_force():
+    # 50 % of replicas crash over [0, 3 s), 30 % (the same first ones) over
+    # [1, 2 s): half the replicas are down until 3 s. One attempt, a short
+    # timeout and light load: a request succeeds iff it reaches a live replica.
+    sim = Simulator(5, trace=False)
+    backend = Backend(sim, servers=10, service=0.005)
+    backend.schedule([("crash", 0.0, 3.0, 0.5), ("crash", 1.0, 2.0, 0.3)])
+    client = Client(sim, backend, Policy(timeout=0.05))
+    client.start(300, 4.0)
+    sim.run()
+    for lo, expected in ((0.0, 0.5), (1.0, 0.5), (2.0, 0.5), (3.0, 1.0)):
+        ok = [a.done.value == "ok" for a in client.attempts
+              if lo <= client.starts[a.rid] < lo + 0.9]
+        tolerance = max(binomial_tolerance(expected, len(ok)), 0.01)
+        assert abs(np.mean(ok) - expected) < tolerance, (lo, np.mean(ok))
+
+
+def test_errors_that_overlap_fail_requests_independently():
+    # 50 % errors throughout, every request failing over [1, 2 s): per second the
+    # success rate is 0.5, 1 - (1 - 0.5)(1 - 1) = 0, then 0.5 again.
+    result = simulate(0, policy=Policy(timeout=1.0), rate=500, duration=4.0,
+                      faults=[("errors", 0.0, math.inf, 0.5),
+                              ("errors", 1.0, 2.0, 1.0)])
+    series = result.metrics["success_rate"]
+    n = result.metrics["requests"].value / 4
+    for measured, expected in zip(series.values, [0.5, 0.0, 0.5, 0.5], strict=True):
+        assert abs(measured - expected) < max(binomial_tolerance(expected, n), 0.01)
 
 
 def test_slow_fault_multiplies_latency_at_light_load():
@@ -490,6 +639,15 @@ def test_same_seed_same_run_and_streams_stay_independent():
 def test_policy_rejects_bad_settings(kwargs):
     with pytest.raises(ConfigError):
         Policy(**kwargs)
+
+
+@pytest.mark.parametrize("preset", [hystrix, resilience4j, BreakerConfig])
+def test_an_uncalled_breaker_preset_is_refused_with_the_call_to_make(preset):
+    # A preset is callable, like a factory taking the clock, but it takes none.
+    name = preset.__name__
+    with pytest.raises(ConfigError, match=re.escape(f"breaker={name}()")):
+        Policy(breaker=preset)
+    assert isinstance(Policy(breaker=preset()).breaker, BreakerConfig)
 
 
 @pytest.mark.parametrize("fault", [

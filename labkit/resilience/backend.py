@@ -38,6 +38,14 @@ class Fault(NamedTuple):
     "slow": service takes `severity` times longer; "errors": each request fails
     with probability `severity`; "brownout": a `severity` fraction of replicas
     leave the load balancer's rotation, so capacity drops by that fraction.
+
+    Faults may overlap, of one mode too, and while several of a mode are in
+    force their effects combine: slowdowns multiply (×2 and ×3 make ×6);
+    error probabilities fail requests independently, 1 - (1 - p1)(1 - p2)
+    (0.5 and 0.5 make 0.75); crashes and brown-outs each take the first (last)
+    replicas, so together they take the largest share of them. When one ends
+    the others stay in force, combined as above (a crashed replica that none of
+    them covers any more restarts, empty).
     """
 
     mode: str
@@ -65,14 +73,16 @@ def as_fault(value: Fault | Sequence) -> Fault:
 
 
 class _Job:
-    """One copy of one attempt, as the backend sees it."""
+    """One copy of one attempt, as the backend sees it. `tie` is shared by the
+    two copies of a tied request: [time from which a copy that has not started
+    is cancelled], inf until one of them starts."""
 
-    __slots__ = ("attempt", "sent", "replica", "reply", "tie", "executed")
+    __slots__ = ("attempt", "sent", "replica", "reply", "tie", "started", "executed")
 
     def __init__(self, attempt: Any, sent: float, reply: Callable,
                  tie: list[float] | None):
         self.attempt, self.sent, self.reply, self.tie = attempt, sent, reply, tie
-        self.replica, self.executed = -1, False
+        self.replica, self.started, self.executed = -1, False, False
 
 
 class _Replica:
@@ -121,15 +131,26 @@ class Backend:
         self._replicas = [_Replica(workers) for _ in range(servers)]
         self._rotation = list(range(servers))
         self.slowdown, self.error_rate = 1.0, 0.0
+        # Severity of each fault in force, by mode (crash and brownout as the
+        # share of replicas they take, rounded to whole replicas).
+        self._active: dict[str, list[float]] = {mode: [] for mode in FAULT_MODES}
         self.arrivals = self.started = self.served = 0
         self.shed = self.lost = self.cancelled = 0
         self.arrival_times: list[float] = []
+        self._in_flight = 0                 # sent, not yet arrived at a replica
 
     @property
     def capacity(self) -> float:
         """Requests per second the replicas in rotation can serve when healthy."""
         return len(self._rotation) * self.workers / (self.service.mean
                                                      * self.slowdown)
+
+    @property
+    def backlog(self) -> int:
+        """Copies the backend still holds: on their way to a replica, queued, or
+        in service on a replica that is up. Zero once it has drained."""
+        return self._in_flight + sum(
+            len(r.queue) + self.workers - r.free for r in self._replicas if r.up)
 
     # -- requests ----------------------------------------------------------
     def send(self, job: _Job, avoid: int = -1) -> None:
@@ -145,9 +166,11 @@ class Backend:
             job.replica = rotation[-1] if pick == avoid else pick
         else:
             job.replica = rotation[int(self._route() * n)]
+        self._in_flight += 1
         self.sim.schedule(self._net(), self._arrive, job)
 
     def _arrive(self, job: _Job) -> None:
+        self._in_flight -= 1
         replica = self._replicas[job.replica]
         self.arrivals += 1
         self.arrival_times.append(self.sim.now)
@@ -174,6 +197,7 @@ class Backend:
             if tie[0] == math.inf:      # first copy to start: tell the other one
                 tie[0] = now + self._net()
         self.started += 1
+        job.started = True
         self.sim.schedule(self._service() * self.slowdown, self._finish, replica,
                           job, replica.epoch)
         return True
@@ -198,55 +222,81 @@ class Backend:
     def crash(self, fraction: float = 1.0) -> None:
         """The first `fraction` of replicas die: queued and running work is lost,
         and requests routed to them are never answered until `recover`."""
-        for replica in self._replicas[:self._count(fraction)]:
-            if replica.up:
-                self.lost += len(replica.queue) + self.workers - replica.free
-                replica.queue.clear()
-                replica.up, replica.free = False, self.workers
-                replica.epoch += 1
-        self.sim.record("fault", self.name, self.name, "crash", note=f"{fraction:g}")
+        self._switch_on("crash", self._count(fraction) / self.servers, fraction)
 
     def slow(self, factor: float) -> None:
         """Every service starting from now takes `factor` times longer."""
-        self.slowdown = require_number("slow factor", factor, minimum=1.0)
-        self.sim.record("fault", self.name, self.name, "slow", note=f"{factor:g}")
+        self._switch_on("slow", require_number("slow factor", factor, minimum=1.0))
 
     def errors(self, rate: float) -> None:
         """Each request finishing from now fails with probability `rate`."""
-        self.error_rate = require_probability("error rate", rate)
-        self.sim.record("fault", self.name, self.name, "errors", note=f"{rate:g}")
+        self._switch_on("errors", require_probability("error rate", rate))
 
     def brownout(self, fraction: float) -> None:
         """The last `fraction` of replicas leave the rotation (they finish what
         they hold); capacity drops by that fraction."""
-        self._rotation = list(range(self.servers - self._count(fraction)))
-        self.sim.record("fault", self.name, self.name, "brownout",
-                        note=f"{fraction:g}")
+        self._switch_on("brownout", self._count(fraction) / self.servers, fraction)
+
+    def _switch_on(self, mode: str, level: float, given: float | None = None) -> None:
+        self._active[mode].append(level)
+        self._apply(mode)
+        self.sim.record("fault", self.name, self.name, mode,
+                        note=f"{level if given is None else given:g}")
+
+    def _apply(self, mode: str) -> None:
+        """Set the backend to the combined effect of the active faults of `mode`
+        (see `Fault`)."""
+        active = self._active[mode]
+        if mode == "crash":
+            down = round(max(active, default=0.0) * self.servers)
+            for i, replica in enumerate(self._replicas):
+                if i >= down:
+                    replica.up = True           # restarts empty
+                elif replica.up:
+                    self.lost += len(replica.queue) + self.workers - replica.free
+                    replica.queue.clear()
+                    replica.up, replica.free = False, self.workers
+                    replica.epoch += 1
+        elif mode == "slow":
+            self.slowdown = math.prod(active, start=1.0)
+        elif mode == "errors":
+            # Independent failures; one fault's rate is kept exactly as given.
+            survive = math.prod((1.0 - p for p in active), start=1.0)
+            self.error_rate = active[0] if len(active) == 1 else 1.0 - survive
+        else:
+            out = round(max(active, default=0.0) * self.servers)
+            self._rotation = list(range(self.servers - out))
 
     def recover(self, mode: str | None = None) -> None:
-        """End fault `mode` (every fault if None): replicas restart empty, the
-        rotation is whole again, the slowdown and error rate are gone."""
+        """End every fault of `mode` (of every mode if None): replicas restart
+        empty, the rotation is whole again, the slowdown and error rate are gone.
+        (A scheduled fault that ends ends only itself; see `Fault`.)"""
         if mode not in (None, *FAULT_MODES):
             raise ConfigError(f"mode must be None or one of {FAULT_MODES}, got "
                               f"{mode!r}")
-        if mode in (None, "crash"):
-            for replica in self._replicas:
-                replica.up = True
-        if mode in (None, "slow"):
-            self.slowdown = 1.0
-        if mode in (None, "errors"):
-            self.error_rate = 0.0
-        if mode in (None, "brownout"):
-            self._rotation = list(range(self.servers))
+        for each in FAULT_MODES if mode is None else (mode,):
+            self._active[each].clear()
+            self._apply(each)
         self.sim.record("fault", self.name, self.name, "recover", note=mode or "all")
 
+    def _end(self, fault: Fault, level: float) -> None:
+        """End one scheduled fault; the other active faults of its mode stay."""
+        active = self._active[fault.mode]
+        if level in active:         # a recover() in between may have ended it
+            active.remove(level)
+            self._apply(fault.mode)
+        self.sim.record("fault", self.name, self.name, "recover", note=fault.mode)
+
     def schedule(self, faults: Iterable[Fault | Sequence]) -> list[Fault]:
-        """Switch each fault on at its start and off at its end; returns them."""
+        """Switch each fault on at its start and off at its end; returns them.
+        Faults may overlap, of one mode too: see `Fault` for how they combine."""
         faults = [as_fault(f) for f in faults]
         for fault in faults:
             self.sim.at(fault.start, getattr(self, fault.mode), fault.severity)
             if fault.end != math.inf:
-                self.sim.at(fault.end, self.recover, fault.mode)
+                level = (float(fault.severity) if fault.mode in ("slow", "errors")
+                         else self._count(fault.severity) / self.servers)
+                self.sim.at(fault.end, self._end, fault, level)
         return faults
 
     def __repr__(self) -> str:

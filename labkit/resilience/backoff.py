@@ -7,6 +7,7 @@ Both are small values a test can drive by hand.
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 
 from labkit.errors import ConfigError, require_int, require_number, require_probability
@@ -41,18 +42,24 @@ class Backoff:
     def ceiling(self, attempt: int) -> float:
         """min(cap, base * 2**attempt): the un-jittered sleep before retry `attempt`."""
         attempt = require_int("attempt", attempt, minimum=1)
-        # Past 2**64 the cap has long won; bounding the exponent avoids overflow.
-        return min(self.cap, self.base * 2.0 ** min(attempt, 64))
+        # ldexp is base * 2**attempt, exactly; past the largest float the cap wins.
+        try:
+            return min(self.cap, math.ldexp(self.base, attempt))
+        except OverflowError:
+            return self.cap
 
     def delay(self, attempt: int, rng: random.Random,
               previous: float | None = None) -> float:
-        """The sleep before retry `attempt`, drawing jitter from `rng`; `previous`
-        is the last sleep (decorrelated jitter only; None means base)."""
+        """The sleep before retry `attempt` (1 for the first), drawing jitter from
+        `rng`; `previous` is the last sleep, >= 0 (decorrelated jitter only; None
+        means base)."""
+        require_int("attempt", attempt, minimum=1)
         strategy = self.strategy
         if strategy == "none":
             return 0.0
         if strategy == "decorrelated":
-            previous = self.base if previous is None else previous
+            previous = (self.base if previous is None else
+                        require_number("previous sleep", previous, minimum=0.0))
             return min(self.cap, rng.uniform(self.base, 3.0 * previous))
         v = self.ceiling(attempt)
         if strategy == "exponential":

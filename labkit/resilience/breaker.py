@@ -171,6 +171,10 @@ class CircuitBreaker:
 
 def state_at(history: Sequence[tuple[float, str]], time: float) -> str:
     """The breaker state at `time` according to a (time, state) history."""
+    if not history:
+        raise ConfigError("history must list at least the breaker's first state, "
+                          "as (time, state) pairs from (t0, 'closed'), got an "
+                          "empty one")
     state = history[0][1]
     for at, new in history:
         if at > time:

@@ -30,7 +30,7 @@ from .backend import (
     _Job,
 )
 from .backoff import Backoff, RetryBudget
-from .breaker import AdaptiveThrottle, BreakerConfig, CircuitBreaker
+from .breaker import BREAKER_PRESETS, AdaptiveThrottle, BreakerConfig, CircuitBreaker
 
 # -- durations read from observed latency ------------------------------------------
 
@@ -106,6 +106,9 @@ class Policy:
     after this delay (seconds or a `Percentile`); None for no hedging.
     tied: send two copies this many seconds apart, each telling its replica
     about the other; whichever starts first cancels the other; None for no ties.
+    A tied attempt fails only when neither copy can still succeed: a copy that
+    was shed never started and cancelled nothing, and twins that both started
+    before the cancel arrived both run, so the client waits for the other one.
     throttle: k of client-side adaptive throttling over `throttle_window`
     seconds, or None.
     """
@@ -124,11 +127,19 @@ class Policy:
     def __post_init__(self):
         _duration("timeout", self.timeout)
         require_int("attempts", self.attempts, minimum=1)
-        if not callable(getattr(self.backoff, "delay", None)):
-            raise ConfigError(f"backoff must be a Backoff, got {self.backoff!r}")
+        if isinstance(self.backoff, type) or not callable(getattr(self.backoff,
+                                                                  "delay", None)):
+            raise ConfigError(f"backoff must be a Backoff (e.g. Backoff('full')), "
+                              f"got {self.backoff!r}")
         if self.budget is not None and not callable(self.budget):
             require_probability("budget", self.budget)
         require_number("budget_burst", self.budget_burst, minimum=1.0)
+        makers = {**BREAKER_PRESETS, "BreakerConfig": BreakerConfig}
+        uncalled = next((name for name, make in makers.items()
+                         if self.breaker is make), None)
+        if uncalled is not None:    # a factory is called with the clock: it fails
+            raise ConfigError(f"breaker={uncalled} makes a BreakerConfig but is not "
+                              f"one: call it, breaker={uncalled}()")
         if self.breaker is not None and not (isinstance(self.breaker, BreakerConfig)
                                              or callable(self.breaker)):
             raise ConfigError("breaker must be a BreakerConfig (e.g. resilience4j() "
@@ -149,13 +160,16 @@ class Policy:
 class _Attempt:
     """One try of one user request: its copies, timers and the future it settles."""
 
-    __slots__ = ("rid", "done", "permit", "pending", "jobs", "timer", "extra")
+    __slots__ = ("rid", "done", "permit", "pending", "jobs", "timer", "extra",
+                 "check")
 
     def __init__(self, rid: int, permit: int | None):
         self.rid, self.permit, self.done = rid, permit, Future()
-        self.pending = 0
+        self.pending = 0                    # copies sent that have not answered
         self.jobs: list[_Job] = []
-        self.timer = self.extra = -1        # pending events: timeout, hedge or tie
+        # Pending events: the timeout, the hedge or tied partner going out, and
+        # the moment a tied partner is known to be cancelled.
+        self.timer = self.extra = self.check = -1
 
 
 class Client:
@@ -171,6 +185,9 @@ class Client:
                  *, name: str = "client"):
         if not isinstance(policy, Policy):
             raise ConfigError(f"policy must be a Policy, got {policy!r}")
+        if getattr(backend, "sim", sim) is not sim:
+            raise ConfigError("the backend runs on another Simulator than the "
+                              "client: build both on the same one")
         if policy.tied is not None and backend.servers < 2:
             raise ConfigError("tied requests need a backend of at least 2 servers")
         self.sim, self.backend, self.policy, self.name = sim, backend, policy, name
@@ -189,7 +206,10 @@ class Client:
         self._jitter = sim.rng(f"{name}.jitter")
         self._throttle_rng = sim.rng(f"{name}.throttle")
         self.outstanding = sim.metrics.gauge(f"{name}.outstanding")
-        # Per user request (index = request id) and per copy sent, for series.
+        # For series. starts: when each user request began (index = request id).
+        # ends, outcomes: one per finished request in the order they finished
+        # (the order of the "latency" histogram), not by id: ends[i] pairs with
+        # outcomes[i], not with starts[i].
         self.starts: list[float] = []
         self.ends: list[float] = []
         self.outcomes: list[str] = []
@@ -303,15 +323,42 @@ class Client:
         if attempt.done.done:
             return
         attempt.pending -= 1
-        # A hedged attempt's error waits for the other copy; a tied partner
-        # that was cancelled never answers, so a tied error settles at once.
-        if outcome == OK or attempt.pending == 0 or job.tie is not None:
+        if outcome == OK:
+            self._settle(attempt, outcome)
+        elif job.tie is not None:
+            self._tied_failure(attempt, job, outcome)
+        elif attempt.pending == 0:      # a hedged failure waits for the other copy
+            self._settle(attempt, outcome)
+
+    def _tied_failure(self, attempt: _Attempt, job: _Job, outcome: str) -> None:
+        """A tied copy failed. The attempt fails only once the partner can no
+        longer answer: it has answered, or this copy's start cancelled it (it had
+        not started when the cancel arrived, at tie[0], so it never will). A
+        copy that never started (shed) cancelled nothing: wait for the partner,
+        sent or still to go, as a hedged attempt waits for its other copy."""
+        if not job.started:
+            if attempt.pending == 0 and len(attempt.jobs) == 2:
+                self._settle(attempt, outcome)
+            return
+        cancel_at = job.tie[0]
+        if self.sim.now >= cancel_at:
+            self._partner_cancelled(attempt, outcome)
+        else:
+            attempt.check = self.sim.at(cancel_at, self._partner_cancelled, attempt,
+                                        outcome)
+
+    def _partner_cancelled(self, attempt: _Attempt, outcome: str) -> None:
+        """The cancel of a failed tied copy has reached its partner: settle
+        unless the partner started before it and has yet to answer."""
+        attempt.check = -1
+        started = len(attempt.jobs) == 2 and all(j.started for j in attempt.jobs)
+        if not (started and attempt.pending):
             self._settle(attempt, outcome)
 
     def _settle(self, attempt: _Attempt, outcome: str) -> None:
         if attempt.done.done:
             return
-        for event in (attempt.timer, attempt.extra):
+        for event in (attempt.timer, attempt.extra, attempt.check):
             if event >= 0:
                 self.sim.cancel(event)
         self.counts[outcome] += 1

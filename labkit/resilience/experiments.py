@@ -94,6 +94,7 @@ def fanout(seed: int = 0, *, servers: int = 100, slow_probability: float = 0.01,
     servers = require_int("servers", servers, minimum=1)
     requests = require_int("requests", requests, minimum=1)
     p = require_probability("slow_probability", slow_probability)
+    require_number("threshold", threshold, minimum=0.0)
     sim = Simulator(seed, trace=False)
     latency = sim.metrics.histogram("latency")
     draw = dist.bimodal(fast, slow, p).sampler(sim.rng("leaves"))

@@ -31,16 +31,19 @@ def simulate(seed: int = 0, *,
              queue_limit: int | None = None, network: Distribution | float = 0.0005,
              bucket: float = 1.0) -> Result:
     """Users at `rate` per second for `duration` seconds against a backend with
-    scheduled `faults`, defended by `policy`; runs until every request is done.
+    scheduled `faults`, defended by `policy`. The run goes on until every user
+    request is done and then until the backend has drained (nothing on its way
+    to a replica, queued or in service), so copies their clients gave up on
+    still run and every count below is final; `end_time` is when that was.
 
     Metrics: histogram "latency" (every user request, end to end); counters
     "requests", "succeeded", "attempts.<outcome>", "retries", "hedges",
     "copies" (messages the backend was sent), "budget_denied",
     "timeouts.executed" / "timeouts.not_executed" (timed-out attempts whose
-    work did or did not happen), "duplicates" (requests executed more than
-    once), "backend.arrivals" / "backend.started" / "backend.served" (copies
-    that reached, began and finished service); gauge "client.outstanding"
-    (user requests in progress); series per `bucket`
+    work did, at any time, or never did happen), "duplicates" (requests
+    executed more than once), "backend.arrivals" / "backend.started" /
+    "backend.served" (copies that reached, began and finished service);
+    gauge "client.outstanding" (user requests in progress); series per `bucket`
     seconds: "amplification" (copies sent / requests started), "success_rate",
     "goodput" (successes per second), "p50", "p99", "backend.load" (arrivals per
     second) and "breaker" (0 closed, 1 half-open, 2 open, at each change).
@@ -55,7 +58,10 @@ def simulate(seed: int = 0, *,
     client = Client(sim, backend, policy)
     client.start(rate, duration)
     sim.run(duration)
-    while client.unfinished and sim.pending:    # let started requests finish
+    # Let started requests finish, then let the backend drain: copies still
+    # queued when their request gave up run (or are dropped) before the
+    # executed / duplicate counts are taken.
+    while (client.unfinished or backend.backlog) and sim.pending:
         sim.run(bucket)
     _record(sim, client, backend, duration, bucket)
     params = {"policy": policy, "rate": rate, "duration": duration,
