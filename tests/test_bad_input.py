@@ -189,6 +189,21 @@ CASES = [
     ("Client on another simulator",
      lambda: resilience.Client(Simulator(), resilience.Backend(Simulator())),
      "the backend runs on another Simulator than the client"),
+    ("first_entry misspelt state", lambda: resilience.first_entry([(0.0, "closed")],
+                                                                  "halfopen"),
+     r"state must be one of \('closed', 'half_open', 'open'\), got 'halfopen'"),
+    ("breaker clock not callable",
+     lambda: resilience.CircuitBreaker(resilience.hystrix(), 0.0),
+     "clock must be a function returning the time"),
+    ("throttle clock not callable", lambda: resilience.AdaptiveThrottle(None),
+     "clock must be a function returning the time"),
+    ("preset unknown override", lambda: resilience.resilience4j(bogus=1),
+     r"a breaker has no setting \['bogus'\]"),
+    ("summarize not a result", lambda: resilience.summarize(None),
+     "summarize takes the Result of resilience.simulate"),
+    ("fault after the users stop",
+     lambda: resilience.simulate(faults=[("errors", 5.0, 6.0, 0.5)], duration=2.0),
+     "a fault would start after the users stop at 2 s"),
 ]
 
 

@@ -61,16 +61,26 @@ class BreakerConfig:
 def resilience4j(**overrides: Any) -> BreakerConfig:
     """resilience4j's defaults: 50 % of a count window of 100 calls, at least 100
     calls, 60 s open, 10 calls permitted in half-open (overrides change any)."""
-    config = BreakerConfig(failure_rate=0.5, window="count", window_size=100,
-                           minimum_calls=100, open_duration=60.0, half_open_calls=10)
-    return dataclasses.replace(config, **overrides)
+    return _preset(BreakerConfig(failure_rate=0.5, window="count", window_size=100,
+                                 minimum_calls=100, open_duration=60.0,
+                                 half_open_calls=10), overrides)
 
 
 def hystrix(**overrides: Any) -> BreakerConfig:
     """Hystrix's defaults: 50 % errors over a 10 s rolling window with at least 20
     requests, a 5 s sleep window, then a single probe (overrides change any)."""
-    config = BreakerConfig(failure_rate=0.5, window="time", window_size=10.0,
-                           minimum_calls=20, open_duration=5.0, half_open_calls=1)
+    return _preset(BreakerConfig(failure_rate=0.5, window="time", window_size=10.0,
+                                 minimum_calls=20, open_duration=5.0,
+                                 half_open_calls=1), overrides)
+
+
+def _preset(config: BreakerConfig, overrides: dict[str, Any]) -> BreakerConfig:
+    """`config` with `overrides`, which must name BreakerConfig's fields."""
+    fields = [f.name for f in dataclasses.fields(BreakerConfig)]
+    unknown = sorted(set(overrides) - set(fields))
+    if unknown:
+        raise ConfigError(f"a breaker has no setting {unknown}; its settings are "
+                          f"{fields}")
     return dataclasses.replace(config, **overrides)
 
 
@@ -93,7 +103,7 @@ class CircuitBreaker:
     def __init__(self, config: BreakerConfig, clock: Callable[[], float]):
         if not isinstance(config, BreakerConfig):
             raise TypeError(f"config must be a BreakerConfig, got {config!r}")
-        self.config, self._clock = config, clock
+        self.config, self._clock = config, _require_clock(clock)
         self._state, self.epoch = CLOSED, 0
         self._history: list[tuple[float, str]] = [(clock(), CLOSED)]
         self._window: deque[tuple[float, bool]] = deque()
@@ -183,9 +193,18 @@ def state_at(history: Sequence[tuple[float, str]], time: float) -> str:
     return state
 
 
+def _require_clock(clock: Any) -> Callable[[], float]:
+    if not callable(clock):
+        raise ConfigError(f"clock must be a function returning the time (e.g. "
+                          f"lambda: sim.now), got {clock!r}")
+    return clock
+
+
 def first_entry(history: Sequence[tuple[float, str]], state: str,
                 after: float = 0.0) -> float:
     """When the breaker first entered `state` at or after `after` (inf if never)."""
+    if state not in BREAKER_STATES:
+        raise ConfigError(f"state must be one of {BREAKER_STATES}, got {state!r}")
     return next((at for at, new in history if new == state and at >= after),
                 math.inf)
 
@@ -206,7 +225,7 @@ class AdaptiveThrottle:
                  window: float = 120.0):
         self.k = require_number("throttle k", k, minimum=1.0)
         self.window = require_number("throttle window", window, positive=True)
-        self._clock = clock
+        self._clock = _require_clock(clock)
         self._requests: deque[float] = deque()
         self._accepts: deque[float] = deque()
 

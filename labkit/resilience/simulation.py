@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from labkit.dist import Distribution
-from labkit.errors import checked, require_number
+from labkit.errors import ConfigError, checked, require_number
 from labkit.metrics import Result, nearest_rank
 from labkit.sim import Simulator
 
@@ -55,6 +55,10 @@ def simulate(seed: int = 0, *,
     backend = Backend(sim, servers=servers, workers=workers, service=service,
                       queue_limit=queue_limit, network=network)
     faults = backend.schedule(faults)
+    late = [f for f in faults if f.start >= duration]
+    if late:
+        raise ConfigError(f"a fault would start after the users stop at {duration:g} "
+                          f"s, so it could change nothing: {late[0]}")
     client = Client(sim, backend, policy)
     client.start(rate, duration)
     sim.run(duration)
@@ -146,6 +150,9 @@ def summarize(result: Result) -> dict[str, float]:
     """Headline numbers of a `simulate` run: requests, success_rate, goodput (per
     second of the run), amplification (copies per request), p50/p99/p99.9 (s),
     definite and indefinite (timed-out) errors per attempt, and duplicates."""
+    if not isinstance(result, Result) or result.scenario != "resilience":
+        raise ConfigError(f"summarize takes the Result of resilience.simulate, got "
+                          f"{result!r}"[:200])
     m = result.metrics
     requests = m["requests"].value
     latency = m["latency"]
