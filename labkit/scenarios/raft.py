@@ -151,11 +151,15 @@ def raft_election(seed: int = 1, *, nodes: int = 5,
 
 def _await_leader(c: raft.RaftCluster, timeout: tuple[float, float]) -> str:
     """Elect a leader with timeouts (lo, 2 lo) (identical timeouts may never
-    elect one), let it settle, then switch to `timeout`; its name."""
+    elect one), let it settle, then switch to `timeout`; its name. Timeouts
+    below the broadcast time lose leaders while settling: then elect again."""
     c.configure(election_timeout=(timeout[0], 2 * timeout[0]))
-    while c.leader() is None:
-        c.run(0.05)
-    c.run(0.5)
+    while True:
+        while c.leader() is None:
+            c.run(0.05)
+        c.run(0.5)
+        if c.leader() is not None:
+            break
     c.configure(election_timeout=timeout)
     return c.leader()
 
