@@ -63,8 +63,9 @@ class MultiPaxosNode(Node):
     fills the remaining gaps with NOOP, and from then on runs only phase 2 per
     command. An accept may carry several slots (`entries`): the leader sends one
     per command, and at each heartbeat one per peer with every proposal that peer
-    has not acknowledged. Chosen values ride to followers on the next accept or
-    heartbeat, from the first slot the follower reported not knowing.
+    has left unanswered for a heartbeat or more. Chosen values ride to followers
+    on the next accept or heartbeat, from the first slot the follower reported
+    not knowing.
     """
 
     def __init__(self, name: str, net: Network, settings: LogSettings):
@@ -87,6 +88,7 @@ class MultiPaxosNode(Node):
         self.role, self.ballot, self.highest = "follower", 0, disk["promised"]
         self.promises: dict[str, tuple] = {}
         self.proposals: dict[int, tuple[Hashable, list[str]]] = {}
+        self.sent_at: dict[int, float] = {}     # slot -> when its accept last went out
         self.known: dict[str, int] = {}         # peer -> its first unchosen slot
         self.submitted: dict[int, float] = {}
         self.campaigned = 0.0                   # when our last phase 1 began
@@ -208,11 +210,14 @@ class MultiPaxosNode(Node):
         self.propose(slot, command)
         for peer in self.others:
             self.send_accept(peer, ((slot, command),))
+        self.sent_at[slot] = self.sim.now
         return slot
 
     def propose(self, slot: int, value: Hashable) -> None:
         """Phase 2a for one slot, our part: accept the value ourselves and await
-        a majority (the caller sends the accepts)."""
+        a majority (the caller sends the accepts and notes when in `sent_at`;
+        until then the next heartbeat sends them)."""
+        self.sent_at.pop(slot, None)
         self.accept_locally(slot, self.ballot, value)
         self.proposals[slot] = (value, [self.name])
         self.count(slot)                        # a log of one server: chosen now
@@ -261,6 +266,7 @@ class MultiPaxosNode(Node):
         if len(acks) < self.quorum:
             return
         del self.proposals[slot]
+        self.sent_at.pop(slot, None)
         self.learn([(slot, value)])
         if slot in self.submitted:
             self.sim.metrics.histogram("multipaxos.commit").add(
@@ -276,19 +282,31 @@ class MultiPaxosNode(Node):
     # -- heartbeats: leadership, catch-up, retransmission ------------------------
     def beat(self) -> None:
         """Tell every peer we still lead, with one message carrying the chosen
-        values it lacks: an accept with every proposal it has not answered (they
-        may have been lost), or a heartbeat if there is none. One message, not
-        one per slot: each message has its own delay, and on a FIFO link a burst
-        arrives after its slowest one, holding up everything behind it."""
+        values it lacks: an accept with every proposal it has not answered
+        although its accept went out at least a heartbeat ago (it or the answer
+        may have been lost; a younger one is most likely still on its way, and
+        resending it would only double its messages), or a heartbeat if there is
+        none. One message, not one per slot: each message has its own delay, and
+        on a FIFO link a burst arrives after its slowest one, holding up
+        everything behind it."""
+        now, every = self.sim.now, self.settings.heartbeat
+        # 0.999: a timer set a heartbeat after a send fires at now + every, which
+        # float rounding may put a hair short of `every` after it.
+        due = [slot for slot in sorted(self.proposals)
+               if slot not in self.sent_at or now - self.sent_at[slot] >= every * 0.999]
         for peer in self.others:
-            unanswered = tuple((slot, value) for slot, (value, acks)
-                               in sorted(self.proposals.items()) if peer not in acks)
+            unanswered = tuple((slot, self.proposals[slot][0]) for slot in due
+                               if peer not in self.proposals[slot][1])
             if unanswered:
                 self.send_accept(peer, unanswered)
             else:
                 self.send(peer, "heartbeat", ballot=self.ballot,
                           chosen=self.piggyback(peer))
-        self.set_timer("heartbeat", self.settings.heartbeat, self.beat)
+        # Forget slots no longer proposed (chosen, or we stopped leading).
+        self.sent_at = {slot: self.sent_at[slot] for slot in self.proposals
+                        if slot in self.sent_at}
+        self.sent_at.update(dict.fromkeys(due, now))
+        self.set_timer("heartbeat", every, self.beat)
 
     def on_heartbeat(self, msg: Message) -> None:
         if msg.ballot < self.disk["promised"]:
