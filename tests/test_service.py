@@ -3,10 +3,13 @@ argument checks, determinism, and the notebook-01 scenarios built on them."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from labkit import dist, queueing, scenarios
 from labkit.errors import ConfigError
+from labkit.scenarios.performance import omission_p99
 from labkit.service import ClosedLoop, OpenLoop, Station
 from labkit.sim import Simulator
 
@@ -159,14 +162,50 @@ def test_overlapping_stalls_merge():
 def test_closed_loop_hides_the_stall_that_open_loop_sees():
     result = scenarios.coordinated_omission(seed=1)
     open_p99, closed_p99 = result.data.open["p99"], result.data.closed["p99"]
-    # Open loop: 10 % of requests arrive during a 1 s stall and wait a uniform
-    # part of it, so p99 ~ 0.9 s. Closed loop: one stalled request per stall
-    # among ~900 sent, so p99 is the healthy service's (~4.6 ms for 1 ms Exp).
+    # Open loop: a request arriving t into a 1 s stall is delayed 1 - 0.9 t (the
+    # backlog drains at 1 - rho = 0.9), so 1 % are delayed over 1 - 0.09 = 0.91 s.
+    # Closed loop: one stalled request per stall among ~900 sent, so p99 is the
+    # healthy service's (~4.6 ms for 1 ms Exp).
     assert open_p99 == pytest.approx(result.data.open_p99_estimate, rel=0.1)
     assert closed_p99 < 0.010
     assert open_p99 > 50 * closed_p99
     # Both saw the stalls: the worst request waited about the whole stall.
     assert result.data.closed["max"] == pytest.approx(1.0, abs=0.05)
+
+
+def test_open_loop_measures_every_request_it_sent_even_in_the_last_stall():
+    # Stalls at 9-10, ..., 59-60 s: the run drains past 60 s, so the requests
+    # stuck in the last stall are answered and measured like the others.
+    result = scenarios.coordinated_omission(seed=1)
+    assert result.data.open["count"] == result.metrics["open.arrivals"].value
+    series = result.metrics["open.requests"]
+    last = [lat for t, lat in zip(series.times, series.values, strict=True)
+            if 59.0 <= t < 60.0]
+    assert len(last) > 50                        # ~100 sent in that stall
+    assert max(last) == pytest.approx(1.0, abs=0.05)
+    assert max(series.times) < 60.0 <= result.end_time
+
+
+def test_omission_p99_follows_the_fluid_model():
+    # Delays fall linearly from T to 0 over T/(1 - rho) after each stall, plus
+    # the healthy M/M/1 latency (mean W = E[S]/(1 - rho)):
+    # p99 = T + W - 0.01 * every * (1 - rho) while the stalls dominate.
+    assert omission_p99(1.0, 10.0, 0.1, 0.001) == pytest.approx(
+        1.0 + 0.001 / 0.9 - 0.09, rel=1e-6)
+    assert omission_p99(2.0, 50.0, 0.6, 0.006) == pytest.approx(
+        2.0 + 0.015 - 0.2, rel=1e-6)
+    # Stalls too short to delay 1 % of requests: the healthy p99, ln(100) W.
+    assert omission_p99(0.001, 10.0, 0.1, 0.001) == pytest.approx(
+        math.log(100) * 0.001 / 0.9, rel=0.01)
+
+
+def test_open_loop_p99_matches_the_fluid_model_away_from_the_notebook():
+    # rho = 0.6, a 2 s stall every 50 s: model p99 2 + 0.015 - 0.2 = 1.815 s
+    # (the old stall * (1 - 0.01 * every / stall) said 1.5 s).
+    result = scenarios.coordinated_omission(seed=3, duration=500.0, stall=2.0,
+                                            every=50.0, mean_service=0.006)
+    assert result.data.open_p99_estimate == pytest.approx(1.815, rel=1e-3)
+    assert result.data.open["p99"] == pytest.approx(1.815, rel=0.05)
 
 
 # -- argument checks ----------------------------------------------------------------
@@ -225,6 +264,8 @@ def test_other_bad_arguments():
     (lambda: scenarios.load_sweep(loads=()), "at least one"),
     (lambda: scenarios.coordinated_omission(stall=10.0), "shorter than every"),
     (lambda: scenarios.coordinated_omission(rate=2000.0), "cannot send"),
+    (lambda: scenarios.coordinated_omission(stall=5.0, mean_service=0.006),
+     "must be below 1 - stall/every"),
     (lambda: scenarios.merged_percentiles(loads=(0.5, 1.0)), "must be < 1"),
     (lambda: scenarios.fan_out(fanouts=(0,)), "fanout must be >= 1"),
     # 1e9 requests x 100 leaves was a MemoryError asking for 745 GiB

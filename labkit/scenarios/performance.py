@@ -7,6 +7,7 @@ scale of fan-out requests, and why node percentiles must not be averaged
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -55,8 +56,8 @@ class QueueRun(LoadSweep):
 @dataclass(frozen=True, kw_only=True)
 class Omission(Record):
     """`coordinated_omission`'s data: the latency summaries the open- and the
-    closed-loop client measured, what the stall alone predicts for the open
-    loop's p99, and a headline."""
+    closed-loop client measured, what the fluid model of the stalls
+    (`omission_p99`) predicts for the open loop's p99, and a headline."""
 
     open: dict[str, float]
     closed: dict[str, float]
@@ -196,26 +197,69 @@ def load_sweep(seed: int = 0, *, servers: int = 1,
     return Result("load_sweep", params, seed, metrics, end_time=end, data=data)
 
 
+def omission_p99(stall: float, every: float, load: float,
+                 mean_service: float) -> float:
+    """The open loop's p99 in `coordinated_omission`, from a fluid model.
+
+    A stall of S seconds starting at time 0 freezes the service; a request
+    arriving at t < S waits out the rest of the stall (S - t) and then the
+    work that arrived before it (load * t): S - (1 - load) * t in all. The
+    backlog then drains at rate 1 - load, and a request arriving after the
+    stall is delayed by the same S - (1 - load) * t, until t = S / (1 - load).
+    So a share q = S / ((1 - load) * every) of requests is delayed by D,
+    uniform on [0, S], and 1 % wait longer than S - 0.01 * every * (1 - load).
+    On top of D each request takes what the healthy M/M/1 service takes, R,
+    exponential with mean W = mean_service / (1 - load). The p99 is the x
+    with q P(D + R > x) + (1 - q) P(R > x) = 1 %, found by bisection: about
+    S + W - 0.01 * every * (1 - load) when the stalls delay well over 1 % of
+    requests, the healthy ln(100) * W when they delay far fewer.
+    """
+    mean = mean_service / (1 - load)
+    share = stall / ((1 - load) * every)
+
+    def slower(x: float) -> float:          # P(latency > x)
+        if x < stall:
+            delayed = (mean * (1 - math.exp(-x / mean)) + stall - x) / stall
+        else:
+            delayed = mean / stall * (math.exp(-(x - stall) / mean)
+                                      - math.exp(-x / mean))
+        return share * delayed + (1 - share) * math.exp(-x / mean)
+
+    lo, hi = 0.0, stall + math.log(100) * mean
+    while slower(hi) > 0.01:
+        lo, hi = hi, 2 * hi
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if slower(mid) > 0.01 else (lo, mid)
+    return (lo + hi) / 2
+
+
 @checked
 def coordinated_omission(seed: int = 0, *, duration: float = 60.0,
                          stall: float = 1.0, every: float = 10.0,
                          rate: float = 100.0, mean_service: float = 0.001,
                          users: int = 1) -> Result:
     """One service measured two ways while it freezes for `stall` seconds at the
-    end of every `every` seconds.
+    end of every `every` seconds (stalls start at every - stall, 2 * every -
+    stall, ... before `duration`).
 
-    Station "open" gets an open-loop client sending `rate` requests/s whatever
-    happens; station "closed" gets `users` closed-loop users, each thinking
-    users/rate - mean_service seconds between a reply and its next request, so
-    both clients send `rate` requests/s while the service is healthy. Each
-    station keeps (send time, latency) per request in series "<name>.requests".
-    data, an `Omission`: open/closed latency summaries, open_p99_estimate
-    (what the stall alone predicts) and a headline.
+    Station "open" gets an open-loop client sending Poisson arrivals at `rate`
+    requests/s for `duration` seconds whatever happens; station "closed" gets
+    `users` closed-loop users, each thinking users/rate - mean_service seconds
+    between a reply and its next request, so both clients send `rate`
+    requests/s while the service is healthy. The run goes on past `duration`
+    until the open client's last request has finished, so every request it
+    sent, the ones stuck in a stall included, is measured (the closed-loop
+    users keep going until then). Each station keeps (send time, latency) per
+    request in series "<name>.requests". data, an `Omission`: open/closed
+    latency summaries, open_p99_estimate (`omission_p99`: what the stalls
+    predict) and a headline.
     """
     duration = require_number("duration", duration, positive=True)
     stall = require_number("stall", stall, positive=True)
     every = require_number("every", every, positive=True)
     rate = require_number("rate", rate, positive=True)
+    mean_service = require_number("mean_service", mean_service, positive=True)
     if stall >= every:
         raise ConfigError(f"stall ({stall} s) must be shorter than every ({every} s)")
     service = dist.exponential(mean_service)
@@ -223,10 +267,34 @@ def coordinated_omission(seed: int = 0, *, duration: float = 60.0,
     if think < 0:
         raise ConfigError(f"{users} users cannot send {rate}/s when each request "
                           f"takes {service.mean} s: raise users or lower rate")
+    load = rate * mean_service
+    if load >= 1 - stall / every:
+        raise ConfigError(
+            f"rate x mean_service ({load:g}) must be below 1 - stall/every "
+            f"({1 - stall / every:g}): the service works only that share of the "
+            "time, so the open loop's queue would grow without end")
     sim = Simulator(seed)
     stations = {name: Station(sim, 1, service, name=name, keep_requests=True)
                 for name in ("open", "closed")}
-    OpenLoop(sim, stations["open"], rate=rate, name="open.client")
+    # The open loop: Poisson sends until `duration` (the stream OpenLoop would
+    # use), then the run ends when the last of them has been answered.
+    gap = dist.exponential(1.0 / rate).sampler(sim.rng("open.client.arrivals"))
+    waiting = [0]                   # open-loop requests not yet answered
+
+    def reply(_token: object) -> None:
+        waiting[0] -= 1
+        if waiting[0] == 0 and sim.now >= duration:
+            sim.stop()
+
+    def send() -> None:
+        waiting[0] += 1
+        stations["open"].arrive(reply)
+        then = sim.now + gap()
+        if then < duration:
+            sim.at(then, send)
+
+    if (first := gap()) < duration:
+        sim.at(first, send)
     ClosedLoop(sim, stations["closed"], users, dist.constant(think),
                name="closed.client")
     start = every - stall
@@ -234,12 +302,13 @@ def coordinated_omission(seed: int = 0, *, duration: float = 60.0,
         for station in stations.values():
             sim.at(start, station.stall, stall)
         start += every
-    sim.run(duration)
+    sim.run(until=duration)
+    if waiting[0]:
+        sim.run()                   # drain: reply() stops it at the last answer
     summary = {name: s.latency.summary() for name, s in stations.items()}
-    # Requests arriving during a stall (a share stall/every of them) wait a
-    # uniform part of it, so P(latency > x) ~ (stall/every) * (1 - x/stall).
-    estimate = stall * (1 - 0.01 * every / stall)
-    said = (f"p99: open loop {summary['open']['p99'] * 1e3:.0f} ms, closed loop "
+    estimate = omission_p99(stall, every, load, mean_service)
+    said = (f"p99: open loop {summary['open']['p99'] * 1e3:.0f} ms (fluid model "
+            f"{estimate * 1e3:.0f}), closed loop "
             f"{summary['closed']['p99'] * 1e3:.1f} ms")
     params = dict(duration=duration, stall=stall, every=every, rate=rate,
                   mean_service=mean_service, users=users)
