@@ -345,3 +345,16 @@ def test_no_tcc_leg_is_left_reserved_after_its_transaction_under_random_faults(s
     except InvariantViolation as exc:
         exc.add_note(f"replay: seed={seed}")
         raise
+
+
+def test_a_saga_with_two_legs_on_one_node_shows_each_legs_step():
+    """n1 credits n1.0 first and is refused the debit of n1.1 last; keyed by node
+    alone, the refusal hid that n1 had done and undone its first step."""
+    c = TxnCluster("saga", 2, accounts=2, net=NetConfig(latency=0.01))
+    txn = c.submit([("n1.0", 50), ("n2.0", 100), ("n1.1", -150)])   # n1.1 holds 100
+    c.run(2.0)
+    assert c.outcome(txn) == ABORTED
+    assert c.views(txn) == {"n1 (n1.0)": "did and undid its step",
+                            "n2": "did and undid its step",
+                            "n1 (n1.1)": "refused its step"}
+    assert set(c.balances().values()) == {100}

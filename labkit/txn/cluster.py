@@ -271,11 +271,17 @@ class TxnCluster(Cluster):
 
     def views(self, txn: str) -> dict[str, str]:
         """What each participant of `txn` knows of it now, in words, from its
-        disk and (while it is up) its memory; "(down)" marks a crashed node."""
+        disk and (while it is up) its memory; "(down)" marks a crashed node. A
+        saga's or TCC's node with two legs of `txn` answers for each, keyed
+        "node (account)": each leg is its own step there."""
         legs, out = self.record(txn).legs, {}
+        owners = [self.owner(account) for account, _ in legs]
+        per_leg = self.protocol in ("saga", "tcc")
         for step, (account, _) in enumerate(legs):
             name = self.owner(account)
             node = self.nodes[name]
+            key = f"{name} ({account})" if per_leg and owners.count(name) > 1 \
+                else name
             if self.protocol in ("2pc", "paxos_commit"):
                 view = node.outcomes().get(txn, "knows nothing")
             elif self.protocol == "saga":
@@ -286,7 +292,7 @@ class TxnCluster(Cluster):
                     view = "did and undid its step"
             else:
                 view = node.disk["tcc"].get((txn, account), "nothing yet")
-            out[name] = view if node.alive else f"{view} (down)"
+            out[key] = view if node.alive else f"{view} (down)"
         return out
 
     def in_doubt(self) -> list[tuple[str, str]]:
