@@ -4,6 +4,8 @@ with every safety property checked after each (the failing seed is printed)."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from faults import random_faults
 
@@ -736,3 +738,50 @@ def test_figure_16_progress_sees_every_range_and_changes_no_number():
     assert shown.data.rows == plain.data.rows
     with pytest.raises(TypeError, match="progress must be a function"):
         scenarios.figure_16(trials=5, ranges=ranges, progress=True)
+
+
+def _lacks_committed(committed, committed_in, base, log, term):
+    """Leader completeness index by index, as §5.4 states it: the first index
+    committed in an earlier term that the log (entries after `base`) lacks."""
+    for index in range(base + 1, len(committed) + 1):
+        if committed_in[index - 1] >= term:
+            return None
+        held = log[index - base][0] if index - base < len(log) else None
+        if held != committed[index - 1][0]:
+            return index
+    return None
+
+
+def test_the_audits_leader_completeness_check_agrees_index_by_index():
+    # Random committed prefixes, logs and snapshot bases, including logs that
+    # lack or overwrite committed entries and bases beyond everything committed.
+    from types import SimpleNamespace
+
+    from labkit.raft.audit import Audit
+    rng, disagreements, caught = random.Random(5), [], 0
+    for _ in range(3000):
+        committed = [(rng.randint(1, 4), "c") for _ in range(rng.randint(0, 12))]
+        committed.sort(key=lambda entry: entry[0])
+        audit = Audit(SimpleNamespace(sim=SimpleNamespace(now=0.0, tracing=False)))
+        audit.committed = committed
+        audit.committed_in = [t + rng.choice((0, 0, 1)) for t, _ in committed]
+        base = rng.randint(0, 14)
+        log = [(rng.randint(0, 4), None)]      # the entry at base (snapshot's term)
+        for i in range(base, base + rng.randint(0, 12)):
+            keep = i < len(committed) and rng.random() < 0.9
+            log.append(committed[i] if keep else (rng.randint(1, 5), "x"))
+        term = rng.randint(1, 6)
+        audit.leaders[term] = "n1"
+        node = SimpleNamespace(name="n1", disk={"current_term": term, "log": log,
+                                                "log_base": base},
+                               last_index=lambda: base + len(log) - 1,  # noqa: B023
+                               term_at=lambda i: log[i - base][0])      # noqa: B023
+        audit.became_leader(node)
+        expected = _lacks_committed(committed, audit.committed_in, base, log, term)
+        said = audit.problems[0] if audit.problems else None
+        caught += expected is not None
+        if (said is None) != (expected is None) or (
+                said is not None and f"lacks committed index {expected} " not in said):
+            disagreements.append((committed, base, log, term, said, expected))
+    assert not disagreements, disagreements[:3]
+    assert 150 < caught < 2850           # both verdicts drawn often

@@ -68,14 +68,19 @@ class Audit:
         # Leader completeness: what leaders of earlier terms committed is in its
         # log. (With Pre-Vote, a candidate's late votes can still elect it in an
         # older term than one that has committed since: nothing it must hold.)
-        base, last = node.disk["log_base"], node.last_index()
-        for index in range(base + 1, len(self.committed) + 1):
-            if self.committed_in[index - 1] >= term:
-                break
-            if index > last or node.term_at(index) != self.committed[index - 1][0]:
-                self.problem("leader completeness", f"{node.name}, leader of term "
-                             f"{term}, lacks committed index {index}")
-                break
+        # Indices base + 1 .. end, up to the first committed in this term or a
+        # later one, compared as lists of terms (a leader is elected once per
+        # trial of a long experiment, and its log grows by one entry a trial).
+        base, log, since = node.disk["log_base"], node.disk["log"], self.committed_in
+        end = next((i for i in range(base, len(since)) if since[i] >= term),
+                   len(since))
+        theirs = [entry[0] for entry in self.committed[base:end]]
+        mine = [entry[0] for entry in log[1:max(end - base, 0) + 1]]
+        if mine != theirs:
+            mine.append(None)           # shorter than theirs: lacks the next one
+            first = next(k for k, t in enumerate(theirs) if mine[k] != t)
+            self.problem("leader completeness", f"{node.name}, leader of term "
+                         f"{term}, lacks committed index {base + 1 + first}")
 
     def commit(self, node: RaftNode, old: int, new: int) -> None:
         log, base = node.disk["log"], node.disk["log_base"]
