@@ -102,8 +102,12 @@ class Audit:
                          f"before index {len(known) + 1}")
 
     def applied(self, node: RaftNode, index: int, term: int, command: Any) -> None:
-        self._commit(node, index, (term, command))
-        self.applied_by[node.name].append((term, command))
+        entry, known = (term, command), self.committed
+        # A restarted node applies its whole log again: the common case, an
+        # index already committed with this entry, is checked inline.
+        if index > len(known) or known[index - 1] != entry:
+            self._commit(node, index, entry)
+        self.applied_by[node.name].append(entry)
 
     def installed(self, node: RaftNode, index: int) -> None:
         if index > len(self.committed):
