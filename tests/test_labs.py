@@ -23,10 +23,12 @@ Raft = labs.reference("raft")
 Policy = labs.reference("balancing")
 
 
-def assert_caught(lab: str, mutant: type, scenario: str, reasons: list[str]) -> None:
+def assert_caught(lab: str, mutant: type, scenario: str, reasons: list[str],
+                  part: str | None = None) -> None:
     """`mutant` fails grading at the default seeds, in `scenario` among others,
-    and every failure gives one of `reasons` (the right reason, never another)."""
-    report = labs.grade(lab, mutant)
+    and every failure gives one of `reasons` (the right reason, never another).
+    With `part`, only that part's scenarios are graded."""
+    report = labs.grade(lab, mutant, part=part)
     assert not report.passed, f"{mutant.__name__} passed:\n{report!r}"
     assert scenario in {f.scenario for f in report.failures}, repr(report)
     for failure in report.failures:

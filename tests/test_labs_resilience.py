@@ -2,7 +2,12 @@
 mistakes in a circuit breaker, a retry budget and jittered backoff, each a
 mutant of the worked answer, must fail grading at the default seeds for their
 own reasons; and the worked answer passes every scenario on many seeds
-(test_labs.SEEDS: 30 for the breaker, 100 for retries)."""
+(test_labs.SEEDS: 30 for the breaker, 100 for retries).
+
+A mutant is graded on its own part only: it changes methods of that part
+alone, and the other part never calls them (checked by grading each part with
+the other part's methods raising), so there it runs exactly as the worked
+answer does, which passes: grading it there too could add no failure."""
 
 from __future__ import annotations
 
@@ -199,10 +204,46 @@ MUTANTS = [
 ]
 
 
+#: The methods an answer writes, by part.
+METHODS = {"breaker": {"allow", "on_result"},
+           "retry": {"on_request", "try_spend", "backoff"}}
+
+
+def changed(impl: type) -> set[str]:
+    """What a subclass of the worked answer defines itself (methods, attributes)."""
+    return set(vars(impl)) - set(vars(type("Empty", (), {})))
+
+
+def sealed(part: str) -> type:
+    """The worked answer, but for the methods of the other parts, which raise."""
+    def refuse(name):
+        def method(self, *args, **kwargs):
+            raise AssertionError(f"part {part} called {name}")
+        return method
+
+    others = set().union(*(m for p, m in METHODS.items() if p != part))
+    return type("Sealed", (DefenceReference,), {n: refuse(n) for n in others})
+
+
+@pytest.mark.parametrize("part", labs.parts("resilience"))
+def test_each_part_calls_only_its_own_methods(part):
+    """Every scenario of `part`, at the default seeds, with the other parts'
+    methods raising: it passes, so it never calls them. Hence a mutant that
+    changes only methods of one part grades on every other part exactly as the
+    worked answer does (which passes) and can fail there for no reason."""
+    report = labs.grade("resilience", sealed(part), part=part)
+    assert report.passed, "\n".join(str(f) for f in report.failures[:5])
+
+
 @pytest.mark.parametrize("mutant,scenario,reasons", MUTANTS,
                          ids=[m[0].__name__ for m in MUTANTS])
 def test_mutant_fails_for_the_right_reason(mutant, scenario, reasons):
-    assert_caught("resilience", mutant, scenario, reasons)
+    """Graded on its own part: it changes that part's methods only, so grading
+    the other part too could add no failure (see
+    test_each_part_calls_only_its_own_methods)."""
+    part = labs.lab("resilience").scenario(scenario).part
+    assert changed(mutant) <= METHODS[part], changed(mutant)
+    assert_caught("resilience", mutant, scenario, reasons, part=part)
 
 
 def test_the_answer_plugs_into_the_client_like_labkits_own():

@@ -161,7 +161,7 @@ class Backend:
         if n == 0:
             self.lost += 1
             return
-        if avoid in rotation and n > 1:
+        if avoid >= 0 and n > 1 and avoid in rotation:   # avoid = -1: no scan
             pick = rotation[int(self._route() * (n - 1))]
             job.replica = rotation[-1] if pick == avoid else pick
         else:

@@ -130,7 +130,9 @@ class CircuitBreaker:
 
     def acquire(self) -> int | None:
         """A permit (the current epoch) if a call may go out now, else None."""
-        state = self.state
+        if self._state == OPEN:         # `self.state`, without the property
+            self._tick()
+        state = self._state
         if state == CLOSED:
             return self.epoch
         if state == HALF_OPEN and self._probes < self.config.half_open_calls:
@@ -141,8 +143,12 @@ class CircuitBreaker:
 
     def record(self, permit: int, ok: bool) -> None:
         """Report the outcome of a call admitted with `permit`."""
-        if permit != self.epoch or self.state == OPEN:
+        if permit != self.epoch:
             return                      # admitted under a state that has passed
+        if self._state == OPEN:         # `self.state`, without the property
+            self._tick()
+            if self._state == OPEN:
+                return
         now, config = self._clock(), self.config
         self._window.append((now, not ok))
         self._failures += not ok

@@ -158,13 +158,16 @@ class Policy:
 # -- the client ---------------------------------------------------------------------
 
 class _Attempt:
-    """One try of one user request: its copies, timers and the future it settles."""
+    """One try of one user request: its copies, timers and the future it settles.
+    `outcome` is the outcome `done` resolved to, None while it is pending (read
+    on the hot paths instead of the future's `done` property)."""
 
     __slots__ = ("rid", "done", "permit", "pending", "jobs", "timer", "extra",
-                 "check")
+                 "check", "outcome")
 
     def __init__(self, rid: int, permit: int | None):
         self.rid, self.permit, self.done = rid, permit, Future()
+        self.outcome: str | None = None
         self.pending = 0                    # copies sent that have not answered
         self.jobs: list[_Job] = []
         # Pending events: the timeout, the hedge or tied partner going out, and
@@ -203,9 +206,15 @@ class Client:
                                                policy.throttle_window))
         self.timeout = _Tracker(policy.timeout)
         self.hedge = None if policy.hedge is None else _Tracker(policy.hedge)
+        # Trackers of a fixed duration observe nothing: not called per reply.
+        self._observers = tuple(tracker.observe for tracker in (self.timeout,
+                                                                 self.hedge)
+                                if tracker is not None
+                                and tracker._recent is not None)
         self._jitter = sim.rng(f"{name}.jitter")
         self._throttle_rng = sim.rng(f"{name}.throttle")
         self.outstanding = sim.metrics.gauge(f"{name}.outstanding")
+        self._latency = None        # the "latency" histogram, once a request ends
         # For series. starts: when each user request began (index = request id).
         # ends, outcomes: one per finished request in the order they finished
         # (the order of the "latency" histogram), not by id: ends[i] pairs with
@@ -225,17 +234,19 @@ class Client:
         """Send Poisson arrivals at `rate` per second until time `until`."""
         rate = require_number("rate", rate, positive=True)
         until = require_number("until", until, minimum=0.0)
-        gap = self.sim.rng(f"{self.name}.arrivals").expovariate
+        sim, starts, request = self.sim, self.starts, self._request
+        gap = sim.rng(f"{self.name}.arrivals").expovariate
+        spawn, at = sim.spawn, sim.at
 
         def arrive() -> None:
-            self.sim.spawn(self._request(len(self.starts)))
-            next_time = self.sim.now + gap(rate)
+            spawn(request(len(starts)))
+            next_time = sim.now + gap(rate)
             if next_time < until:
-                self.sim.at(next_time, arrive)
+                at(next_time, arrive)
 
         first = gap(rate)
         if first < until:
-            self.sim.at(first, arrive)
+            sim.at(first, arrive)
 
     @property
     def unfinished(self) -> int:
@@ -244,17 +255,17 @@ class Client:
     # -- one user request ----------------------------------------------------
     def _request(self, rid: int):
         """Attempt, back off, retry: the body of one user request's process."""
-        policy, sim = self.policy, self.sim
+        policy, sim, budget = self.policy, self.sim, self.budget
         self.starts.append(sim.now)
         self.outstanding.add(1)
-        if self.budget is not None:
-            self.budget.on_request()
+        if budget is not None:
+            budget.on_request()
         outcome, previous = OK, None
         for attempt in range(policy.attempts):
             if attempt:
                 if outcome not in RETRYABLE:
                     break
-                if self.budget is not None and not self.budget.try_spend():
+                if budget is not None and not budget.try_spend():
                     self.budget_denied += 1
                     break
                 self.retries += 1
@@ -264,29 +275,38 @@ class Client:
             outcome = yield self._attempt(rid)
             if outcome == OK:
                 break
-        self.ends.append(sim.now)
+        now = sim.now
+        self.ends.append(now)
         self.outcomes.append(outcome)
         self.outstanding.add(-1)
-        sim.metrics.histogram("latency").add(sim.now - self.starts[rid])
+        latency = self._latency
+        if latency is None:
+            latency = self._latency = sim.metrics.histogram("latency")
+        latency.add(now - self.starts[rid])
 
     def _attempt(self, rid: int) -> Future:
         """Start one attempt; its future resolves to its outcome."""
         if self.throttle is not None and not self.throttle.admit(self._throttle_rng):
             return self._refuse(THROTTLED)
         permit = None
-        if self.breaker is not None:
-            permit = self.breaker.acquire()
+        breaker = self.breaker
+        if breaker is not None:
+            permit = breaker.acquire()
             if permit is None:
                 return self._refuse(REJECTED)
-        attempt, sim, policy = _Attempt(rid, permit), self.sim, self.policy
+        attempt, sim, tied = _Attempt(rid, permit), self.sim, self.policy.tied
         self.attempts.append(attempt)
-        tie = None if policy.tied is None else [math.inf]
-        self._send(attempt, tie)
-        attempt.timer = sim.schedule(self.timeout.value, self._expire, attempt)
-        if tie is not None:
-            attempt.extra = sim.schedule(policy.tied, self._send_extra, attempt, tie)
-        elif self.hedge is not None:
-            attempt.extra = sim.schedule(self.hedge.value, self._send_extra, attempt)
+        if tied is None:
+            self._send(attempt)
+            attempt.timer = sim.schedule(self.timeout.value, self._expire, attempt)
+            if self.hedge is not None:
+                attempt.extra = sim.schedule(self.hedge.value, self._send_extra,
+                                             attempt)
+        else:
+            tie = [math.inf]
+            self._send(attempt, tie)
+            attempt.timer = sim.schedule(self.timeout.value, self._expire, attempt)
+            attempt.extra = sim.schedule(tied, self._send_extra, attempt, tie)
         return attempt.done
 
     def _refuse(self, outcome: str) -> Future:
@@ -296,17 +316,18 @@ class Client:
         return done
 
     def _send(self, attempt: _Attempt, tie: list[float] | None = None) -> None:
-        job = _Job(attempt, self.sim.now, self._on_reply, tie)
-        avoid = attempt.jobs[0].replica if attempt.jobs else -1
-        attempt.jobs.append(job)
+        now, jobs = self.sim.now, attempt.jobs
+        job = _Job(attempt, now, self._on_reply, tie)
+        avoid = jobs[0].replica if jobs else -1
+        jobs.append(job)
         attempt.pending += 1
-        self.send_times.append(self.sim.now)
+        self.send_times.append(now)
         self.backend.send(job, avoid)
 
     def _send_extra(self, attempt: _Attempt, tie: list[float] | None = None) -> None:
         """The hedge (or the tied partner) goes out, unless the attempt is over."""
         attempt.extra = -1
-        if not attempt.done.done:
+        if attempt.outcome is None:
             self.hedges += tie is None
             self._send(attempt, tie)
 
@@ -315,12 +336,12 @@ class Client:
         self._settle(attempt, TIMEOUT)
 
     def _on_reply(self, job: _Job, outcome: str) -> None:
-        latency = self.sim.now - job.sent
-        self.timeout.observe(latency)       # late replies count: no censoring
-        if self.hedge is not None:
-            self.hedge.observe(latency)
+        if self._observers:                 # late replies count: no censoring
+            latency = self.sim.now - job.sent
+            for observe in self._observers:
+                observe(latency)
         attempt = job.attempt
-        if attempt.done.done:
+        if attempt.outcome is not None:
             return
         attempt.pending -= 1
         if outcome == OK:
@@ -356,14 +377,19 @@ class Client:
             self._settle(attempt, outcome)
 
     def _settle(self, attempt: _Attempt, outcome: str) -> None:
-        if attempt.done.done:
+        if attempt.outcome is not None:
             return
-        for event in (attempt.timer, attempt.extra, attempt.check):
-            if event >= 0:
-                self.sim.cancel(event)
+        cancel = self.sim.cancel
+        if attempt.timer >= 0:
+            cancel(attempt.timer)
+        if attempt.extra >= 0:
+            cancel(attempt.extra)
+        if attempt.check >= 0:
+            cancel(attempt.check)
         self.counts[outcome] += 1
         if self.breaker is not None:
             self.breaker.record(attempt.permit, outcome == OK)
         if self.throttle is not None and outcome in (OK, ERROR):
             self.throttle.record_accept()
+        attempt.outcome = outcome
         attempt.done.resolve(outcome)

@@ -101,9 +101,11 @@ def _record(sim: Simulator, client: Client, backend: Backend, duration: float,
     executions = [0] * len(client.starts)
     executed = not_executed = 0
     for attempt in client.attempts:
-        ran = sum(job.executed for job in attempt.jobs)
+        jobs = attempt.jobs             # one copy, unless hedged or tied
+        ran = (jobs[0].executed if len(jobs) == 1
+               else sum(job.executed for job in jobs))
         executions[attempt.rid] += ran
-        if attempt.done.done and attempt.done.value == TIMEOUT:
+        if attempt.outcome == TIMEOUT:  # settled, as a timeout
             executed += ran > 0
             not_executed += ran == 0
     metrics.counter("timeouts.executed").inc(executed)
