@@ -304,6 +304,8 @@ class CoordinatingReplica(Replica):
         """Read repair: send the newest version seen to the replicas that
         answered an older one, and count them as up to date."""
         version, value, behind = _repair_plan(quorum.answers)
+        if not behind:
+            return
         for owner in behind:
             self.send(owner, "put", quorum=_REPAIR, key=quorum.key, version=version,
                       value=value)

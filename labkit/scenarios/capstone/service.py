@@ -67,8 +67,8 @@ class _StorageServer(storage.CoordinatingReplica):
     def work(self, kind: str, then: Callable, *args: Any) -> bool:
         """Queue one piece of `kind` work, then call then(*args); False (and
         nothing queued) if the backlog is already too long."""
-        now, service = self.sim.now, self.service
-        start = max(now, self.free_at)
+        now, service, free_at = self.sim.now, self.service, self.free_at
+        start = free_at if free_at > now else now      # max(), without the call
         if start - now > service.backlog:
             service.shed += 1
             return False
@@ -297,6 +297,9 @@ class _Service:
         """Count [start, end) as busy time of `server`, window by window."""
         windows, w = self.busy[server], self.window
         k = int((start - self.t0) // w)
+        if 0 <= k < len(windows) and start < end <= self.t0 + (k + 1) * w:
+            windows[k] += end - start             # most work fits in one window
+            return
         while start < end and k < len(windows):
             edge = self.t0 + (k + 1) * w
             if k >= 0:
