@@ -33,12 +33,15 @@ class MapReduceCluster(Cluster):
     with the same output, on a network that loses, duplicates or reorders
     messages (`cluster.network.update(loss=0.05)`) or cuts a worker off for a
     while: heartbeats carry each worker's account of its work, from which the
-    master repairs what a lost message left wrong, and a fetch is asked again
-    (after `FETCH_TIMEOUTS` timeouts, so a lost piece costs time). Tracing every message
-    is off by default (a job sends tens of thousands); the timeline of task
-    attempts tells a job's story. `master`: the master's class, labkit's
-    `Master` or a subclass (e.g. a lab answer derived from
-    `labkit.labs.skeleton("mapreduce")`).
+    master repairs what a lost message left wrong. They include the fetches
+    a reducer waits for and those a worker has queued to serve: a fetch whose
+    request or answer was lost is asked for again about a timeout and two
+    heartbeats after the loss, a slow answer never (and a worker serves a
+    request it already has queued once). Without loss no message is added,
+    and a run is the one it was. Tracing every message is off by default (a
+    job sends tens of thousands); the timeline of task attempts tells a job's
+    story. `master`: the master's class, labkit's `Master` or a subclass
+    (e.g. a lab answer derived from `labkit.labs.skeleton("mapreduce")`).
     """
 
     def __init__(self, job: Job, workers: Sequence[str], *, seed: int = 1,

@@ -6,8 +6,9 @@ of the job when the last reduce commits.
 Messages may be lost, duplicated or cut off by a brief partition. Handlers
 of completions are idempotent, and every heartbeat carries the worker's own
 account of its work (the attempt it runs, the last one it finished, the
-locations of map output it last heard), which the master reconciles with its
-record: a lost completion, a lost assignment or a lost update of locations
+locations of map output it last heard, the fetches it waits for and those it
+has queued to serve), which the master reconciles with its record: a lost
+completion, a lost assignment, a lost update of locations or a lost fetch
 is found from the heartbeats that follow (see `Master.reconcile`).
 """
 
@@ -54,6 +55,11 @@ class _WorkerState:
     attempt: _Attempt | None = None
     progress: float = 0.0
     doubted: float | None = None        # heartbeats contradict `attempt` since
+    # The fetches it has queued to serve, (reduce attempt, map task), as its
+    # last heartbeat said; for a reducer, since when each fetch it waits for,
+    # (attempt, map task, worker asked), has been missing from that queue.
+    serving: frozenset[tuple[int, int]] = frozenset()
+    unserved: dict[tuple[int, int, str], float] = field(default_factory=dict)
 
 
 class Master(Node):
@@ -89,6 +95,7 @@ class Master(Node):
         joined = not state.alive or state.incarnation != msg.incarnation
         state.alive, state.incarnation = True, msg.incarnation
         state.last_seen, state.progress = self.sim.now, msg.progress
+        state.serving = msg.serving
         if joined:
             self.schedule()
         else:
@@ -108,16 +115,18 @@ class Master(Node):
         doubt): if the worker finished the attempt, its report is handled as
         if it had arrived; otherwise the worker never got the assignment, and
         the attempt has failed. A reducer a timeout behind on locations is
-        sent them again. Without loss none of this ever acts."""
+        sent them again, and told to ask again for a piece whose request or
+        answer was lost (`chase_fetches`). Without loss none of this ever acts."""
         state, now, patience = self.workers[msg.src], self.sim.now, self.job.timeout
         attempt = state.attempt
         if attempt is None or msg.running == attempt.id:
             state.doubted = None
-            if (attempt is not None and attempt.phase == "reduce"
-                    and msg.version < self.version
-                    and now - self.version_at >= patience):
-                self.send(msg.src, "locations", attempt=attempt.id,
-                          locations=self.locations(), version=self.version)
+            if attempt is not None and attempt.phase == "reduce":
+                if msg.version < self.version and now - self.version_at >= patience:
+                    self.send(msg.src, "locations", attempt=attempt.id,
+                              locations=self.locations(), version=self.version)
+                if msg.waiting or state.unserved:
+                    self.chase_fetches(msg, attempt)
             return
         if state.doubted is None:
             state.doubted = now
@@ -131,6 +140,38 @@ class Master(Node):
                                  {"attempt": attempt.id}, msg.id))
         else:
             self.assignment_lost(attempt)
+
+    def chase_fetches(self, msg: Message, attempt: _Attempt) -> None:
+        """Tell the reducer to ask again for a piece whose request or answer
+        was lost.
+
+        The reducer's heartbeat lists the fetches it has had no answer to
+        (`waiting`: map task, worker asked); every worker's lists the
+        requests it has queued to serve (`serving`), each from its arrival
+        until its answer leaves, and the answer arrives a moment later. So a
+        fetch the reducer still waits for, that its worker (alive, and still
+        where that map output is) has not listed for a whole timeout, nor in
+        a heartbeat that came a whole interval into it (when the request had
+        had time to arrive), was lost on its way or served and its answer
+        lost. A slow answer, queued behind other transfers however long,
+        stays listed and is never asked for again; without loss this never
+        acts."""
+        state, now = self.workers[msg.src], self.sim.now
+        unserved = {}
+        for m, where in msg.waiting:
+            server = self.workers[where]
+            if ((attempt.id, m) in server.serving or not server.alive
+                    or self.maps[m].location != where):
+                continue            # queued there, or the output has moved
+            key = (attempt.id, m, where)
+            since = state.unserved.get(key, now)
+            if (now - since >= self.job.timeout
+                    and server.last_seen - since >= self.job.heartbeat):
+                self.send(msg.src, "ask_again", attempt=attempt.id, map=m,
+                          where=where)
+                since = now
+            unserved[key] = since
+        state.unserved = unserved
 
     def assignment_lost(self, attempt: _Attempt) -> None:
         """The worker never got `attempt`: it has failed, and its task goes

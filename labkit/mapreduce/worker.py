@@ -2,8 +2,9 @@
 on its local disk, serves those pieces to reducers, fetches its partition from
 every map task for a reduce task (the shuffle) and commits the reduce output;
 it heartbeats the master throughout (Dean & Ghemawat §3.1, §3.3). Its
-heartbeats carry its account of its work, so the master can repair what a
-lost message left wrong; a fetch that gets no answer is asked again.
+heartbeats carry its account of its work (among it the fetches it waits for
+and those it has queued to serve), so the master can repair what a lost
+message left wrong, a lost fetch request or answer included.
 """
 
 from __future__ import annotations
@@ -21,17 +22,15 @@ from .master import MASTER
 COPIES = 5
 
 #: A fetch with no answer after this many failure-detection timeouts
-#: (`Job.timeout`) is asked again: the request or its answer was lost. A
-#: slow answer is no sign of loss: a worker sends one piece at a time, so a
-#: request waits behind those of every other reducer (up to COPIES each),
-#: served at the speed of that worker's disk, and behind a straggler that
-#: takes long. The longest wait in the course's loss-free runs is 44
-#: timeouts (8 reducers queued behind a 10 times slower worker, notebook 08)
-#: and 83 in the test suite's (a 20 times slower one); a lab run that stalls
-#: waits for a crashed worker until the lab's deadline, 120 timeouts. 150
-#: never fires in any of them, so a run without loss is unchanged, at the
-#: price of a slow recovery from a lost piece. (A request the network merely
-#: delayed past it is served twice: that costs time, never correctness.)
+#: (`Job.timeout`) is asked again by the reducer itself: a last resort, for a
+#: master that does not chase fetches (a subclass that handles heartbeats its
+#: own way). labkit's master has a lost request or answer asked again about a
+#: timeout and two heartbeats after the loss (`Master.chase_fetches`). A
+#: timer alone cannot tell a loss from a slow answer: a worker sends one
+#: piece at a time, so a request may wait behind every other reducer's, at
+#: the speed of a straggler's disk: up to 44 timeouts in notebook 08's runs,
+#: 144 in the test suite's, 120 in a lab run that waits for a crashed worker.
+#: Should it fire on a slow answer, the worker serves the request once.
 FETCH_TIMEOUTS = 150
 
 
@@ -64,6 +63,9 @@ class Worker(Node):
         self.order: list[int] = []                 # the order to fetch pieces in
         self.chunks: dict[int, tuple[tuple[Any, Any], ...]] = {}
         self.fetching: dict[int, str] = {}      # map task -> worker asked for it
+        self.asked: dict[int, str] = {}         # those with no answer yet
+        # The fetches this worker has queued to serve: (reduce attempt, map task).
+        self.serving: set[tuple[int, int]] = set()
         self.outgoing = self.incoming = self.sim.now   # when each link is free
         self.heartbeat()
 
@@ -89,12 +91,15 @@ class Worker(Node):
 
     def heartbeat(self) -> None:
         """Tell the master this process is alive, and how its work stands: the
-        attempt it runs, the last it finished and the version of the map
-        output locations it holds (so a lost message is found out)."""
+        attempt it runs, the last it finished, the version of the map output
+        locations it holds, the fetches it has had no answer to and those it
+        has queued to serve (so a lost message is found out)."""
         running = None if self.attempt is None else self.attempt.id
         self.send(MASTER, "heartbeat", incarnation=self.disk["incarnation"],
                   progress=self.progress(), running=running,
-                  finished=self.finished, version=self.version)
+                  finished=self.finished, version=self.version,
+                  waiting=tuple(self.asked.items()),
+                  serving=frozenset(self.serving))
         self.set_timer("heartbeat", self.job.heartbeat, self.heartbeat)
 
     def work(self, seconds: float, then: Callable, *args: Any,
@@ -111,6 +116,7 @@ class Worker(Node):
         if self.attempt is not None:    # the master gave it up (its cancel lost)
             self.attempt.close(self.sim.now, "cancelled")
         self.attempt = attempt = self.job.attempts[msg.attempt]
+        self.asked = {}
         if attempt.phase == "map":
             self.run_map(attempt)
         else:
@@ -146,11 +152,15 @@ class Worker(Node):
 
     def on_fetch(self, msg: Message) -> None:
         """Serve piece `partition` of map task `map`'s output, after the
-        transfers queued before it (or say it is missing)."""
+        transfers queued before it (or say it is missing). A request already
+        queued (asked again, or copied by the network) is served once."""
         pieces = self.files.get(msg.map)
         if pieces is None:
             self.reply(msg, map=msg.map, attempt=msg.attempt, pairs=None, nbytes=0)
             return
+        if (msg.attempt, msg.map) in self.serving:
+            return
+        self.serving.add((msg.attempt, msg.map))
         pairs = pieces[msg.partition]
         nbytes = self.file_bytes[msg.map][msg.partition]
         cost = self.job.cost
@@ -160,6 +170,7 @@ class Worker(Node):
                        msg, pairs, nbytes)
 
     def serve(self, msg: Message, pairs: tuple, nbytes: int) -> None:
+        self.serving.discard((msg.attempt, msg.map))
         self.reply(msg, map=msg.map, attempt=msg.attempt, pairs=pairs, nbytes=nbytes)
 
     # -- reduce -----------------------------------------------------------------
@@ -171,6 +182,8 @@ class Worker(Node):
         self.locations, self.version = list(msg.locations), msg.version
         self.fetching = {m: where for m, where in self.fetching.items()
                          if self.locations[m] == where}
+        self.asked = {m: where for m, where in self.asked.items()
+                      if self.locations[m] == where}
         if not self.has_timer("task"):
             self.fetch_next()
 
@@ -194,6 +207,7 @@ class Worker(Node):
         """Ask for piece m of the reduce task's partition where it lives, and
         again after FETCH_TIMEOUTS timeouts with no answer."""
         attempt, where = self.attempt, self.fetching[m]
+        self.asked[m] = where
         self.send(where, "fetch", map=m, partition=attempt.task, attempt=attempt.id)
         self.set_timer(f"ask {m}", FETCH_TIMEOUTS * self.job.timeout,
                        self.ask_again, attempt.id, m, where)
@@ -202,10 +216,18 @@ class Worker(Node):
         if self.is_fetching(attempt, m, where):
             self.ask(m)
 
+    def on_ask_again(self, msg: Message) -> None:
+        """The master sees from the heartbeats that `where` never got this
+        reducer's request for piece `map`, or answered it and the answer was
+        lost: ask again, unless the answer has come since."""
+        if msg.map in self.asked:
+            self.ask_again(msg.attempt, msg.map, msg.where)
+
     def on_fetch_ok(self, msg: Message) -> None:
         if not self.is_fetching(msg.attempt, msg.map, msg.src):
             return                  # for an attempt or a fetch given up on
         self.cancel_timer(f"ask {msg.map}")     # answered
+        self.asked.pop(msg.map, None)
         if msg.pairs is None:       # that worker restarted: wait for the master
             del self.fetching[msg.map]
             self.locations[msg.map] = None
@@ -226,6 +248,9 @@ class Worker(Node):
         if not self.is_fetching(msg.attempt, msg.map, msg.src):
             return
         del self.fetching[msg.map]
+        # (It may have been asked for again since this answer came, if its
+        # output moved and came back: that fetch is done too.)
+        self.asked.pop(msg.map, None)
         self.chunks[msg.map] = msg.pairs
         self.attempt.bytes_in += msg.nbytes
         self.sim.metrics.counter("bytes.shuffled").inc(msg.nbytes)
@@ -256,3 +281,4 @@ class Worker(Node):
             self.cancel_timer("task")
             self.attempt.close(self.sim.now, msg.outcome)
             self.attempt, self.fetching, self.chunks = None, {}, {}
+            self.asked = {}
