@@ -35,6 +35,13 @@ def assert_caught(lab: str, mutant: type, scenario: str, reasons: list[str],
         assert any(r in failure.why for r in reasons), str(failure)
 
 
+def changed(impl: type) -> set[str]:
+    """What a subclass of the worked answer defines itself (methods, attributes):
+    a mutant that changes only methods one part of a lab calls may be graded on
+    that part alone."""
+    return set(vars(impl)) - set(vars(type("Empty", (), {})))
+
+
 #: How many seeds (0, 1, ...: they hold the default seeds 1-5 students are
 #: graded on) the worked answer must pass, per part: 100, or 30 where one seed
 #: costs 0.2-0.5 s of CPU (the statistical latency and availability checks of

@@ -3,14 +3,20 @@ mistakes of a MapReduce master, each a mutant of the worked answer
 overriding one method, must fail grading at the default seeds, each for its
 own reason; the worked answer passes every scenario on 100 seeds; the
 skeleton fails with readable reports; and an answer runs in the topic's own
-facade, `mapreduce.run(..., master=...)`."""
+facade, `mapreduce.run(..., master=...)`.
+
+A mutant of backup_for alone is graded on the stragglers part only: the
+reassignment part never asks backup_for (the worked answer passes it on 100
+seeds with a backup_for that raises), so there such a mutant runs exactly as
+the worked answer does, which passes: grading it there too could add no
+failure."""
 
 from __future__ import annotations
 
 from collections import Counter
 
 import pytest
-from test_labs import assert_caught, assert_reference_passes
+from test_labs import SEEDS, assert_caught, assert_reference_passes, changed
 
 import labkit.labs as labs
 from labkit import mapreduce
@@ -172,15 +178,36 @@ MUTANTS = [
 # behaves exactly like the answer, and no scenario can tell them apart.
 
 
+class RefusesBackups(MasterReference):
+    """The worked answer, but backup_for raises."""
+
+    def backup_for(self, worker):
+        raise AssertionError("the reassignment part asked backup_for")
+
+
 @pytest.mark.parametrize("mutant,scenario,reasons", MUTANTS,
                          ids=[f"{m[0].__name__}-{m[1]}" for m in MUTANTS])
 def test_mutant_fails_for_the_right_reason(mutant, scenario, reasons):
-    assert_caught("mapreduce", mutant, scenario, reasons)
+    """A mutant of backup_for alone is graded on the stragglers part only: the
+    reassignment part never asks backup_for (see
+    test_the_reference_passes_on_100_seeds), so there it runs exactly as the
+    worked answer does and could fail for no reason."""
+    part = "stragglers" if changed(mutant) == {"backup_for"} else None
+    assert_caught("mapreduce", mutant, scenario, reasons, part=part)
 
 
 @pytest.mark.parametrize("part", labs.parts("mapreduce"))
 def test_the_reference_passes_on_100_seeds(part):
-    assert_reference_passes("mapreduce", part)
+    """On reassignment the worked answer runs with a backup_for that raises
+    (RefusesBackups): it passes just the same, so that part never asks
+    backup_for and the runs are the worked answer's own (which `graded` relies
+    on)."""
+    if part != "reassignment":
+        assert_reference_passes("mapreduce", part)
+        return
+    seeds = range(SEEDS.get(("mapreduce", part), 100))
+    report = labs.grade("mapreduce", RefusesBackups, part=part, seeds=seeds)
+    assert report.passed, "\n".join(str(f) for f in report.failures[:5])
 
 
 def test_the_skeleton_fails_saying_which_method_to_write():

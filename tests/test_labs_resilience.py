@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from test_labs import assert_caught, assert_reference_passes
+from test_labs import assert_caught, assert_reference_passes, changed
 
 import labkit.labs as labs
 from labkit.labs.resilience import CLOSED, HALF_OPEN, OPEN, DefenceReference
@@ -207,11 +207,6 @@ MUTANTS = [
 #: The methods an answer writes, by part.
 METHODS = {"breaker": {"allow", "on_result"},
            "retry": {"on_request", "try_spend", "backoff"}}
-
-
-def changed(impl: type) -> set[str]:
-    """What a subclass of the worked answer defines itself (methods, attributes)."""
-    return set(vars(impl)) - set(vars(type("Empty", (), {})))
 
 
 def sealed(part: str) -> type:
