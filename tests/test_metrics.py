@@ -5,6 +5,7 @@ import dataclasses
 import functools
 import math
 import pickle
+import random
 from fractions import Fraction
 
 import numpy as np
@@ -389,3 +390,20 @@ def test_a_gauge_takes_other_real_numbers_as_floats():
     gauge.set(Fraction(1, 2))
     clock[0] = 4.0
     assert type(gauge.value) is float and gauge.time_average() == (5.0 + 1.0) / 4
+
+
+def test_a_trace_record_is_written_as_canonical_writes_any_tuple():
+    # The fingerprint's fast path for plain records against the general rule,
+    # on records plain and not (nan and numpy times, bool and numpy message
+    # numbers, notes that are not strings, records of other lengths).
+    from labkit.metrics import _canonical, _canonical_record
+    rng = random.Random(3)
+    times = [0.0, -0.0, 1.5, 1e-300, 2.0 ** 60, float("nan"), float("inf"),
+             np.float64(0.25), 7]
+    texts = ["", "send", "it's", 'a "quoted"\\n', "电", 3]
+    for _ in range(2000):
+        record = TraceRecord(rng.choice(times), *(rng.choice(texts) for _ in range(4)),
+                             rng.choice([-1, 0, 12, True, np.int64(5)]),
+                             rng.choice(texts))
+        assert _canonical_record(record) == _canonical(tuple(record)), record
+        assert _canonical_record(tuple(record)[:5]) == _canonical(tuple(record)[:5])
