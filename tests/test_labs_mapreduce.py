@@ -200,8 +200,8 @@ def test_mutant_fails_for_the_right_reason(mutant, scenario, reasons):
 def test_the_reference_passes_on_100_seeds(part):
     """On reassignment the worked answer runs with a backup_for that raises
     (RefusesBackups): it passes just the same, so that part never asks
-    backup_for and the runs are the worked answer's own (which `graded` relies
-    on)."""
+    backup_for and the runs are the worked answer's own (which the mutant test
+    relies on)."""
     if part != "reassignment":
         assert_reference_passes("mapreduce", part)
         return
