@@ -139,6 +139,11 @@ def test_given_batches_are_that_size_but_the_last():
 
 @pytest.mark.slow
 def test_the_default_cluster_starts_and_stops_its_processes():
+    # multiprocessing's resource tracker is this process's own, started at its
+    # first use and kept until this process ends: start it before counting.
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()
     before = {p.pid for p in psutil.Process().children(recursive=True)}
     table = sweep(small_queue, {"load": [0.6], "servers": [2]}, range(6),
                   progress=False)
@@ -322,8 +327,7 @@ def test_the_tuner_is_deterministic_and_its_best_is_checked_here(client):
     trials = here.trials
     assert len(trials) == 8
     settings = {tuple(t) for t in trials[list(SPACE)].itertuples(index=False)}
-    assert here.runs == 3 * len(settings)          # a repeated setting reran nothing
-    feasible = {}
+    feasible, runs = {}, 0
     for servers, load in settings:
         p99 = [scenarios.mmc_queue(s, servers=servers, load=load, **QUEUE).metrics[
             "service.latency"].percentile(99) for s in range(3)]
@@ -332,12 +336,104 @@ def test_the_tuner_is_deterministic_and_its_best_is_checked_here(client):
             feasible[(servers, load)] = servers / load
         chosen = trials[(trials.servers == servers) & (trials.load == load)]
         assert (chosen["meets SLO"] == ((servers, load) in feasible)).all()
-        assert chosen["service.latency.p99 high"].iloc[0] == pytest.approx(high)
+        # A setting stops after the first k seeds with which no third (or second
+        # and third) seed could bring the high end within the bound.
+        seeds_run = next((k for k in (1, 2) if best_high(p99[:k], 3) > 0.100), 3)
+        assert (chosen["seeds run"] == seeds_run).all()
+        assert (chosen["stopped early"] == (seeds_run < 3)).all()
+        if seeds_run == 3:
+            assert chosen["service.latency.p99 high"].iloc[0] == pytest.approx(high)
+        else:
+            assert chosen["service.latency.p99 high"].isna().all()
+        runs += seeds_run                           # a repeated setting reran nothing
+    assert here.runs == runs
+    assert trials["stopped early"].any(), "the test wants a setting stopped early"
     assert feasible, "the test wants at least one trial that meets the SLO"
     cheapest = min(feasible.values())
     assert here.best is not None
     assert here.best["servers"] / here.best["load"] == pytest.approx(cheapest)
     assert trials["best"].sum() == 1
+
+
+def test_without_stopping_early_every_setting_runs_every_seed():
+    tuning = tune_queue(workers=0, stop_early=False)
+    settings = {tuple(t) for t in tuning.trials[list(SPACE)].itertuples(index=False)}
+    assert tuning.runs == 3 * len(settings)
+    assert (tuning.trials["seeds run"] == 3).all() and tuning.trials[
+        "service.latency.p99 high"].notna().all()
+
+
+def interval_high(values):
+    """The 95 % interval's high end, from the statistics module and a t table."""
+    t = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447}[len(values) - 1]
+    return statistics.mean(values) + t * statistics.stdev(values) / math.sqrt(
+        len(values))
+
+
+def best_high(known, n):
+    """The lowest high end over completions of `known` to n values that repeat
+    one value y: the high end is convex in y, so a ternary search finds it
+    (far below zero where it falls without limit)."""
+    def high(y):
+        return interval_high([*known, *[y] * (n - len(known))])
+
+    a, b = -1e9, 1e9
+    for _ in range(300):
+        m1, m2 = a + (b - a) / 3, b - (b - a) / 3
+        a, b = (a, m2) if high(m1) < high(m2) else (m1, b)
+    return high(a)
+
+
+@pytest.mark.parametrize("case", range(300))
+def test_reachable_ends_is_the_best_the_other_seeds_can_do(case):
+    from labkit.sweeps import reachable_ends
+
+    rng = np.random.default_rng(case)
+    n = int(rng.integers(2, 8))
+    known = list(rng.normal(0, rng.choice([0.1, 1.0, 10.0]), size=int(
+        rng.integers(1, n + 1))))
+    high, low = reachable_ends(known, n)
+    free = n - len(known)
+    if free == 0:
+        assert high == pytest.approx(interval_high(known))
+        assert low == pytest.approx(-interval_high([-x for x in known]))
+        return
+    # Sound: no completion, random or all-equal, gets the high end lower.
+    tries = [list(rng.normal(0, 10, size=free)) for _ in range(50)]
+    tries += [[y] * free for y in np.linspace(-50, 50, 201)]
+    assert min(interval_high(known + rest) for rest in tries) >= high - 1e-9
+    # Tight: the best all-equal completion reaches it.
+    if math.isinf(high):
+        assert best_high(known, n) < -1e5
+    else:
+        assert best_high(known, n) == pytest.approx(high, abs=1e-6)
+    assert low == pytest.approx(-reachable_ends([-x for x in known], n)[0])
+
+
+def constant_seeds(seed: int, *, level: float = 0.0):
+    """A scenario whose figure "h.max" is `level` + 1.1 on seed 0, `level` on the
+    other seeds."""
+    from labkit.metrics import Metrics, Result
+
+    metrics = Metrics()
+    metrics.histogram("h").extend([level + (1.1 if seed == 0 else 0.0)])
+    return Result("constant_seeds", {"level": level}, seed, metrics)
+
+
+@pytest.mark.parametrize("seeds, stops", [(4, True), (5, False)])
+def test_one_seed_over_the_bound_stops_a_setting_only_where_it_proves_a_miss(
+        seeds, stops):
+    # Seed 0 is 0.1 over the bound of 1.0 and the rest 0: with 4 seeds no
+    # interval can meet the bound (high end >= every value), but with 5 the
+    # high end is 0.22 + 2.776 x 0.49 / sqrt(5) = 0.83 and the setting meets it.
+    tuning = tune(constant_seeds, {"level": [0.0]}, {"h.max": ("<=", 1.0)},
+                  trials=1, seeds=range(seeds), workers=0, progress=False)
+    trial = tuning.trials.iloc[0]
+    assert trial["stopped early"] == stops and trial["meets SLO"] != stops
+    assert tuning.runs == (1 if stops else 5)
+    if not stops:
+        assert trial["h.max high"] == pytest.approx(interval_high(
+            [1.1, 0, 0, 0, 0]))
 
 
 def test_another_sampler_seed_asks_differently():
@@ -359,7 +455,11 @@ def test_the_trials_plot_marks_the_front_and_the_best():
     result = tune_queue(workers=0)
     fig = result.plot()
     names = {trace.name for trace in fig.data}
-    assert names == {"misses the SLO", "meets the SLO", "Pareto front", "best"}
+    assert names == {"stopped early", "misses the SLO", "meets the SLO",
+                     "Pareto front", "best"}
+    stopped = [t for t in fig.data if t.name == "stopped early"]
+    assert sum(len(t.x) for t in stopped) == 4 * result.trials["stopped early"].sum()
+    assert all(t.error_y.array is None for t in stopped)
     stars = [t for t in fig.data if t.name == "best"]    # (p99, cost) x 2 knobs
     assert len(stars) == 4 and all(len(t.x) == 1 for t in stars)
     best = result.best

@@ -4,9 +4,11 @@ which knob moves which metric and where the feasible settings lie.
 
 A point is one trial: the mean over its seeds with the 95 % confidence
 interval as an error bar, green where the trial meets the SLO and grey where
-it misses; a ring marks the Pareto front of the SLO metrics, a star the best
-trial, a dashed line each objective's limit. Takes the trials table and the
-SLO as plain data, so it never imports the tuner.
+it misses; an open circle, without a bar, a trial stopped early (the mean of
+the seeds it ran, which already proved a miss); a ring marks the Pareto front
+of the SLO metrics, a star the best trial, a dashed line each objective's
+limit. Takes the trials table and the SLO as plain data, so it never imports
+the tuner.
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ BAR = "#bbbbbb"
 #: Each kind of trial, drawn in this order: (name, which rows, marker style,
 #: whether it carries the error bars).
 _GROUPS = (
-    ("misses the SLO", lambda t: ~t["meets SLO"], {"color": DOWN, "size": 7}, True),
+    ("stopped early", lambda t: t["stopped early"],
+     {"color": DOWN, "size": 7, "symbol": "circle-open"}, False),
+    ("misses the SLO", lambda t: ~t["meets SLO"] & ~t["stopped early"],
+     {"color": DOWN, "size": 7}, True),
     ("meets the SLO", lambda t: t["meets SLO"], {"color": UP, "size": 8}, True),
     ("Pareto front", lambda t: t["pareto"],
      {"color": "rgba(0,0,0,0)", "size": 15, "line": {"color": "black", "width": 1.5}},
@@ -48,7 +53,7 @@ def tuning_trials(trials, knobs: Sequence[str],
     one), one column per knob. `trials`: the DataFrame of `tune` (columns: each
     knob, "<metric> mean/low/high", "meets SLO", "pareto", "best")."""
     metrics = list(dict.fromkeys([*slo, *([minimize] if minimize else [])]))
-    needed = [*knobs, "meets SLO", "pareto", "best",
+    needed = [*knobs, "meets SLO", "stopped early", "pareto", "best",
               *(f"{m} {part}" for m in metrics for part in ("mean", "low", "high"))]
     missing = [c for c in needed if c not in trials.columns]
     if missing or not knobs:
@@ -82,7 +87,8 @@ def tuning_trials(trials, knobs: Sequence[str],
                                           if metric in slo else " (minimized)"),
                          row=row, col=1)
     return _layout(fig, f"{title}<br><sup>{len(trials)} trials · "
-                        f"{int(trials['meets SLO'].sum())} meet the SLO · mean and "
-                        f"95 % interval over the seeds</sup>", "", "",
+                        f"{int(trials['meets SLO'].sum())} meet the SLO · "
+                        f"{int(trials['stopped early'].sum())} stopped early · mean "
+                        f"and 95 % interval over the seeds</sup>", "", "",
                    height=140 + 240 * len(metrics), margin={"l": 90, "r": 20,
                                                             "t": 90, "b": 40})

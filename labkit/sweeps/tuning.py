@@ -13,6 +13,12 @@ Settings are asked for in rounds of `batch` and told back in the order they
 were asked, so the trials are the same for a given sampler seed and batch,
 whatever the cluster. A setting asked for again is not run again: its rows are
 reused (a run depends on its params and seed alone).
+
+A round runs its settings one seed at a time, and a setting stops as soon as
+its seeds so far prove that it cannot meet the SLO, whatever its other seeds
+would show (`reachable_ends`): a race, in the manner of F-Race and Optuna's
+pruners, but one that never stops a setting that could have met the SLO, so it
+finds the same feasible settings for fewer runs.
 """
 
 from __future__ import annotations
@@ -65,6 +71,39 @@ def interval(values: Sequence[float]) -> tuple[float, float, float]:
     mean = float(x.mean())
     half = t95(len(x) - 1) * float(x.std(ddof=1)) / math.sqrt(len(x))
     return mean, mean - half, mean + half
+
+
+def reachable_ends(values: Sequence[float], n: int) -> tuple[float, float]:
+    """(lowest high end, highest low end) that the 95 % interval of n values
+    can still reach when `values` are k of them (1 <= k <= n) and the other
+    n - k may be anything: how good a figure can still turn out to be. With
+    k = n, the interval's own ends; (-inf, inf) when the rest could move
+    either end without limit.
+
+    Why it is exact: the interval's high end, mean + t * sd / sqrt(n), is a
+    convex function of the n - k free values and does not change when they are
+    permuted, so its minimum is reached with all of them equal, at y = a + d
+    (a, v: the mean and the sum of squared deviations of `values`). Then the
+    mean is a + (n-k) d / n and the sum of squared deviations v + k (n-k) d² / n,
+    and minimizing over d gives a + sqrt(v (t² / (n (n-1)) - (n-k) / (n k))),
+    unbounded below when the bracket is negative. The low end mirrors it. With
+    one value and n <= 4 seeds the bracket is zero: the high end can never fall
+    below any single seed's value (Samuelson's inequality), so one seed that
+    misses a bound decides."""
+    k = len(values)
+    if not 1 <= k <= n or n < 2:
+        raise ConfigError(f"reachable_ends needs 1 to n values of n >= 2, got "
+                          f"{k} of n = {n}")
+    if k == n:
+        _, low, high = interval(values)
+        return high, low
+    x = np.asarray(values, dtype=float)
+    a = float(x.mean())
+    room = t95(n - 1) ** 2 / (n * (n - 1)) - (n - k) / (n * k)
+    if room < 0:
+        return -math.inf, math.inf
+    half = math.sqrt(float(((x - a) ** 2).sum()) * room)
+    return a + half, a - half
 
 
 def slo_bounds(slo) -> dict[str, tuple[str, float]]:
@@ -124,9 +163,10 @@ def distributions(scenario: Callable, space) -> dict[str, Any]:
 class Tuning:
     """What `tune` found: `best` (the knobs of the best setting that meets the
     SLO, or None), `trials` (a DataFrame, one row per trial: its knobs, each
-    metric's mean, low and high, whether it meets the SLO, whether it is on
-    the Pareto front of the SLO metrics, whether it is the best) and `runs`
-    (scenario runs it took; a setting asked for twice runs once)."""
+    metric's mean, low and high, how many seeds it ran and whether it stopped
+    early, whether it meets the SLO, whether it is on the Pareto front of the
+    SLO metrics of the trials that ran every seed, whether it is the best) and
+    `runs` (scenario runs it took; a setting asked for twice runs once)."""
 
     scenario: str
     knobs: tuple[str, ...]
@@ -146,26 +186,58 @@ class Tuning:
 
     def __repr__(self) -> str:
         found = "none meets the SLO" if self.best is None else f"best {dict(self.best)}"
+        stopped = int(self.trials["stopped early"].sum())
         return (f"Tuning({self.scenario!r}, {len(self.trials)} trials, {self.runs} "
-                f"runs, {found})")
+                f"runs, {stopped} stopped early, {found})")
 
 
-def _summaries(rows: list[dict], columns: list[str]) -> dict[str, tuple]:
-    """{column: (mean, low, high)} over one setting's rows."""
+def _check_columns(rows: list[dict], columns: list[str]) -> None:
     missing = [c for c in columns if c not in rows[0]]
     if missing:
         raise ConfigError(f"the runs have no column {missing}; the columns are "
                           f"{list(rows[0])}")
-    return {c: interval([r[c] for r in rows]) for c in columns}
 
 
-def _meets(stats: Mapping[str, tuple], bounds: Mapping[str, tuple]) -> list[float]:
-    """One number per bound, <= 0 where the pessimistic end meets it; inf where
-    the figure is undefined or infinite on some seed (NaN: e.g. a percentile
-    of no completed request), which meets no bound."""
-    slack = [stats[c][2] - limit if op == "<=" else limit - stats[c][1]
-             for c, (op, limit) in bounds.items()]
-    return [s if math.isfinite(s) or s < 0 else math.inf for s in slack]
+def _summaries(rows: list[dict], columns: list[str], n: int) -> dict[str, tuple]:
+    """{column: (mean, low, high)} over one setting's rows; low and high are NaN
+    for a setting stopped before its n-th seed (it has no interval)."""
+    if len(rows) == n:
+        return {c: interval([r[c] for r in rows]) for c in columns}
+    return {c: (float(np.mean([r[c] for r in rows])), math.nan, math.nan)
+            for c in columns}
+
+
+def _slack(rows: list[dict], n: int, bounds: Mapping[str, tuple]) -> list[float]:
+    """One number per bound: how far the pessimistic end of its interval over n
+    seeds lies beyond the bound at best, given the seeds run so far (<= 0: it
+    can still meet it; with all n seeds, it does). inf where the figure is
+    undefined or infinite on some seed (NaN: e.g. a percentile of no completed
+    request), which meets no bound."""
+    slack = []
+    for column, (op, limit) in bounds.items():
+        high, low = reachable_ends([r[column] for r in rows], n)
+        s = high - limit if op == "<=" else limit - low
+        slack.append(s if math.isfinite(s) or s < 0 else math.inf)
+    return slack
+
+
+def _race(scenario, settings: Mapping[tuple, dict], seeds: list[int], bounds,
+          columns: list[str], stop_early: bool, **run) -> dict[tuple, list[dict]]:
+    """Each setting's rows, one seed at a time: with stop_early, a setting whose
+    rows so far already miss the SLO (`_slack` > 0) runs no further seed."""
+    rows: dict[tuple, list[dict]] = {key: [] for key in settings}
+    going = list(settings)
+    for seed in seeds:
+        if not going:
+            break
+        found = collect(scenario, [settings[key] for key in going], [seed], **run)
+        _check_columns(found, columns)
+        for key, values in zip(going, found, strict=True):
+            rows[key].append(values)
+        if stop_early:
+            going = [key for key in going
+                     if max(_slack(rows[key], len(seeds), bounds)) <= 0]
+    return rows
 
 
 def _key(params: Mapping[str, Any]) -> tuple:
@@ -190,7 +262,11 @@ def _frame(records: list[dict], bounds, minimize):
     columns = list(dict.fromkeys([*bounds, minimize]))
     signs = [1.0 if bounds.get(c, ("<=",))[0] == "<=" else -1.0 for c in columns]
     means = trials[[f"{c} mean" for c in columns]].to_numpy(dtype=float) * signs
-    trials["pareto"] = pareto(np.nan_to_num(means, nan=math.inf))   # NaN: worst
+    # A setting stopped early has means over fewer seeds: it is not compared.
+    complete = ~trials["stopped early"].to_numpy(dtype=bool)
+    front = np.zeros(len(trials), dtype=bool)
+    front[complete] = pareto(np.nan_to_num(means[complete], nan=math.inf))  # NaN: worst
+    trials["pareto"] = front
     feasible = trials[trials["meets SLO"]]
     best = None if feasible.empty else int(
         feasible.sort_values(["objective", "trial"], kind="stable")["trial"].iloc[0])
@@ -201,7 +277,8 @@ def _frame(records: list[dict], bounds, minimize):
 def tune(scenario: Callable, space, slo, *, trials: int, seeds, minimize: str | None
          = None, fixed: Mapping[str, Any] | None = None,
          measure: Callable | None = None, client=None, workers: int = 2,
-         batch: int = 4, sampler_seed: int = 0, progress=True) -> Tuning:
+         batch: int = 4, sampler_seed: int = 0, stop_early: bool = True,
+         progress=True) -> Tuning:
     """Search the knobs `space` of `scenario` for the setting that meets `slo`
     with the lowest mean of `minimize` (default: the SLO's first "<=" column),
     over `trials` settings that Optuna's TPE sampler (seeded by `sampler_seed`)
@@ -209,6 +286,10 @@ def tune(scenario: Callable, space, slo, *, trials: int, seeds, minimize: str | 
     least two, for the confidence interval), with `fixed` params added and
     `measure`'s columns (see `sweep`) beside the run's own.
 
+    stop_early: a setting stops at the first seed after which it can no longer
+    meet the SLO (see `reachable_ends`; with four seeds or fewer, the first
+    seed that misses a bound), and Optuna hears of it as pruned, with how far
+    it misses at best; False runs every setting on every seed.
     slo: a `scenarios.SLO` (the capstone's) or {row column: ("<=" | ">=",
     limit)}, the columns being those of `sweep`'s rows. client/workers: as for
     `sweep`; one cluster serves every round. The result does not depend on
@@ -220,6 +301,8 @@ def tune(scenario: Callable, space, slo, *, trials: int, seeds, minimize: str | 
     trials = require_int("trials", trials, minimum=1)
     batch = require_int("batch", batch, minimum=1)
     sampler_seed = require_int("sampler_seed", sampler_seed, minimum=0)
+    if not isinstance(stop_early, bool):
+        raise ConfigError(f"stop_early must be True or False, got {stop_early!r}")
     seeds = check_seeds(seeds)
     if len(seeds) < 2:
         raise ConfigError("tune needs at least two seeds, for a confidence interval")
@@ -249,29 +332,34 @@ def tune(scenario: Callable, space, slo, *, trials: int, seeds, minimize: str | 
                 todo = {}                    # new settings, in the order asked
                 for trial in asked:
                     if _key(trial.params) not in seen:
-                        todo[_key(trial.params)] = trial.params
-                rows = collect(scenario, [{**fixed, **p} for p in todo.values()],
-                               seeds, client=running, batch=None, measure=measure,
-                               progress=False) if todo else []
-                for k, key in enumerate(todo):
-                    seen[key] = rows[k * len(seeds):(k + 1) * len(seeds)]
+                        todo[_key(trial.params)] = {**fixed, **trial.params}
+                seen.update(_race(scenario, todo, seeds, bounds, columns, stop_early,
+                                  client=running, batch=None, measure=measure,
+                                  progress=False))
                 for trial in asked:
-                    stats = _summaries(seen[_key(trial.params)], columns)
-                    slack = _meets(stats, bounds)
+                    rows = seen[_key(trial.params)]
+                    stats = _summaries(rows, columns, len(seeds))
+                    slack = _slack(rows, len(seeds), bounds)
                     for column, value in zip(bounds, slack, strict=True):
                         trial.set_constraint(column, value)
+                    stopped = len(rows) < len(seeds)
                     objective = stats[minimize][0]      # NaN tells as the worst
-                    study.tell(trial, math.inf if math.isnan(objective) else objective)
+                    if stopped:
+                        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                    else:
+                        study.tell(trial, math.inf if math.isnan(objective)
+                                   else objective)
                     records.append({
                         "trial": trial.number, **trial.params,
-                        "objective": stats[minimize][0],
+                        "objective": objective,
                         **{f"{c} {part}": value for c, s in stats.items()
                            for part, value in zip(("mean", "low", "high"), s,
                                                   strict=True)},
+                        "seeds run": len(rows), "stopped early": stopped,
                         "meets SLO": all(v <= 0 for v in slack)})
     finally:
         optuna.logging.set_verbosity(verbosity)
     table, best = _frame(records, bounds, minimize)
     return Tuning(scenario_name(scenario), tuple(shape), bounds, minimize, table,
                   None if best is None else {k: records[best][k] for k in shape},
-                  len(seen) * len(seeds))
+                  sum(map(len, seen.values())))
