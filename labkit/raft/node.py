@@ -135,9 +135,10 @@ class RaftNode(Node):
         return (self.role == LEADER or self.sim.now - self.last_contact
                 < self.config.election_timeout[0])
 
-    def answer(self, dst: str, kind: str, **body: Any) -> None:
-        """Answer an RPC once what it changed is on disk (Figure 2: persist
-        before responding); the write takes `disk_delay` seconds."""
+    def answer(self, dst: str, kind: str, body: dict[str, Any]) -> None:
+        """Answer an RPC with the fields `body` once what it changed is on disk
+        (Figure 2: persist before responding); the write takes `disk_delay`
+        seconds."""
         delay = self.config.disk_delay
         if delay:
             self.sim.schedule(delay, self._answer_later, self._epoch, dst, kind, body)
@@ -252,8 +253,8 @@ class RaftNode(Node):
                 self.heard_from_leader_recently():
             # Thesis §4.2.3: within the minimum election timeout of hearing from a
             # leader, neither adopt the term nor vote.
-            self.answer(msg.src, "request_vote_ok", term=disk["current_term"],
-                        vote_granted=False)
+            self.answer(msg.src, "request_vote_ok", {"term": disk["current_term"],
+                                                     "vote_granted": False})
             return
         if term > disk["current_term"]:
             self.become_follower(term)
@@ -263,8 +264,8 @@ class RaftNode(Node):
         if grant:
             disk["voted_for"] = msg.candidate_id
             self.reset_election_timer()
-        self.answer(msg.src, "request_vote_ok", term=disk["current_term"],
-                    vote_granted=grant)
+        self.answer(msg.src, "request_vote_ok", {"term": disk["current_term"],
+                                                 "vote_granted": grant})
 
     def on_request_vote_ok(self, msg: Message) -> None:
         if msg.term > self.disk["current_term"]:
@@ -315,10 +316,13 @@ class RaftNode(Node):
         start = following - base
         entries = tuple(log[start:start + self.config.max_entries])
         self.sent_upto[peer] = following - 1 + len(entries)
-        self.send(peer, "append_entries", term=disk["current_term"],
-                  leader_id=self.name, prev_log_index=following - 1,
-                  prev_log_term=log[start - 1][0], entries=entries,
-                  leader_commit=self.commit_index, round=self.read_round)
+        # self.send with the dict its **body would build: one call and one
+        # keyword parsing less on the commonest message.
+        self.net.send(self.name, peer, "append_entries", {
+            "term": disk["current_term"], "leader_id": self.name,
+            "prev_log_index": following - 1, "prev_log_term": log[start - 1][0],
+            "entries": entries, "leader_commit": self.commit_index,
+            "round": self.read_round})
 
     def on_append_entries(self, msg: Message) -> None:
         disk = self.disk
@@ -335,47 +339,51 @@ class RaftNode(Node):
             prev, prev_term = base, log[0][0]
         last = base + len(log) - 1
         if prev > last:                        # our log is too short
-            self.answer(msg.src, "append_entries_ok", term=term, success=False,
-                        conflict_term=None, conflict_index=last + 1, round=msg.round)
+            self.answer(msg.src, "append_entries_ok", {
+                "term": term, "success": False, "conflict_term": None,
+                "conflict_index": last + 1, "round": msg.round})
             return
         if log[prev - base][0] != prev_term:   # §5.3 fast backup: skip a whole term
             conflict = log[prev - base][0]
             first = bisect.bisect_left(log, conflict, 1, prev - base + 1, key=_term_of)
-            self.answer(msg.src, "append_entries_ok", term=term, success=False,
-                        conflict_term=conflict, conflict_index=base + first,
-                        round=msg.round)
+            self.answer(msg.src, "append_entries_ok", {
+                "term": term, "success": False, "conflict_term": conflict,
+                "conflict_index": base + first, "round": msg.round})
             return
-        # Figure 2, steps 3-4: delete a conflicting suffix, append what is new.
-        # Entries already present are kept: a delayed message must not cut the log.
-        for k, entry in enumerate(entries):
-            pos = prev + 1 + k - base
-            if pos == len(log):
-                log.extend(entries[k:])
-                break
-            if log[pos][0] != entry[0]:
+        # Figure 2, steps 3-4: skip the entries we already hold (a delayed message
+        # must not cut the log), delete a conflicting suffix, append the rest.
+        k, pos = 0, prev + 1 - base            # entries[k] belongs at log[pos]
+        while k < len(entries) and pos < len(log) and log[pos][0] == entries[k][0]:
+            k, pos = k + 1, pos + 1
+        if k < len(entries):
+            if pos < len(log):                 # a conflict
                 if base + pos <= self.commit_index:
                     self.audit.problem(
                         "state machine safety", f"{self.name} was told to overwrite "
                         f"committed index {base + pos} (commit index "
                         f"{self.commit_index}) by {msg.src} in term {term}")
                 del log[pos:]
-                log.extend(entries[k:])
-                break
+            log.extend(entries[k:])
         match = prev + len(entries)
-        if msg.leader_commit > self.commit_index:
-            self.commit_index = max(self.commit_index, min(msg.leader_commit, match))
+        # Figure 2, step 5: commit_index = min(leader_commit, index of the last
+        # new entry), but never lowered by a stale message: max(commit_index,
+        # min(leader_commit, match)), written as comparisons (no builtin calls).
+        leader_commit = msg.leader_commit
+        if leader_commit > self.commit_index:
+            if match > self.commit_index:
+                self.commit_index = leader_commit if leader_commit < match else match
             self.apply_committed()
-        self.answer(msg.src, "append_entries_ok", term=term, success=True,
-                    match_index=match, round=msg.round)
+        self.answer(msg.src, "append_entries_ok", {
+            "term": term, "success": True, "match_index": match, "round": msg.round})
 
     def _accept_leader(self, msg: Message, reply_kind: str) -> bool:
         """Common head of AppendEntries and InstallSnapshot: refuse a stale
         leader (telling it our term), else follow this one and reset the timer."""
         term, disk = msg.term, self.disk
         if term < disk["current_term"]:
-            self.answer(msg.src, reply_kind, term=disk["current_term"], success=False,
-                        conflict_term=None, conflict_index=0, match_index=0,
-                        round=msg.round)
+            self.answer(msg.src, reply_kind, {
+                "term": disk["current_term"], "success": False, "conflict_term": None,
+                "conflict_index": 0, "match_index": 0, "round": msg.round})
             return False
         if term > disk["current_term"] or self.role != FOLLOWER:
             self.become_follower(term)
@@ -385,9 +393,16 @@ class RaftNode(Node):
         return True
 
     def on_append_entries_ok(self, msg: Message) -> None:
-        if not self._from_follower(msg):
+        term, peer, disk = msg.term, msg.src, self.disk
+        if term > disk["current_term"]:        # Figure 2, all servers: a newer term
+            self.become_follower(term)
             return
-        peer = msg.src
+        if self.role != LEADER or term != disk["current_term"]:
+            return                             # a stale reply, to an older term's RPC
+        if msg.round > self.acked_round[peer]:  # read index: the latest round it saw
+            self.acked_round[peer] = msg.round
+            if self.reads:
+                self.serve_reads()
         if msg.success:
             match = msg.match_index
             if match > self.match_index[peer]:
@@ -397,13 +412,14 @@ class RaftNode(Node):
                 self.next_index[peer] = match + 1
             # Catching up, one batch at a time: only the answer to the latest batch
             # sends the next, so duplicated answers never multiply the messages.
+            # (upto < last_index(), written out: this runs on every answer.)
             upto = self.sent_upto[peer]
-            if match >= upto and upto < self.last_index():
+            if match >= upto and upto < disk["log_base"] + len(disk["log"]) - 1:
                 self.send_append_entries(peer)
             return
         following = msg.conflict_index
         if msg.conflict_term is not None:     # resume after our last entry of it
-            log, base = self.disk["log"], self.disk["log_base"]
+            log, base = disk["log"], disk["log_base"]
             pos = bisect.bisect_right(log, msg.conflict_term, 1, key=_term_of) - 1
             if pos >= 1 and log[pos][0] == msg.conflict_term:
                 following = base + pos + 1
@@ -412,29 +428,19 @@ class RaftNode(Node):
             self.next_index[peer] = following
             self.send_append_entries(peer)
 
-    def _from_follower(self, msg: Message) -> bool:
-        """Common head of replies to the leader: step down before a newer term,
-        ignore stale replies, count the heartbeat round the follower saw."""
-        term = msg.term
-        if term > self.disk["current_term"]:
-            self.become_follower(term)
-            return False
-        if self.role != LEADER or term != self.disk["current_term"]:
-            return False
-        if msg.round > self.acked_round[msg.src]:
-            self.acked_round[msg.src] = msg.round
-            if self.reads:
-                self.serve_reads()
-        return True
-
     def advance_commit_index(self) -> None:
         """Leader: commit the highest index stored on a majority, but only if its
         entry is from the current term; older entries commit with it (§5.4.2,
         the Figure 8 rule)."""
-        matches = sorted([self.last_index(), *self.match_index.values()],
-                         reverse=True)
-        n = matches[self.majority - 1]
-        if n > self.commit_index and self.term_at(n) == self.disk["current_term"]:
+        disk = self.disk
+        log, base = disk["log"], disk["log_base"]
+        # This runs on every new match: last_index() and term_at(n) are written
+        # out, and the list is sorted in place, ascending, so the majority-th
+        # highest index (the highest stored on a majority) is at -majority.
+        matches = [base + len(log) - 1, *self.match_index.values()]
+        matches.sort()
+        n = matches[-self.majority]
+        if n > self.commit_index and log[n - base][0] == disk["current_term"]:
             self.audit.commit(self, self.commit_index, n)
             self.commit_index = n
             self.apply_committed()
@@ -487,8 +493,9 @@ class RaftNode(Node):
             self.machine.restore(msg.data)
             self.commit_index = self.last_applied = index
             self.audit.installed(self, index)
-        self.answer(msg.src, "install_snapshot_ok", term=disk["current_term"],
-                    success=True, match_index=index, round=msg.round)
+        self.answer(msg.src, "install_snapshot_ok", {
+            "term": disk["current_term"], "success": True, "match_index": index,
+            "round": msg.round})
 
     def on_install_snapshot_ok(self, msg: Message) -> None:
         self.on_append_entries_ok(msg)
