@@ -525,6 +525,14 @@ def test_a_setting_with_an_undefined_figure_meets_no_slo_and_the_search_goes_on(
     assert not undefined["pareto"].any()
 
 
+def test_a_setting_undefined_on_its_first_seed_stops_there():
+    # With 5 seeds one defined value could not prove a miss (its interval could
+    # still end anywhere), but an undefined one makes the interval undefined.
+    tuning = tune(half_empty, {"x": [0]}, {"h.p99": (">=", 3)}, minimize="h.mean",
+                  trials=1, seeds=range(5), workers=0, progress=False)
+    assert tuning.runs == 1 and tuning.trials["stopped early"].all()
+
+
 def test_interval_needs_a_flat_list_of_two_numbers_or_more():
     from labkit.sweeps import interval
 

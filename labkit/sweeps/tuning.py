@@ -78,7 +78,7 @@ def reachable_ends(values: Sequence[float], n: int) -> tuple[float, float]:
     can still reach when `values` are k of them (1 <= k <= n) and the other
     n - k may be anything: how good a figure can still turn out to be. With
     k = n, the interval's own ends; (-inf, inf) when the rest could move
-    either end without limit.
+    either end without limit; NaN when a value is NaN (so is the interval).
 
     Why it is exact: the interval's high end, mean + t * sd / sqrt(n), is a
     convex function of the n - k free values and does not change when they are
@@ -99,6 +99,8 @@ def reachable_ends(values: Sequence[float], n: int) -> tuple[float, float]:
         return high, low
     x = np.asarray(values, dtype=float)
     a = float(x.mean())
+    if math.isnan(a):
+        return math.nan, math.nan
     room = t95(n - 1) ** 2 / (n * (n - 1)) - (n - k) / (n * k)
     if room < 0:
         return -math.inf, math.inf
