@@ -225,17 +225,18 @@ def _slack(rows: list[dict], n: int, bounds: Mapping[str, tuple]) -> list[float]
 
 def _race(scenario, settings: Mapping[tuple, dict], seeds: list[int], bounds,
           columns: list[str], stop_early: bool, **run) -> dict[tuple, list[dict]]:
-    """Each setting's rows, one seed at a time: with stop_early, a setting whose
-    rows so far already miss the SLO (`_slack` > 0) runs no further seed."""
+    """Each setting's rows: with stop_early, one seed at a time, and a setting
+    whose rows so far already miss the SLO (`_slack` > 0) runs no further seed;
+    without, every seed in one go (one batch of runs for the cluster)."""
     rows: dict[tuple, list[dict]] = {key: [] for key in settings}
     going = list(settings)
-    for seed in seeds:
+    for stage in ([seed] for seed in seeds) if stop_early else [seeds]:
         if not going:
             break
-        found = collect(scenario, [settings[key] for key in going], [seed], **run)
+        found = collect(scenario, [settings[key] for key in going], stage, **run)
         _check_columns(found, columns)
-        for key, values in zip(going, found, strict=True):
-            rows[key].append(values)
+        for i, key in enumerate(going):       # found is in (setting, seed) order
+            rows[key].extend(found[i * len(stage):(i + 1) * len(stage)])
         if stop_early:
             going = [key for key in going
                      if max(_slack(rows[key], len(seeds), bounds)) <= 0]
