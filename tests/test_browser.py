@@ -253,7 +253,7 @@ def alive(process: psutil.Process) -> bool:
         return False
 
 
-def wait_until(condition, timeout: float, what: str, interval: float = 0.25):
+def wait_until(condition, timeout: float, what: str, interval: float = 0.1):
     """Poll `condition` until it returns something true (returned) or `timeout`
     seconds pass (TimeoutError naming `what`, and the last value seen)."""
     deadline, value = time.monotonic() + timeout, None
@@ -487,7 +487,7 @@ def run_all_cells(page, panel, lab: Lab) -> int:
         return bool(texts) and not any("*" in t for t in texts) and lab.kernels_idle()
 
     try:
-        wait_until(finished, RUN_ALL_S, "all cells to run", interval=1.0)
+        wait_until(finished, RUN_ALL_S, "all cells to run", interval=0.25)
     except TimeoutError as exc:
         raise TimeoutError(f"{exc}; still running: {running_cell(panel)!r}") from None
     assert not error_outputs(panel), error_outputs(panel)
@@ -669,7 +669,7 @@ def answer(playground, lab: Lab, before: tuple[str, list[dict]], did: str):
 
     wait_until(answered, ANSWER_S,
                f"the playground to answer: {did} (status {before[0][:80]!r})",
-               interval=0.5)
+               interval=0.1)
     last = {"seen": None}
 
     def settled() -> bool:
@@ -677,7 +677,7 @@ def answer(playground, lab: Lab, before: tuple[str, list[dict]], did: str):
         return previous == last["seen"] and lab.kernels_idle()
 
     wait_until(settled, ANSWER_S, f"the playground to settle after: {did}",
-               interval=0.5)
+               interval=0.25)
     return status_of(playground), figures(playground)
 
 
