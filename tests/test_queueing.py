@@ -235,6 +235,17 @@ def test_tail_starts_at_one_and_then_the_busy_fraction():
     assert power_of_d_tail(0.7, 2, 2000) == 0.0
 
 
+@pytest.mark.parametrize("d", [2, 3, 10])
+def test_a_far_tail_is_zero_without_building_d_to_the_i(d):
+    # s_i = load^((d^i - 1)/(d - 1)) with an exponent of at least 2^i - 1: even
+    # the load closest to 1 gives exp(-2^-53 * 2^1000) = 0.0 at i = 1001, and
+    # at i = 10^9 building d**i alone used to take many minutes.
+    load = math.nextafter(1.0, 0.0)
+    assert load ** float(2**1000) == 0.0
+    assert power_of_d_tail(load, d, 1001) == 0.0
+    assert power_of_d_tail(load, d, 10**9) == 0.0
+
+
 def test_going_from_one_choice_to_two_beats_going_from_two_to_three():
     load = 0.99
     one, two, three = (power_of_d(load, d) for d in (1, 2, 3))
