@@ -32,12 +32,22 @@ class UnknownMessage(LookupError):
 # Argument checks shared by every public constructor and verb. Each raises
 # ConfigError with a message naming the argument, the value and what is allowed.
 
+def _plain(value, kind: str) -> str:
+    """A hint for a numpy scalar (a value read from an array or a DataFrame)
+    where labkit wants a plain Python number: it keeps params, and with them
+    fingerprints, the same whichever way a number was written."""
+    if type(value).__module__ == "numpy" and isinstance(value, numbers.Real):
+        return (f" (a numpy {type(value).__name__}: labkit takes plain Python "
+                f"numbers, {kind}(value))")
+    return ""
+
+
 def require_int(name: str, value, *, minimum: int | None = None,
                 maximum: int | None = None) -> int:
     """Return value if it is an int (not a bool) at least minimum and at most
     maximum."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{name} must be an int, got {value!r}")
+        raise ConfigError(f"{name} must be an int, got {value!r}{_plain(value, 'int')}")
     if minimum is not None and value < minimum:
         raise ConfigError(f"{name} must be >= {minimum}, got {value}")
     if maximum is not None and value > maximum:
@@ -49,7 +59,8 @@ def require_number(name: str, value, *, minimum: float | None = None,
                    positive: bool = False) -> float:
     """Return value as a float if it is a finite real number in range."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"{name} must be a number, got {value!r}")
+        raise ConfigError(f"{name} must be a number, got {value!r}"
+                          f"{_plain(value, 'float')}")
     value = float(value)
     if value != value or value in (float("inf"), float("-inf")):
         raise ConfigError(f"{name} must be finite, got {value}")
@@ -83,7 +94,9 @@ def require_probability(name: str, value) -> float:
 
 # -- checking a function's arguments against its annotations --------------------
 # What each simple annotation admits: (test, "what is allowed"). Integral and
-# Real admit numpy's scalars too; bool is an int to Python, never to labkit.
+# Real admit numpy's scalars too (so that `checked` never blames one for an
+# error it did not cause; require_int and require_number refuse them, with a
+# hint); bool is an int to Python, never to labkit.
 def _is_int(v) -> bool:
     return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 

@@ -171,7 +171,11 @@ CASES = [
      "attempt must be >= 1, got -3"),
     ("Backoff decorrelated previous < 0",
      lambda: resilience.Backoff("decorrelated").delay(1, None, previous=-1.0),
-     r"previous sleep must be >= 0.0, got -1.0"),
+     r"previous sleep must be >= 0.005, got -1.0"),
+    ("Backoff decorrelated previous < base",   # would sleep less than base
+     lambda: resilience.Backoff("decorrelated", base=0.01).delay(1, None,
+                                                               previous=0.001),
+     r"previous sleep must be >= 0.01, got 0.001"),
     ("Backoff decorrelated previous nan",
      lambda: resilience.Backoff("decorrelated").delay(1, None, previous=math.nan),
      "previous sleep must be finite, got nan"),

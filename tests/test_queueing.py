@@ -4,6 +4,7 @@ import dataclasses
 import math
 from fractions import Fraction
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -269,7 +270,11 @@ BAD = [
     (mmc, (1.0, inf, 2), r"service_rate must be finite, got inf"),
     (mm1, ("1", 2.0), r"arrival_rate must be a number, got '1'"),
     (mmc, (1.0, 2.0, True), r"servers must be an int, got True"),
-    (mmc, (1.0, 2.0, 2.0), r"servers must be an int, got 2\.0"),
+    (mmc, (1.0, 2.0, 2.0), r"servers must be an int, got 2\.0$"),
+    (mmc, (1.0, 2.0, np.int64(2)), r"servers must be an int, got np\.int64\(2\) "
+                                   r"\(a numpy int64: .*plain Python numbers, int"),
+    (mm1, (np.float32(1.0), 2.0), r"arrival_rate must be a number, got .* "
+                                  r"\(a numpy float32: .*plain Python numbers, float"),
     (mmc, (1.0, 2.0, 0), r"servers must be >= 1, got 0"),
     (erlang_b, (0, 1.0), r"servers must be >= 1, got 0"),
     (erlang_c, (3, 3.0), r"offered_load 3\.0 >= servers 3: .*unstable"),

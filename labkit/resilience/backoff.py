@@ -51,15 +51,17 @@ class Backoff:
     def delay(self, attempt: int, rng: random.Random,
               previous: float | None = None) -> float:
         """The sleep before retry `attempt` (1 for the first), drawing jitter from
-        `rng`; `previous` is the last sleep, >= 0 (decorrelated jitter only; None
-        means base)."""
+        `rng`; `previous` is the last sleep (decorrelated jitter only; None
+        means base), at least base: no decorrelated sleep is shorter, and below
+        base / 3 uniform(base, 3 * previous) would sleep less than base."""
         require_int("attempt", attempt, minimum=1)
         strategy = self.strategy
         if strategy == "none":
             return 0.0
         if strategy == "decorrelated":
             previous = (self.base if previous is None else
-                        require_number("previous sleep", previous, minimum=0.0))
+                        require_number("previous sleep", previous,
+                                       minimum=self.base))
             return min(self.cap, rng.uniform(self.base, 3.0 * previous))
         v = self.ceiling(attempt)
         if strategy == "exponential":
