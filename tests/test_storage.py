@@ -309,6 +309,26 @@ def test_a_dead_servers_chunks_are_re_replicated_and_placement_restored_on_retur
         assert system.holders(chunk) == sorted(system.ring.owners(chunk, 3))
 
 
+def test_an_upload_that_commits_after_its_client_gave_up_is_re_replicated():
+    # With no garbage collection and no calls, nothing caught the janitor's view
+    # of the metadata up: it never saw this file, so it never re-replicated
+    # the chunk that a crash left on two servers.
+    system = fs(timeout=1.0, repair_interval=0.2, gc_interval=None)
+    system.run(0.5)
+    followers = [n for n in system.metadata_nodes if n != system.log.leader()]
+    for name in followers:
+        system.kill(name)
+    data = blob(600)                              # one chunk
+    with pytest.raises(Unavailable, match="metadata"):
+        system.upload("f", data)
+    system.kill(system.holders(chunk_id(data))[0])
+    for name in followers:
+        system.restart(name)
+    system.run(2.0)                               # the refused upload commits now
+    assert system.under_replicated() == 0
+    assert system.download("f") == data
+
+
 def test_under_replicated_chunks_are_counted_over_time():
     system = fs(chunk_size=256, repair_interval=0.2)
     system.upload("f", blob(3000))

@@ -45,6 +45,10 @@ class Janitor(Agent):
         holding = {s: set(f.value.chunks) for s, f in asked.items() if not f.failed}
         live = [s for s in fs.servers if s in holding]
         metrics = self.sim.metrics
+        # Fold in what the log applied since anyone last looked: an upload that
+        # committed after its client gave up is otherwise never repaired (with
+        # no garbage collection nor calls, nothing else catches `metadata` up).
+        fs.catch_up()
         under = 0
         for chunk, size in fs.metadata.chunk_sizes(fs.chunk_size).items():
             holders = [s for s in live if chunk in holding[s]]
