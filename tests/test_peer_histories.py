@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import gzip
 import json
+from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -121,6 +123,79 @@ def test_edn_values():
     assert forms == [{"a": 1, "b": [2, -3.5, 'x"y é'], "c": None}, [True, "k"]]
     assert all(isinstance(k, Keyword) for k in forms[0])
     assert not isinstance(forms[0]["b"][2], Keyword)
+
+
+# Numbers as the EDN spec (and Clojure's reader, for N, M and ratios) writes them;
+# each expected value is the spec's reading of the token, written out by hand.
+@pytest.mark.parametrize("token,value,kind", [
+    ("1", 1, int), ("-7", -7, int), ("+5", 5, int), ("0", 0, int), ("-0", 0, int),
+    ("1N", 1, int), ("-12345678901234567890N", -12345678901234567890, int),
+    ("1.0", 1.0, float), ("-3.5", -3.5, float), ("+2.25", 2.25, float),
+    ("1e3", 1000.0, float), ("1E3", 1000.0, float), ("1e+3", 1000.0, float),
+    ("1E-3", 0.001, float), ("1.5e-3", 0.0015, float),
+    ("-2.5e+10", -25000000000.0, float), ("1.", 1.0, float),
+    ("1.5M", Decimal("1.5"), Decimal), ("-0.1M", Decimal("-0.1"), Decimal),
+    ("1M", Decimal(1), Decimal), ("2.5e-3M", Decimal("0.0025"), Decimal),
+    ("1/2", Fraction(1, 2), Fraction), ("-3/4", Fraction(-3, 4), Fraction),
+    ("+2/6", Fraction(1, 3), Fraction),
+    ("4/2", 2, int), ("-9/3", -3, int), ("0/5", 0, int),  # Clojure: 4/2 is 2
+])
+def test_edn_numbers(token, value, kind):
+    # Alone, in a vector (followed by a delimiter), and before a comment.
+    for text, pick in ((token, lambda f: f[0]), (f"[{token}]", lambda f: f[0][0]),
+                       (f"{token};c", lambda f: f[0])):
+        read = pick(read_edn(text))
+        assert read == value and type(read) is kind, (text, read)
+    assert hash(read) == hash(value)
+
+
+def test_an_exact_decimal_keeps_its_digits():
+    # 0.1M is one tenth exactly, not the double nearest to it.
+    assert read_edn("0.1M") == [Decimal("0.1")]
+    assert read_edn("0.1M")[0] != 0.1 and read_edn("0.1M")[0] == Fraction(1, 10)
+
+
+@pytest.mark.parametrize("token", ["-", "+", "->", "-foo", "+x", "-a1", "a1", "x/y",
+                                   "foo/bar", "+-"])
+def test_symbols_that_are_not_numbers_stay_symbols(token):
+    assert read_edn(token) == [token] and not isinstance(read_edn(token)[0], Keyword)
+
+
+@pytest.mark.parametrize("token", [
+    "1.5N",             # N marks an integer only
+    "1e3N", "1/2N", "1/2M",
+    "1/0",              # Clojure: divide by zero
+    "017", "0x1F",      # EDN: no integer but 0 starts with 0 (Clojure: octal, hex)
+    "00.5",
+    "1abc", "-1x", "1e", "1.2.3", "1/2/3",
+])
+def test_a_token_that_starts_like_a_number_must_be_one(token):
+    with pytest.raises(ValueError, match=r"line 2: invalid number '.*'"):
+        read_edn(f"[0\n {token}]")
+
+
+def test_a_history_with_numbers_written_in_other_forms():
+    # 1e1, 10, 10N, 10.0M and 20/2 are all ten: a register written 1e1 and read
+    # as 10 (and so on) is linearizable, as it is for the peer (Clojure's =).
+    log = """[{:process 0, :type :invoke, :f :write, :value 1e1}
+              {:process 0, :type :ok, :f :write, :value 1e1}
+              {:process 1, :type :invoke, :f :read, :value nil}
+              {:process 1, :type :ok, :f :read, :value 10}
+              {:process 2, :type :invoke, :f :cas, :value [10N +2e1]}
+              {:process 2, :type :ok, :f :cas, :value [10N +2e1]}
+              {:process 0, :type :invoke, :f :read, :value nil}
+              {:process 0, :type :ok, :f :read, :value 20.0M}
+              {:process 1, :type :invoke, :f :write, :value 1/2}
+              {:process 1, :type :ok, :f :write, :value 1/2}
+              {:process 2, :type :invoke, :f :read, :value nil}
+              {:process 2, :type :ok, :f :read, :value 5e-1}]"""
+    ops = read_knossos(log)
+    assert [op.value if op.kind != "read" else op.output for op in ops] == [
+        10, 10, (10, 20), 20, Fraction(1, 2), 0.5]
+    assert linearizable(ops, model=REGISTER.starting(0)).ok
+    # ...and the same history reading back a value nobody wrote is not.
+    stale = log.replace(":value 20.0M", ":value 2e2")
+    assert not linearizable(read_knossos(stale), model=REGISTER.starting(0)).ok
 
 
 @pytest.mark.parametrize("bad,message", [

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 from labkit.check.models import Op
@@ -28,10 +30,21 @@ _TOKEN = re.compile(r"""
   | (?P<close>[\])}])
   | (?P<string>"(?:[^"\\]|\\.)*")
   | (?P<keyword>:[^\s,\[\](){}";]+)
-  | (?P<number>-?\d+(?:\.\d+)?(?![^\s,\[\](){}]))
+  | (?P<number>[+-]?\d[^\s,\[\](){}";]*)
   | (?P<symbol>[^\s,\[\](){}";]+)
 """, re.VERBOSE)
 
+# What a token that starts like a number (a digit, or + or - and a digit) must
+# be: EDN's integers and floats, with Clojure's ratios (and its `1.` for 1.0).
+# Decimal only: EDN has no octal, hex or radix, and allows no integer (or integer
+# part of a float) but 0 to start with 0.
+_NUMBER = re.compile(r"""
+    (?P<sign>[+-]?)
+    (?: (?P<int>0|[1-9]\d*) (?P<big>N)?                      # 7, -7, +7, 7N
+      | (?P<numerator>\d+) / (?P<denominator>\d+)             # 1/2, -4/2
+      | (?P<float>(?:0|[1-9]\d*) (?=[.eEM])                    # 1.5, 1e3, 1.5M, 1M
+                  (?:\.\d*)? (?:[eE][+-]?\d+)?) (?P<exact>M)?
+    )""", re.VERBOSE)
 _CLOSERS = {"[": "]", "(": ")", "{": "}"}
 _ESCAPE = re.compile(r"\\(.)")
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r"}
@@ -49,7 +62,11 @@ class EdnMap(dict):
 
 def read_edn(text: str) -> list[Any]:
     """Every top-level EDN form in `text`: maps become dicts, vectors and lists
-    become lists, keywords `Keyword`, nil None; numbers and strings as Python's."""
+    become lists, keywords `Keyword`, nil None, strings str. Numbers: `7`,
+    `+7`, `7N` int; `1.5`, `1e3`, `-2.5E+10` float; `1.5M` (exact) Decimal;
+    the ratio `1/2` Fraction (`4/2` is the int 2). A token that starts with a
+    digit, or with + or - and a digit, and is none of these is refused
+    (ValueError naming the line); `-`, `+`, `->`, `-foo` are symbols (str)."""
     stack: list[tuple[str, list, int, int]] = [("", [], 0, 0)]
     line, counted = 1, 0                  # the line of text[counted]
     for match in _TOKEN.finditer(text):
@@ -80,13 +97,39 @@ def read_edn(text: str) -> list[Any]:
         elif kind == "keyword":
             value = Keyword(token[1:])
         elif kind == "number":
-            value = float(token) if "." in token else int(token)
+            value = _number(token, line + text.count("\n", counted, match.start()))
         else:
             value = {"nil": None, "true": True, "false": False}.get(token, token)
         stack[-1][1].append(value)
     if len(stack) != 1:
         raise ValueError(f"unclosed {stack[-1][0]!r} at the end of the text")
     return stack[0][1]
+
+
+def _number(token: str, line: int) -> int | float | Decimal | Fraction:
+    """The value of a number token: an int (with or without N, EDN's arbitrary
+    precision, which Python's int already is), a float (a fraction and/or an
+    exponent), a Decimal (M), or a Fraction (a ratio; an int when the
+    denominator divides the numerator, as Clojure reads 4/2 as 2)."""
+    number = _NUMBER.fullmatch(token)
+    if number is None or number["denominator"] and int(number["denominator"]) == 0:
+        raise ValueError(f"line {line}: invalid number {token!r}")
+    sign = number["sign"]
+    if number["int"] is not None:
+        return int(sign + number["int"])
+    if number["denominator"] is not None:
+        ratio = Fraction(int(sign + number["numerator"]), int(number["denominator"]))
+        return ratio.numerator if ratio.denominator == 1 else ratio
+    if number["exact"]:
+        # M asks for exact precision (Clojure's BigDecimal). Decimal rather than
+        # Fraction: it is BigDecimal's own kind (digits and an exponent), keeps
+        # the digits as written, and stays small for 1e999999M, which as a
+        # Fraction would be a million-digit int. It is hashable and compares
+        # (and hashes) equal to the int, float or Fraction of the same value,
+        # which is all a checker does with a value; arithmetic mixing it with a
+        # float would raise TypeError, but the reader does none.
+        return Decimal(sign + number["float"])
+    return float(sign + number["float"])
 
 
 def events(text: str) -> list[dict]:
