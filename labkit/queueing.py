@@ -61,7 +61,8 @@ class QueueStats:
             P(S + X > t) = (theta e^(-mu t) - mu e^(-theta t)) / (theta - mu),
 
         which tends to (1 + mu t) e^(-mu t) as theta -> mu. For c = 1 the
-        mixture collapses to T ~ Exp(mu - lambda).
+        mixture collapses to T ~ Exp(mu - lambda). With no arrivals
+        (lambda = 0, so C = 0) T is the service time alone: e^(-mu t).
         """
         self._require_markovian("response_survival")
         t = require_number("t", t, minimum=0.0)
@@ -128,6 +129,13 @@ def _rate(name: str, value: float) -> float:
     return require_number(name, value, positive=True)
 
 
+def _arrivals(name: str, value: float) -> float:
+    """An arrival rate or offered load: 0 is allowed (an empty system, the limit
+    of a light load), negative, NaN, infinite and bools are not."""
+    # + 0.0 turns -0.0 into 0.0, so that no result of an empty system is -0.0.
+    return require_number(name, value, minimum=0.0) + 0.0
+
+
 def _servers(value: int) -> int:
     return require_int("servers", value, minimum=1)
 
@@ -137,10 +145,11 @@ def erlang_b(servers: int, offered_load: float) -> float:
 
     Computed with the stable recursion B_0 = 1,
     B_k = a B_(k-1) / (k + a B_(k-1)), where a is the offered load in Erlangs
-    (arrival rate / service rate); no factorials, so large c is safe.
+    (arrival rate / service rate, >= 0; at 0 nothing is lost, B = 0); no
+    factorials, so large c is safe.
     """
     servers = _servers(servers)
-    load = _rate("offered_load", offered_load)
+    load = _arrivals("offered_load", offered_load)
     blocking = 1.0
     for k in range(1, servers + 1):
         blocking = load * blocking / (k + load * blocking)
@@ -151,10 +160,11 @@ def erlang_c(servers: int, offered_load: float) -> float:
     """The probability an arrival has to wait in an M/M/c queue (Erlang C).
 
     C = B_c / (1 - rho + rho B_c) with B_c = ``erlang_b(c, a)`` and
-    rho = a / c, which must be below 1 for the queue to be stable.
+    rho = a / c, which must be below 1 for the queue to be stable. a = 0 is
+    allowed: with no arrivals no one waits, C = 0.
     """
     servers = _servers(servers)
-    load = _rate("offered_load", offered_load)
+    load = _arrivals("offered_load", offered_load)
     if load >= servers:
         raise ConfigError(
             f"offered_load {load} >= servers {servers}: the queue is unstable "
@@ -189,8 +199,10 @@ def mm1(arrival_rate: float, service_rate: float) -> QueueStats:
 
     rho = lambda/mu, P(wait) = rho, W = 1/(mu - lambda), Wq = W - 1/mu,
     L = lambda W and Lq = lambda Wq (Little's law).
+    arrival_rate >= 0: at 0 the queue is empty (Wq = Lq = L = 0, rho = 0) and
+    W is the mean service time, the limit of a light load.
     """
-    lam = _rate("arrival_rate", arrival_rate)
+    lam = _arrivals("arrival_rate", arrival_rate)
     mu = _rate("service_rate", service_rate)
     _require_stable(lam, mu, "service_rate")
     rho = lam / mu
@@ -202,8 +214,10 @@ def mmc(arrival_rate: float, service_rate: float, servers: int) -> QueueStats:
 
     a = lambda/mu, rho = a/c, P(wait) = Erlang C(c, a), Wq = C/(c mu - lambda),
     W = Wq + 1/mu, Lq = lambda Wq and L = lambda W (Little's law).
+    arrival_rate >= 0: at 0 the queue is empty (Wq = Lq = L = 0, rho = 0) and
+    W is the mean service time, the limit of a light load.
     """
-    lam = _rate("arrival_rate", arrival_rate)
+    lam = _arrivals("arrival_rate", arrival_rate)
     mu = _rate("service_rate", service_rate)
     servers = _servers(servers)
     _require_stable(lam, servers * mu, "servers*service_rate")
@@ -217,8 +231,10 @@ def md1(arrival_rate: float, service_rate: float) -> QueueStats:
 
     rho = lambda/mu, P(wait) = rho, Wq = rho / (2 mu (1 - rho)) (half the
     M/M/1 wait), W = Wq + 1/mu, Lq = lambda Wq and L = lambda W.
+    arrival_rate >= 0: at 0 the queue is empty (Wq = Lq = L = 0, rho = 0) and
+    W is the mean service time, the limit of a light load.
     """
-    lam = _rate("arrival_rate", arrival_rate)
+    lam = _arrivals("arrival_rate", arrival_rate)
     mu = _rate("service_rate", service_rate)
     _require_stable(lam, mu, "service_rate")
     rho = lam / mu
@@ -232,8 +248,10 @@ def mg1(arrival_rate: float, mean_service: float, second_moment: float) -> Queue
     W = Wq + E[S], Lq = lambda Wq, L = lambda W. P(wait) = rho, the chance a
     Poisson arrival finds the server busy (PASTA). E[S^2] >= E[S]^2 is
     required, since the variance of a service time cannot be negative.
+    arrival_rate >= 0: at 0 the queue is empty (Wq = Lq = L = 0, rho = 0) and
+    W is the mean service time, the limit of a light load.
     """
-    lam = _rate("arrival_rate", arrival_rate)
+    lam = _arrivals("arrival_rate", arrival_rate)
     mean = _rate("mean_service", mean_service)
     second = _rate("second_moment", second_moment)
     # A relative slack of 1e-12 lets 1/mu**2 stand for (1/mu)**2 exactly.

@@ -142,7 +142,7 @@ CASES = [
         [check.Op("c", "get", "x", None, 5, 0, math.inf)]),
      r"operation 0 \(client 'c', get\): ret must be a finite number"),
     # queueing
-    ("mm1 rate", lambda: q.mm1(0, 1), "arrival_rate must be > 0"),
+    ("mm1 rate", lambda: q.mm1(-1, 1), "arrival_rate must be >= 0"),
     ("mm1 unstable", lambda: q.mm1(2, 1), "arrival_rate 2.0 >= service_rate 1.0"),
     ("mmc servers", lambda: q.mmc(1, 1, 0), "servers must be >= 1"),
     ("mmc servers float", lambda: q.mmc(1, 1, 2.0), "servers must be an int"),
@@ -151,7 +151,7 @@ CASES = [
     ("mg1 moment", lambda: q.mg1(1, 0.5, 0.1), "second_moment 0.1 < mean_service"),
     ("mg1 unstable", lambda: q.mg1(3, 0.5, 1), "arrival_rate\\*mean_service"),
     ("erlang_b servers", lambda: q.erlang_b(0, 1), "servers must be >= 1"),
-    ("erlang_b load", lambda: q.erlang_b(2, -1), "offered_load must be > 0"),
+    ("erlang_b load", lambda: q.erlang_b(2, -1), "offered_load must be >= 0"),
     ("erlang_c unstable", lambda: q.erlang_c(2, 3), "offered_load 3.0 >= servers 2"),
     ("littles_law count", lambda: q.littles_law(1), "needs exactly two"),
     ("littles_law W", lambda: q.littles_law(1, mean_time=-1), "mean_time must be"),

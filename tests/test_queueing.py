@@ -215,6 +215,77 @@ def test_stats_are_frozen():
         mm1(1, 2).mean_wait = 0.0
 
 
+# --- no arrivals: the empty system, a slider at 0 ---------------------------------
+# With lambda = 0 (offered load a = 0) nobody is ever blocked or waits: B = C = 0,
+# Wq = Lq = L = 0 and utilisation 0, while the response time of a (hypothetical)
+# customer is its service time alone: W = E[S], and for exponential service
+# P(T > t) = e^(-mu t), so the p-th percentile is -ln(1 - p/100) / mu.
+
+MU, C, MEAN, SECOND = 4.0, 3, 0.25, 0.5
+ZERO_LOAD = {                               # model: (its stats at lambda, E[S])
+    "M/M/1": (lambda lam: mm1(lam, MU), 1 / MU),
+    "M/M/3": (lambda lam: mmc(lam, MU, C), 1 / MU),
+    "M/M/c, c=1": (lambda lam: mmc(lam, MU, 1), 1 / MU),
+    "M/D/1": (lambda lam: md1(lam, MU), 1 / MU),
+    "M/G/1": (lambda lam: mg1(lam, MEAN, SECOND), MEAN),
+}
+MARKOVIAN = [name for name in ZERO_LOAD if name.startswith("M/M/")]
+
+
+@pytest.mark.parametrize("servers", [1, 2, 10, 1000])
+def test_nothing_is_blocked_or_waits_without_arrivals(servers):
+    assert erlang_b(servers, 0) == 0.0 and erlang_b(servers, 0.0) == 0.0
+    assert erlang_c(servers, 0) == 0.0 and erlang_c(servers, 0.0) == 0.0
+
+
+@pytest.mark.parametrize("name", ZERO_LOAD)
+def test_an_empty_queue_is_its_service_time(name):
+    make, service = ZERO_LOAD[name]
+    stats = make(0)
+    assert (stats.utilisation, stats.wait_probability, stats.mean_wait,
+            stats.mean_queue_length, stats.mean_in_system) == (0, 0, 0, 0, 0)
+    assert stats.mean_response == pytest.approx(service, rel=1e-15)
+    assert stats.arrival_rate == 0.0
+
+
+@pytest.mark.parametrize("name", MARKOVIAN)
+def test_an_empty_markovian_queue_answers_in_one_service_time(name):
+    stats = ZERO_LOAD[name][0](0.0)
+    for t in (0.0, 0.1, 0.25, 1.0, 3.0, 20.0):
+        assert stats.response_survival(t) == pytest.approx(math.exp(-MU * t),
+                                                           rel=1e-12, abs=1e-300)
+    for p in (0.01, 10, 50, 90, 99, 99.99):
+        assert stats.response_percentile(p) == pytest.approx(
+            -math.log(1 - p / 100) / MU, rel=1e-12)
+
+
+@pytest.mark.parametrize("name", ZERO_LOAD)
+def test_zero_load_is_the_limit_of_a_tiny_load(name):
+    make = ZERO_LOAD[name][0]
+    at, near = make(0), make(1e-9)
+    for field in MEANS:
+        assert getattr(near, field) == pytest.approx(getattr(at, field),
+                                                     rel=1e-7, abs=1e-8), field
+    if name in MARKOVIAN:
+        for t in (0.0, 0.5, 2.0):
+            assert near.response_survival(t) == pytest.approx(
+                at.response_survival(t), rel=1e-7)
+        assert near.response_percentile(99) == pytest.approx(
+            at.response_percentile(99), rel=1e-7)
+
+
+@pytest.mark.parametrize("servers", [1, 4])
+def test_erlang_at_zero_is_the_limit_of_a_tiny_load(servers):
+    assert erlang_b(servers, 1e-9) == pytest.approx(erlang_b(servers, 0), abs=1e-8)
+    assert erlang_c(servers, 1e-9) == pytest.approx(erlang_c(servers, 0), abs=1e-8)
+
+
+def test_a_negative_zero_load_gives_positive_zeros():
+    stats = mmc(-0.0, 1.0, 2)
+    assert math.copysign(1.0, stats.arrival_rate) == 1.0
+    assert all(math.copysign(1.0, getattr(stats, f)) == 1.0 for f in MEANS)
+
+
 # --- power of d choices ---------------------------------------------------------
 
 @given(st.floats(min_value=0.0, max_value=0.99), st.integers(min_value=1, max_value=20))
@@ -264,7 +335,15 @@ BAD = [
     (md1, (1.0, 1.0), r"arrival_rate 1\.0 >= service_rate 1\.0: .*unstable"),
     (mg1, (2.0, 0.5, 1.0), r"arrival_rate\*mean_service 1\.0 >= 1: .*unstable"),
     (mg1, (0.5, 1.0, 0.5), r"second_moment 0\.5 < mean_service\*\*2 1\.0"),
-    (mm1, (-1.0, 1.0), r"arrival_rate must be > 0, got -1\.0"),
+    (mm1, (-1.0, 1.0), r"arrival_rate must be >= 0\.0, got -1\.0"),
+    (mmc, (-1e-9, 1.0, 2), r"arrival_rate must be >= 0\.0, got -1e-09"),
+    (md1, (-1.0, 1.0), r"arrival_rate must be >= 0\.0, got -1\.0"),
+    (mg1, (-1.0, 0.5, 1.0), r"arrival_rate must be >= 0\.0, got -1\.0"),
+    (mm1, (True, 2.0), r"arrival_rate must be a number, got True"),
+    (mm1, (inf, 2.0), r"arrival_rate must be finite, got inf"),
+    (erlang_b, (2, -1.0), r"offered_load must be >= 0\.0, got -1\.0"),
+    (erlang_b, (2, nan), r"offered_load must be finite, got nan"),
+    (erlang_b, (2, False), r"offered_load must be a number, got False"),
     (mm1, (1.0, 0), r"service_rate must be > 0, got 0"),
     (mm1, (nan, 1.0), r"arrival_rate must be finite, got nan"),
     (mmc, (1.0, inf, 2), r"service_rate must be finite, got inf"),
@@ -278,7 +357,7 @@ BAD = [
     (mmc, (1.0, 2.0, 0), r"servers must be >= 1, got 0"),
     (erlang_b, (0, 1.0), r"servers must be >= 1, got 0"),
     (erlang_c, (3, 3.0), r"offered_load 3\.0 >= servers 3: .*unstable"),
-    (erlang_c, (3, -1.0), r"offered_load must be > 0, got -1\.0"),
+    (erlang_c, (3, -1.0), r"offered_load must be >= 0\.0, got -1\.0"),
     (power_of_d, (1.0, 2), r"load 1\.0 >= 1: .*load must be in \[0, 1\)"),
     (power_of_d, (0.5, 0), r"d must be >= 1, got 0"),
     (power_of_d, (0.5, 3, 2), r"d 3 > servers 2"),
