@@ -34,7 +34,9 @@ class Op(NamedTuple):
     call, ret: times of the call and of the answer, finite numbers; ret None (and
     nothing else: not inf) means no answer ever came (the operation may or may
     not have taken effect). A missing key reads as None. key, value and output
-    must be hashable.
+    must be hashable, and compare as Python compares them: 1, 1.0 and True are
+    one value here (and the EDN reader's 1/2 is 0.5), where Jepsen's Clojure
+    tells them apart; give values of one type when the difference matters.
     """
 
     client: str
