@@ -143,6 +143,30 @@ class LeaderNoPersistAppend(RaftReference):
         return self.last_index()
 
 
+class ReArmsTimerWhenRefusing(RaftReference):
+    """Re-arms its election timer on every request_vote, granted or refused, so a
+    candidate that can never win keeps everyone else from timing out (an
+    audit's mutant: it passed every scenario until stale_candidates)."""
+
+    def on_request_vote(self, msg):
+        granted = self.decide_vote(msg)
+        self.reset_election_timer()
+        self.persist()
+        self.send(msg.src, "request_vote_ok", term=self.disk["current_term"],
+                  vote_granted=granted)
+
+
+class IgnoresNewerTermInAnswers(RaftReference):
+    """A leader ignores a newer term in append_entries_ok: it steps down only on
+    requests (an audit's mutant: it passed every scenario until
+    deaf_old_leader)."""
+
+    def on_append_entries_ok(self, msg):
+        if msg.term > self.disk["current_term"]:
+            return
+        super().on_append_entries_ok(msg)
+
+
 # mutant, a scenario that must catch it, the reasons its failures may give
 MUTANTS = [
     (VotesWithoutLogCheck, "kv_partitions", ["leader completeness"]),
@@ -157,6 +181,8 @@ MUTANTS = [
     (OverwriteNoTruncate, "stale_tail", ["log matching"]),
     (LeaderNoPersistAppend, "leader_persisted",
      ["came back without it", "leader completeness"]),
+    (ReArmsTimerWhenRefusing, "stale_candidates", ["its log behind"]),
+    (IgnoresNewerTermInAnswers, "deaf_old_leader", ["an answer (append_entries_ok)"]),
 ]
 
 

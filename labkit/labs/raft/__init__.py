@@ -7,10 +7,11 @@ it with the fault verbs, `check()`, the playground and the diagrams of
 notebook 05. Grading runs the scenarios part by part:
 
   election     initial_election, leader_failure, reelection, no_quorum,
-               many_elections, split_votes, unreliable_elections, late_votes
+               many_elections, split_votes, unreliable_elections, late_votes,
+               deaf_old_leader
   replication  basic_agreement, follower_failure, no_majority, leader_rejoin,
                backup, figure8, stale_suffix, stale_tail, late_acks,
-               unreliable_agreement, kv_partitions
+               stale_candidates, unreliable_agreement, kv_partitions
   persistence  persist_basic, persist_more, crash_all, vote_persisted,
                log_persisted, leader_persisted, figure8_unreliable, churn,
                kv_crashes
@@ -41,11 +42,11 @@ LAB = Lab(
     scenarios=tuple(Scenario(fn.__name__, part, fn) for part, fns in {
         "election": [s.initial_election, s.leader_failure, s.reelection, s.no_quorum,
                      s.many_elections, s.split_votes, s.unreliable_elections,
-                     s.late_votes],
+                     s.late_votes, s.deaf_old_leader],
         "replication": [s.basic_agreement, s.follower_failure, s.no_majority,
                         s.leader_rejoin, s.backup, s.figure8, s.stale_suffix,
-                        s.stale_tail, s.late_acks, s.unreliable_agreement,
-                        s.kv_partitions],
+                        s.stale_tail, s.late_acks, s.stale_candidates,
+                        s.unreliable_agreement, s.kv_partitions],
         "persistence": [p.persist_basic, p.persist_more, p.crash_all,
                         p.vote_persisted, p.log_persisted, p.leader_persisted,
                         p.figure8_unreliable, p.churn, p.kv_crashes],

@@ -275,6 +275,32 @@ def late_votes(t: Trial) -> None:
     finish(c)
 
 
+def deaf_old_leader(t: Trial) -> None:
+    """A deposed leader hears of the newer term only in answers to its own
+    heartbeats. The leader is cut off, the others elect a new one; then it
+    comes back, but the new leader's messages to it are lost. Its heartbeats
+    reach the others, who answer with their newer term: it must step down
+    (Figure 2, for all servers: a request or a RESPONSE with a newer term), or
+    it goes on leading a term everyone else has left."""
+    c = start(t, 5)
+    old = one_leader(c)
+    c.disconnect(old)
+    new = one_leader(c, others(c, old), context=f" after {old} was cut off")
+    c.connect(old)
+    c.network.block(new, old)
+    c.run(0.3)                              # a few heartbeat rounds, and answers
+    end = c.now + 1.0
+    while c.now < end:
+        newest = max(c.term(n) for n in c.names if c.is_up(n))
+        if c.role(old) == "leader" and c.term(old) < newest:
+            raise Failed(f"{old} still leads term {c.term(old)}, though the others "
+                         f"answered its heartbeats with term {newest}: a leader steps "
+                         "down when an answer (append_entries_ok) carries a newer "
+                         "term, not only a request")
+        c.run(0.05)
+    finish(c)
+
+
 # -- replication ------------------------------------------------------------------
 
 def basic_agreement(t: Trial) -> None:
@@ -524,6 +550,29 @@ def late_in_term4(msg, lead: str, f: str) -> float:
     """late_acks' adversary: f's successful acks of term 4 reach lead 1 s late."""
     return 1.0 if (msg.kind == "append_entries_ok" and msg.src == f and msg.dst == lead
                    and msg.body.get("term") == 4 and msg.body.get("success")) else 0.0
+
+
+def stale_candidates(t: Trial) -> None:
+    """After the leader crashes, a server whose log is behind campaigns every
+    100-110 ms; it can never win, and the up-to-date server must still time out
+    and win. `behind` was cut off while three commands committed on the leader
+    and `ahead`; then the leader crashes. `ahead` refuses the votes (§5.4.1) and
+    must not re-arm its election timer when refusing: only a granted vote or
+    the current leader's append_entries re-arms it (§5.2), else the requests
+    keep it from ever timing out and nobody leads."""
+    c = start(t, 3)
+    leader = one_leader(c)
+    behind, ahead = c.sim.rng("lab.stale_candidates").sample(others(c, leader), 2)
+    c.disconnect(behind)
+    for i in range(3):
+        agree(c, f"while {behind} was away {i}", 2)
+    c.connect(behind)
+    c.node(behind).tune(election_timeout=(0.100, 0.110))
+    c.kill(leader)
+    one_leader(c, [behind, ahead], context=f" after the leader {leader} crashed, "
+               f"with {behind} (its log behind) campaigning every 100-110 ms")
+    c.node(behind).tune(election_timeout=(0.150, 0.300))
+    finish(c)
 
 
 def unreliable_agreement(t: Trial) -> None:
