@@ -130,6 +130,19 @@ class AnswersFromMemoryOnly(TxnReference):
         pass
 
 
+class WaitsToBeAskedAfterCrash(TxnReference):
+    """An audit's mutant: on restart, rebuilds its committing rounds but
+    neither resends the decision nor tells the client; only the participants'
+    inquiries (and the client's asks) finish the transaction."""
+
+    def recover_coordinator(self):
+        ended = {r[1] for r in self.records("end")}
+        for _, txn, participants, client in self.records("decided"):
+            if txn not in ended:
+                self.rounds[txn] = self.Round(txn, participants, client,
+                                              "committing")
+
+
 # -- saga -----------------------------------------------------------------------------
 
 
@@ -177,6 +190,34 @@ class NoRetryOfCompensation(TxnReference):
             self.cancel_timer(f"saga:{txn}")
 
 
+class RetriesOnlySteps(TxnReference):
+    """An audit's mutant: arms the retry timer for steps only, never for a
+    compensation (the timer left over from the failed step retries it once)."""
+
+    def step(self, txn):
+        s = self.sagas[txn]
+        if s.failed_at is None or s.undo < 0:
+            return super().step(txn)
+        account, delta = s.legs[s.undo]
+        self.tell(self.world.owners[account], "saga_undo", txn=txn, step=s.undo,
+                  account=account, delta=delta)
+
+
+class BusyIsFailure(TxnReference):
+    """An audit's mutant: takes a "busy" answer (the row held by another
+    saga for a moment) for a failed step, and compensates."""
+
+    def on_saga_do_ok(self, msg):
+        s = self.sagas.get(msg.txn)
+        if s is not None and s.failed_at is None and msg.step == s.next \
+                and msg.result == "busy":
+            s.failed_at, s.undo = msg.step, msg.step - 1
+            self.log("saga_failed", s.txn, msg.step)
+            self.step(s.txn)
+            return
+        super().on_saga_do_ok(msg)
+
+
 class NotIdempotent(TxnReference):
     """Does a step again when the request is repeated."""
 
@@ -197,9 +238,13 @@ MUTANTS = [
     (AbortsWhenInDoubt, "coordinator_crash_after_decision", ["in doubt"]),
     (RecoveryForgetsPrepared, "participant_crash_after_vote", ["recovery"]),
     (AnswersFromMemoryOnly, "coordinator_crash_after_decision", ["atomicity"]),
+    (WaitsToBeAskedAfterCrash, "coordinator_resends_after_crash",
+     ["resend after recovery"]),
     (CompensatesForward, "saga_step_fails", ["compensation order"]),
     (CompensatesOnlyTheLastStep, "saga_step_fails", ["saga atomicity"]),
-    (NoRetryOfCompensation, "saga_unreliable_network", ["undecided"]),
+    (NoRetryOfCompensation, "saga_compensation_lost", ["undecided"]),
+    (RetriesOnlySteps, "saga_compensation_lost", ["undecided"]),
+    (BusyIsFailure, "saga_contention", ["busy is not failure"]),
     (NotIdempotent, "saga_unreliable_network", ["idempotence"]),
 ]
 

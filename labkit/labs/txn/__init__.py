@@ -13,11 +13,11 @@ the fault verbs, `crash_at`, `settle` and `check`. Grading:
 
   two_phase  no_faults, coordinator_crash_before_prepare,
              coordinator_crash_after_votes, coordinator_crash_after_decision,
-             participant_crash_before_vote, participant_crash_after_vote,
-             participant_crash_after_ack, partitioned_participant,
-             late_duplicate_begin, unreliable_network
-  saga       saga_no_faults, saga_step_fails, saga_crashes,
-             saga_unreliable_network
+             coordinator_resends_after_crash, participant_crash_before_vote,
+             participant_crash_after_vote, participant_crash_after_ack,
+             partitioned_participant, late_duplicate_begin, unreliable_network
+  saga       saga_no_faults, saga_step_fails, saga_contention,
+             saga_compensation_lost, saga_crashes, saga_unreliable_network
 
 The referee trusts nothing a node claims (see `Referee`): a yes vote needs
 a forced prepared record, a commit every yes vote and a forced decision
@@ -43,11 +43,11 @@ from .skeleton import TxnSkeleton
 
 TWO_PHASE = (s.no_faults, s.coordinator_crash_before_prepare,
              s.coordinator_crash_after_votes, s.coordinator_crash_after_decision,
-             s.participant_crash_before_vote, s.participant_crash_after_vote,
-             s.participant_crash_after_ack, s.partitioned_participant,
-             s.late_duplicate_begin, s.unreliable_network)
-SAGA = (s.saga_no_faults, s.saga_step_fails, s.saga_crashes,
-        s.saga_unreliable_network)
+             s.coordinator_resends_after_crash, s.participant_crash_before_vote,
+             s.participant_crash_after_vote, s.participant_crash_after_ack,
+             s.partitioned_participant, s.late_duplicate_begin, s.unreliable_network)
+SAGA = (s.saga_no_faults, s.saga_step_fails, s.saga_contention,
+        s.saga_compensation_lost, s.saga_crashes, s.saga_unreliable_network)
 
 LAB = Lab(
     name="txn",
