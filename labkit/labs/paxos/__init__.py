@@ -16,10 +16,12 @@ follower `on_heartbeat`; `apply_chosen`), reusing `new_ballot`, in
   single_decree  one_proposer, dueling_proposers, unreliable_network,
                  duplicated_replies, acceptor_crashes, no_majority,
                  chosen_value_survives, amnesia, forgotten_promise,
-                 accept_promises, highest_ballot_wins, proposer_restarts
+                 accept_promises, stale_promise, highest_ballot_wins,
+                 proposer_restarts
   multi          stable_leader, leader_crash, holes, partitions,
                  unreliable_log, duplicated_acks, crash_restart,
-                 deposed_leader, late_promise
+                 deposed_leader, late_promise, highest_ballot_per_slot,
+                 promise_survives_crash, accept_raises_promise
 
 The referees trust nothing a node claims about itself: they watch what every
 node sends. From the promises and acceptances on the wire they check each
@@ -51,7 +53,8 @@ LAB = Lab(
         s.one_proposer, s.dueling_proposers, s.unreliable_network,
         s.duplicated_replies, s.acceptor_crashes, s.no_majority,
         s.chosen_value_survives, s.amnesia, s.forgotten_promise,
-        s.accept_promises, s.highest_ballot_wins, s.proposer_restarts)) + tuple(
+        s.accept_promises, s.stale_promise, s.highest_ballot_wins,
+        s.proposer_restarts)) + tuple(
         Scenario(fn.__name__, "multi", fn) for fn in m.SCENARIOS),
     skeleton=PaxosSkeleton,
     reference=PaxosReference,

@@ -52,6 +52,7 @@ class Referee:
         self.pledged: dict[str, int] = {}
         self.crashes: dict[str, int] = {}
         self.crashes_then: dict[str, int] = {}   # crashes when promised was set
+        #                     (an acceptor) or its last ballot started (a proposer)
         self.accepted: dict[str, tuple[int, Any]] = {}
         self.owner: dict[int, str] = {}
         self.started: dict[str, int] = {}
@@ -92,8 +93,15 @@ class Referee:
         return rule
 
     def _prepare(self, node: PaxosBase, body: dict) -> None:
-        check_new_ballot(self.owner, self.started, node.name, body.get("ballot"),
-                         "prepare")
+        src, b = node.name, body.get("ballot")
+        crashes = self.crashes.get(src, 0)
+        if b == self.started.get(src) and crashes > self.crashes_then.get(src, 0):
+            raise InvariantViolation(
+                f"ballot freshness: {src} started ballot {b} again after a crash; "
+                "each new ballot must exceed every ballot this proposer used, also "
+                "across a crash (persist it before sending the prepare)")
+        check_new_ballot(self.owner, self.started, src, b, "prepare")
+        self.crashes_then[src] = crashes
 
     def _accept(self, node: PaxosBase, body: dict) -> None:
         src = node.name
@@ -350,8 +358,7 @@ class PaxosBase(ReplicaBase, Node):
         referee's ghosts stay)."""
         if self.alive:
             super().kill()
-            if not self.multi:
-                self.referee.crashed(self.name)
+            self.referee.crashed(self.name)
             ghosts = {k: self.disk[k] for k in GHOSTS if k in self.disk}
             self.disk = {**{k: _copy(v) for k, v in self._stable.items()}, **ghosts}
             self._trap, self._dying = None, False

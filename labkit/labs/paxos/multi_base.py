@@ -64,7 +64,10 @@ class MultiReferee:
     """What the wire showed, for one cluster: ballots and their owners, each
     acceptor's promise and acceptances, the votes per (slot, ballot), the
     value chosen per slot, when phase 1 ran and when ballots were refused, and
-    every client operation's first answer. It survives every crash."""
+    every client operation's first answer. It survives every crash. To name
+    the cause of a broken promise it also keeps, per acceptor, the highest
+    ballot it promised in a p1b (`pledged`) and how often it crashed before
+    it reached its `promised` ballot."""
 
     def __init__(self, names: tuple[str, ...]):
         self.need = majority(len(names))
@@ -72,6 +75,9 @@ class MultiReferee:
         self.started: dict[str, int] = {}
         self.asked: dict[tuple[int, str], int] = {}   # (ballot, acceptor) -> slot
         self.promised: dict[str, int] = {}
+        self.pledged: dict[str, int] = {}
+        self.crashes: dict[str, int] = {}
+        self.crashes_then: dict[str, int] = {}   # crashes when promised was set
         self.accepted: dict[str, dict[int, tuple[int, Hashable]]] = {}
         self.promisers: dict[int, list[str]] = {}
         self.values: dict[tuple[int, int], Hashable] = {}
@@ -84,7 +90,38 @@ class MultiReferee:
     def sent(self, node: ReplicaBase, dst: str, kind: str, body: dict) -> Any:
         """Check one message; for an acceptance (p2b) return the value accepted."""
         check = getattr(self, "_" + kind, None)
+        self._sender = node
         return None if check is None else check(node.name, dst, body, node.sim.now)
+
+    def crashed(self, name: str) -> None:
+        self.crashes[name] = self.crashes.get(name, 0) + 1
+
+    def _bound(self, src: str, b: int) -> None:
+        """`src` promised or accepted ballot b: no ballot below b from now on."""
+        self.promised[src], self.crashes_then[src] = b, self.crashes.get(src, 0)
+
+    def _broken(self, src: str, rule: str) -> str:
+        """Which promise `src` broke, as the rule that names its cause: `rule`
+        if its disk still holds the promise; else one a crash since undid
+        ("forgotten promise"), or one it made only by accepting ("promise on
+        accept"). The disk only picks the words: the wire decided."""
+        before = self.promised.get(src, 0)
+        held = self._sender.disk.get("promised")
+        if type(held) is int and held >= before:
+            return rule
+        if self.crashes.get(src, 0) > self.crashes_then.get(src, 0):
+            return "forgotten promise"
+        if self.pledged.get(src, 0) < before:
+            return "promise on accept"
+        return rule
+
+    def _how(self, src: str) -> str:
+        """How `src` came to be bound by its `promised` ballot, in words."""
+        b = self.promised.get(src, 0)
+        how = f"promised ballot {b}" if self.pledged.get(src, 0) >= b \
+            else f"accepted ballot {b} (without promising it)"
+        crashed = self.crashes.get(src, 0) > self.crashes_then.get(src, 0)
+        return how + (", then crashed" if crashed else "")
 
     def _p1a(self, src: str, dst: str, body: dict, now: float) -> None:
         b, slot = body.get("ballot"), body.get("slot")
@@ -103,9 +140,9 @@ class MultiReferee:
         before = self.promised.get(src, 0)
         if b < before:
             raise InvariantViolation(
-                f"promise rule: {src} promised ballot {b} after it had promised or "
-                f"accepted ballot {before}; never promise below a promise (answer "
-                "with promised = your higher promise)")
+                f"{self._broken(src, 'promise rule')}: {src} promised ballot {b} "
+                f"after it had {self._how(src)}; never promise below a promise "
+                "(answer with promised = your higher promise)")
         start = self.asked.get((b, src), 1)     # a reply to any p1a it was sent
         mine = {s: bv for s, bv in self.accepted.get(src, {}).items() if s >= start}
         try:
@@ -118,7 +155,8 @@ class MultiReferee:
                 f"acceptances from slot {start} on, but it had accepted {mine}: "
                 "report every (slot, ballot, value) you accepted, and persist "
                 "before you answer so that a crash cannot undo an acceptance")
-        self.promised[src] = b
+        self._bound(src, b)
+        self.pledged[src] = b
         if dst == self.owner.get(b) and src not in self.promisers.setdefault(b, []):
             self.promisers[b].append(src)
 
@@ -175,11 +213,12 @@ class MultiReferee:
         before = self.promised.get(src, 0)
         if b < before:
             raise InvariantViolation(
-                f"accept rule: {src} accepted ballot {b} (slot {slot}) after it had "
-                f"promised ballot {before}; accept only ballots at least as high as "
-                "your promise (answer with promised = your promise)")
+                f"{self._broken(src, 'accept rule')}: {src} accepted ballot {b} "
+                f"(slot {slot}) after it had {self._how(src)}; accept only ballots "
+                "at least as high as your promise (answer with promised = your "
+                "promise)")
         value = self.values[(b, slot)]
-        self.promised[src] = b
+        self._bound(src, b)
         self.accepted.setdefault(src, {})[slot] = (b, value)
         voters = self.votes.setdefault((slot, b), [])
         if src not in voters:

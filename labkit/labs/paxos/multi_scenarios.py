@@ -1,8 +1,9 @@
 """The Paxos lab's graded scenarios for part `multi`: a Multi-Paxos log under
 a stable leader, leader crashes, holes, partitions, an unreliable network,
 an acceptor whose p2b arrives twice, crashes and restarts, a deposed leader,
-and a p1b of an earlier ballot that arrives late, on a network with 5-15 ms
-of jitter.
+a p1b of an earlier ballot that arrives late, p1b reporting two values for a
+slot, acceptors that crash right after promising, and an acceptance made
+without a promise, on a network with 5-15 ms of jitter.
 
 Each runs the student's replicas in a `MultiPaxosCluster`, whose referee
 (`multi_base.MultiReferee`) checks safety at every message and every applied
@@ -363,6 +364,97 @@ def late_promise(t: Trial) -> None:
     settle(c)
 
 
+def by_hand(t: Trial) -> MultiPaxosCluster:
+    """Five replicas whose election timers are set to 5-10 s: the scenario
+    starts campaigns by hand. n1 leads the first ballot, promised by all."""
+    c = start(t, election_timeout=(5.0, 10.0))
+    c.node("n1").on_election_timeout()
+    c.run(0.05)
+    return c
+
+
+def highest_ballot_per_slot(t: Trial) -> None:
+    """The p1b a new leader gathers report two values for slot 1: 'x',
+    accepted by n1 and n5 in n1's ballot, and 'y', chosen by n2, n3 and n4 in
+    n2's later ballot. n5 campaigns, and its own p1b arrives first, n3's and
+    n4's 30 ms later: n5 must re-propose 'y', the value of the highest ballot
+    reported for the slot, not the first it hears of."""
+    c = by_hand(t)
+    net = c.network
+    for n in ("n2", "n3", "n4"):
+        net.block("n1", n)
+    c.submit("x", node="n1")              # accepted by n1 and n5 only
+    c.run(0.05)
+    c.kill("n1")
+    net.block("n2", "n5")                 # n5 never hears of 'y'
+    c.node("n2").on_election_timeout()    # n2, n3 and n4 promise
+    c.run(0.05)
+    c.submit("y", node="n2")              # chosen by n2, n3 and n4
+    c.run(0.05)
+    net.set_link("n5", "n5", latency=0.001)
+    for n in ("n3", "n4"):
+        net.set_link(n, "n5", latency=0.03)
+    c.node("n5").on_election_timeout()    # n5, then n3 and n4 promise
+    c.run(0.3)
+    c.check()
+    settle(c)
+
+
+def promise_survives_crash(t: Trial) -> None:
+    """n1 leads; its p2a for 'x' to n3, n4 and n5 is 0.2 s late. Meanwhile n2
+    campaigns, unheard by n1, and n3, n4 and n5 crash right after sending
+    their p1b (back 10 ms later). When n1's late p2a arrives they must refuse
+    it: the promise they made n2 must be on disk before the p1b leaves."""
+    c = by_hand(t)
+    net = c.network
+    net.adversary = lambda msg: 0.2 if (
+        msg.kind == "p2a" and msg.src == "n1"
+        and msg.dst in ("n3", "n4", "n5")) else 0.0
+    c.submit("x", node="n1")
+    net.block("n1", "n2")
+    net.block("n2", "n1")
+    c.run(0.05)
+    for a in ("n3", "n4", "n5"):
+        def crash(a=a):
+            c.kill(a)
+            c.sim.schedule(0.01, c.restart, a)
+        c.node(a).crash_after_sending(("p1b",), crash)
+    c.node("n2").on_election_timeout()    # n3, n4 and n5 promise, then crash
+    c.run(0.5)
+    c.check()
+    net.adversary = None
+    settle(c)
+
+
+def accept_raises_promise(t: Trial) -> None:
+    """An acceptance is a promise too. Everyone promised n1's ballot; n1's p2a
+    for 'x' reaches n5 0.3 s late and nobody else. Meanwhile n2 leads a higher
+    ballot promised by n2, n3 and n4 only, and n5 accepts n2's 'y' at slot 1
+    without having promised n2's ballot. When n1's p2a arrives, n5 must refuse
+    it: accepting a ballot promises it."""
+    c = by_hand(t)
+    net = c.network
+    for n in ("n2", "n3", "n4"):
+        net.block("n1", n)
+    net.adversary = lambda msg: 0.3 if (
+        msg.kind == "p2a" and msg.src == "n1" and msg.dst == "n5") else 0.0
+    c.submit("x", node="n1")
+    net.block("n2", "n5")
+    net.block("n2", "n1")
+    c.node("n2").on_election_timeout()    # n2, n3 and n4 promise
+    c.run(0.1)
+    net.heal()                            # n2's p2a reach n5 too
+    for n in ("n2", "n3", "n4"):
+        net.block("n1", n)
+    net.block("n2", "n1")
+    c.submit("y", node="n2")              # chosen by n2 to n5
+    c.run(0.5)
+    c.check()
+    net.adversary = None
+    settle(c)
+
+
 SCENARIOS = (stable_leader, leader_crash, holes, partitions, unreliable_log,
-             duplicated_acks, crash_restart, deposed_leader, late_promise)
+             duplicated_acks, crash_restart, deposed_leader, late_promise,
+             highest_ballot_per_slot, promise_survives_crash, accept_raises_promise)
 

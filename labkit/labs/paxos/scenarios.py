@@ -260,6 +260,41 @@ def highest_ballot_wins(t: Trial) -> None:
         raise Failed(f"{got!r} was learned, but 'y' was chosen first")
 
 
+def stale_promise(t: Trial) -> None:
+    """A promise of a proposer's earlier ballot arrives during its next one.
+    p1's prepare reaches only a1, whose promise comes back 0.27 s late, so
+    p1's first ballot times out (after 0.2 s). Meanwhile p2 gets 'y' chosen
+    by a1 and a2, unheard by p1 and a3. p1 prepares again, heard at once by
+    a3, by a1 and a2 0.15 s late. When a1's late promise arrives p1 must not
+    count it: it promises nothing about the new ballot, and it predates a1's
+    acceptance of 'y'. Counted, p1 has a1 and a3 and proposes its own 'x'
+    over 'y'."""
+    c = start(t, 3, 2)
+    net = c.network
+    for a in ("a2", "a3"):
+        net.block("p1", a)
+    c.propose("x", "p1")
+    first = c.node("p1").ballot
+    net.adversary = lambda msg: 0.27 if (
+        msg.kind == "promise" and msg.src == "a1" and msg.dst == "p1"
+        and msg.ballot == first) else 0.15 if (
+        msg.kind == "prepare" and msg.src == "p1" and msg.dst in ("a1", "a2")
+        and msg.ballot != first) else 0.0
+    c.run(0.02)                             # a1 promised p1's first ballot
+    net.block("p2", "a3")
+    net.block("p2", "p1")
+    c.propose("y", "p2")                    # chosen by a1 and a2
+    until_chosen(c, 0.15)
+    net.heal()                              # p1's next prepare reaches all
+    net.block("p2", "p1")
+    c.run(0.6)
+    c.check()
+    net.adversary = None
+    got = finish(c)
+    if got != "y":
+        raise Failed(f"{got!r} was learned, but 'y' was chosen first")
+
+
 def proposer_restarts(t: Trial) -> None:
     """Proposers crash and restart mid-ballot and propose again: their ballots
     only grow."""
