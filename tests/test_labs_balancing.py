@@ -123,6 +123,30 @@ class GlobalArgminLive(PolicyReference):
         return min(view.live, key=lambda i: view.outstanding[i])
 
 
+class SamplesAllThenDropsDead(PolicyReference):
+    """Samples d of every server, up or down, and drops the dead ones (one
+    random live server if none is left): with half the fleet down, power of
+    two choices quietly becomes nearly random choice (an audit's mutant)."""
+
+    def candidates(self, view):
+        if self.d is None:
+            return list(view.live)
+        drawn = [view.rng.randrange(view.servers) for _ in range(self.d)]
+        return [i for i in drawn if view.alive[i]] or [view.rng.choice(view.live)]
+
+
+class OwnCountsNeverDecremented(PolicyReference):
+    """Keeps outstanding counts of its own, one more per request sent, never
+    one less when a request completes (an audit's mutant): every failure must
+    name the missing decrement, or the latency it costs."""
+
+    def least_loaded(self, view, candidates):
+        counts = self.__dict__.setdefault("counts", {})
+        best = min(candidates, key=lambda i: counts.get(i, 0))
+        counts[best] = counts.get(best, 0) + 1
+        return best
+
+
 NOT_LEAST = "least outstanding picks a server with the fewest"
 TIE = "on a tie take the first candidate"
 DOWN = "which is down or does not exist"
@@ -138,12 +162,15 @@ MUTANTS = [
     (GlobalRandomTies, "supermarket", [NONDETERMINISTIC, TIE]),
     (MostLoaded, "three_choices", [NOT_LEAST, LATENCY, UNFAIR]),
     (OneSample, "supermarket", [LATENCY]),
-    (NeverLast, "every_server_used", [UNFAIR, "drawn uniformly"]),
+    (NeverLast, "every_server_used", [UNFAIR, "drawn uniformly", LATENCY]),
     (RemembersLiveSet, "skips_dead_servers", [DOWN]),
     (SeededOwnRng, "supermarket", [VIEW_RNG]),
     (DMinusOne, "three_choices", [LATENCY]),
     (DPlusOne, "supermarket", [LATENCY]),
     (GlobalArgminLive, "three_choices", [LATENCY]),
+    (SamplesAllThenDropsDead, "half_the_fleet_down", [LATENCY]),
+    (OwnCountsNeverDecremented, "joins_shortest_queue", ["never decremented",
+                                                         LATENCY]),
 ]
 
 

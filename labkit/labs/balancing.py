@@ -11,7 +11,8 @@ of notebook 02. Grading:
   least_outstanding  joins_shortest_queue, skips_dead_servers, latency_at_load,
                      servers_come_back
   power_of_d         supermarket, three_choices, one_choice_is_random,
-                     every_server_used, samples_live_servers
+                     every_server_used, samples_live_servers,
+                     half_the_fleet_down
 
 Every decision is checked as it is made (a live server, a plain int, the
 least loaded when the part asks for it); latencies are compared with
@@ -144,6 +145,13 @@ class Watched(Policy):
         return f"{type(self.inner).__name__}(d={getattr(self.inner, 'd', None)})"
 
 
+#: Said with every wrong pick: counts a policy keeps itself (incremented on
+#: every request, never decremented when one completes) pick wrong servers.
+CURRENT_COUNTS = (" (compare the counts in view.outstanding as they are now: "
+                  "counts of your own, never decremented when a request "
+                  "completes, pick the wrong server)")
+
+
 def shortest_first(view: View, choice: int) -> None:
     """Least outstanding: a server with the fewest requests, the first of them."""
     loads = view.outstanding
@@ -151,11 +159,13 @@ def shortest_first(view: View, choice: int) -> None:
     if loads[choice] > loads[best]:
         raise Failed(f"at t = {view.now:.3f} s the request went to server {choice} "
                      f"with {loads[choice]} outstanding, but server {best} had "
-                     f"{loads[best]}: least outstanding picks a server with the fewest")
+                     f"{loads[best]}: least outstanding picks a server with the "
+                     f"fewest{CURRENT_COUNTS}")
     if choice != best:
         raise Failed(f"at t = {view.now:.3f} s servers {best} and {choice} tied with "
                      f"{loads[best]} outstanding and the request went to {choice}: "
-                     "on a tie take the first candidate, so every run repeats exactly")
+                     "on a tie take the first candidate, so every run repeats "
+                     f"exactly{CURRENT_COUNTS}")
 
 
 def run(t: Trial, d: int | None, rule=None, **params) -> BalancingResult:
@@ -227,6 +237,15 @@ SUPERMARKET = {"servers": 100, "load": 0.9, "requests": 12_000, "warmup": 2_000}
 #: PowerOfD(d) on the same seed (see `near_labkit`).
 SAME_INPUT_SPREAD = {2: 1.8, 3: 1.2}
 
+#: The half-the-fleet-down runs: 40 servers, the odd-numbered 20 down from the
+#: start, at load 0.45 of the fleet (0.9 on the live half), 5,000 requests
+#: measured.
+FLEET_DOWN = {"servers": 40, "load": 0.45, "requests": 6_000, "warmup": 1_000,
+              "faults": tuple((0.0, "kill", i) for i in range(1, 40, 2))}
+
+#: As SAME_INPUT_SPREAD, for the FLEET_DOWN runs with d = 2 (seeds 0-399).
+FLEET_DOWN_SPREAD = 1.9
+
 
 def near_fixed_point(measured: int) -> tuple[float, float]:
     """The range, as multiples of the power-of-d fixed point, where the mean
@@ -269,7 +288,8 @@ def near_labkit(d: int, measured: int) -> tuple[float, float]:
 @lru_cache(maxsize=64)
 def labkit_mean(d: int, seed: int, params: tuple) -> float:
     """The mean latency of labkit's PowerOfD(d) on `seed` with `params` (the
-    items of SUPERMARKET); cached, since grading runs a seed more than once."""
+    items of SUPERMARKET or FLEET_DOWN); cached, since grading runs a seed more
+    than once."""
     return simulate(policy=PowerOfD(d), seed=seed, **dict(params)).latency.mean
 
 
@@ -331,6 +351,29 @@ def samples_live_servers(t: Trial) -> None:
     run(t, 2, servers=6, load=0.5, requests=3000, faults=faults)
 
 
+def half_the_fleet_down(t: Trial) -> None:
+    """d = 2, 40 servers of which the 20 odd-numbered are down, 0.9 load on the
+    live half: mean latency as labkit's power of two choices gets on the same
+    seed.
+
+    Two samples drawn from the live servers, as asked. Drawn from every server
+    with the dead ones dropped, three in four requests are left with one
+    sample or none: nearly random choice, 1.6-2.1 times labkit's mean (seeds
+    0-99), where a correct answer stays within 0.93-1.10 (seeds 0-399; the
+    ratio's relative standard deviation is FLEET_DOWN_SPREAD / sqrt(measured),
+    0.027; allowed: six of them either side)."""
+    mean = run(t, 2, **FLEET_DOWN).latency.mean
+    theirs = labkit_mean(2, t.seed, tuple(FLEET_DOWN.items()))
+    measured = FLEET_DOWN["requests"] - FLEET_DOWN["warmup"]
+    spread = 6 * FLEET_DOWN_SPREAD / math.sqrt(measured)
+    within("with half the fleet down, the mean latency", mean, theirs,
+           round(1 - spread, 2), round(1 + spread, 2),
+           "draw each of the d samples uniformly from the live servers "
+           "(view.live), all of them and only them: samples drawn from every "
+           "server, the dead ones then dropped, leave most requests one choice "
+           "or none, close to random")
+
+
 LAB = Lab(
     name="balancing",
     title="Load balancing: least outstanding and the power of d choices",
@@ -339,7 +382,8 @@ LAB = Lab(
         "least_outstanding": [joins_shortest_queue, skips_dead_servers,
                               latency_at_load, servers_come_back],
         "power_of_d": [supermarket, three_choices, one_choice_is_random,
-                       every_server_used, samples_live_servers],
+                       every_server_used, samples_live_servers,
+                       half_the_fleet_down],
     }.items() for fn in fns),
     skeleton=PolicySkeleton,
     reference=PolicyReference,
