@@ -148,10 +148,38 @@ class BacksUpFromTheStart(MasterReference):
         return super().pick(worker)
 
 
+class SlowDetector(MasterReference):
+    """Declares a worker dead only after twice the timeout (an audit's
+    mutant): the job still finishes, later."""
+
+    def silent_workers(self):
+        deadline = self.sim.now - 2 * self.job.timeout
+        return [name for name, state in self.workers.items()
+                if state.alive and state.last_seen < deadline]
+
+
+class IdlesTaskWithLiveCopy(MasterReference):
+    """When a worker dies, puts every task it ran a copy of back to idle and
+    cancels the other copies, even a healthy backup (an audit's mutant): the
+    task starts over, the output stays right, the job is slower."""
+
+    def reassign(self, worker):
+        for task in self.maps + self.reduces:
+            had = any(a.worker == worker for a in task.running)
+            task.running = [a for a in task.running if a.worker != worker]
+            if task.state == "running" and had:
+                for other in list(task.running):
+                    self.cancel(other)
+                task.state = "idle"
+        for task in self.maps:
+            if task.state == "completed" and task.location == worker:
+                task.state, task.location = "idle", None
+
+
 # mutant, a scenario that must catch it, the reasons its failures may give
 MUTANTS = [
     (NeverDetects, "crash_during_maps", ["never declared", "ran none of",
-                                              "stale location"]),
+                                         "stale location", "slow failure detector"]),
     (NeverReassigns, "crash_during_maps", ["never handed it out again",
                                                 "stale location",
                                                 "did not finish"]),
@@ -169,6 +197,9 @@ MUTANTS = [
     (PilesOnTheOldest, "backups_are_cheap", ["wasteful backup"]),
     (BacksUpFromTheStart, "backups_are_cheap", ["wasteful backup"]),
     (NewestBackup, "slow_mapper", ["backup order"]),
+    (SlowDetector, "crash_during_maps", ["slow failure detector", "stale location"]),
+    (IdlesTaskWithLiveCopy, "straggler_dies", ["healthy copy cancelled",
+                                               "started over"]),
 ]
 # Not listed: a backup_for that may copy a task onto the worker already running
 # it. The base asks backup_for(worker) only for a worker the master counts as

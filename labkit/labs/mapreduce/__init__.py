@@ -15,7 +15,7 @@ oldest first). Grading:
                 crash_after_maps, crash_after_commit, late_completion,
                 partitioned_worker, unreliable_network
   stragglers    slow_mapper, slowing_down, straggler_and_crash,
-                backups_are_cheap
+                straggler_dies, backups_are_cheap
 
 The referee trusts nothing the master claims: it compares every assignment
 and location the master sends with what the workers' disks and the global
@@ -41,7 +41,7 @@ REASSIGNMENT = (s.healthy, s.crash_at_start, s.crash_during_maps,
                 s.crash_after_maps, s.crash_after_commit, s.late_completion,
                 s.partitioned_worker, s.unreliable_network)
 STRAGGLERS = (s.slow_mapper, s.slowing_down,
-              s.straggler_and_crash, s.backups_are_cheap)
+              s.straggler_and_crash, s.straggler_dies, s.backups_are_cheap)
 
 LAB = Lab(
     name="mapreduce",

@@ -297,6 +297,31 @@ class Story:
     def worker(self) -> str:
         return self.rng.choice(self.names)
 
+    def declared_dead_in_time(self, name: str, crash: float) -> None:
+        """Once `name` (crashed at `crash`, for good) has been silent for the
+        timeout plus a heartbeat interval since its last heartbeat reached the
+        master, the master must count it dead: silent_workers names every
+        worker silent for more than the timeout, and the master asks it once
+        per heartbeat interval."""
+        grace = TIMEOUT + HEARTBEAT
+
+        def probe() -> None:
+            last = self.referee.heard.get(name, 0.0)
+            if self.sim.now <= last + grace:         # a heartbeat still in flight
+                self.sim.at(last + grace + HEARTBEAT / 2, probe)
+                return
+            state = getattr(self.cluster.master, "workers", {}).get(name)
+            if getattr(state, "alive", False):
+                raise Failed(
+                    f"slow failure detector: {name} crashed at t = {crash:.1f} s, "
+                    f"its last heartbeat reached the master at t = {last:.1f} s, "
+                    f"and at t = {self.sim.now:.1f} s the master still counted it "
+                    f"alive; silent_workers must name a worker silent for more "
+                    f"than self.job.timeout ({TIMEOUT:g} s) at the next check "
+                    f"(once every {HEARTBEAT:g} s)")
+
+        self.sim.at(crash + grace + HEARTBEAT / 2, probe)
+
 
 # -- part 1: reassignment (no backup tasks) ------------------------------------------
 
@@ -318,9 +343,13 @@ def crash_at_start(t: Trial) -> None:
 
 def crash_during_maps(t: Trial) -> None:
     """A worker crashes in the middle of the map phase and never comes back:
-    its running map task and its finished ones run again elsewhere."""
+    the master declares it dead within the timeout (plus one heartbeat
+    interval, how often it checks) of its last heartbeat, and its running map
+    task and its finished ones run again elsewhere."""
     s = Story(t)
-    s.crash(s.worker(), s.rng.uniform(1.0, 10.0))
+    victim, at = s.worker(), s.rng.uniform(1.0, 10.0)
+    s.crash(victim, at)
+    s.declared_dead_in_time(victim, at)
     s.finish()
 
 
@@ -413,6 +442,57 @@ def straggler_and_crash(t: Trial) -> None:
     s = Story(t, backups=True, slow={slow: 20.0})
     victim = s.rng.choice([n for n in s.names if n != slow])
     s.crash(victim, s.rng.uniform(1.0, 10.0), back=2.0)
+    s.within_bound(s.finish(), 2.0, slack=2 * TIMEOUT)
+
+
+def straggler_dies(t: Trial) -> None:
+    """A 20 times slower worker's task gets a backup copy near the end of its
+    phase, and 1 s later the slow worker crashes for good: the task still has
+    a running copy, so the master keeps counting on the backup, which
+    finishes it; it neither cancels the backup nor starts the task over."""
+    slow = f"w{1 + t.seed % WORKERS}"
+    s = Story(t, backups=True, slow={slow: 20.0})
+    network, send = s.cluster.network, s.cluster.network.send
+    copy: list = []         # [the backup attempt, the original attempt]
+    crashed: list[float] = []
+    original_done: list[bool] = []
+
+    def watched(src: str, dst: str, kind: str, body: dict) -> Message | None:
+        if src == mr.MASTER and kind == "assign":
+            attempt = s.job.attempts[body["attempt"]]
+            key = (attempt.phase, attempt.task)
+            if not copy and s.referee.runs(slow, *key):
+                copy[:] = [attempt, s.cluster.nodes[slow].attempt]
+                crashed.append(s.sim.now + 1.0)
+                s.crash(slow, crashed[0])
+            elif copy and crashed and s.sim.now >= crashed[0] \
+                    and key == (copy[0].phase, copy[0].task):
+                raise Failed(
+                    f"started over: at t = {s.sim.now:.1f} s the master handed out "
+                    f"{key[0]} task {key[1]} again, although its backup on "
+                    f"{copy[0].worker} (started at t = {copy[0].start:.1f} s) was "
+                    f"still running when {slow}, running the original copy, "
+                    f"crashed at t = {crashed[0]:.1f} s; in reassign, a task with a "
+                    "copy still running stays running: drop only the dead "
+                    "worker's attempts")
+        if src == mr.MASTER and kind == "cancel" and copy and not original_done \
+                and body.get("attempt") == copy[0].id:
+            raise Failed(
+                f"healthy copy cancelled: at t = {s.sim.now:.1f} s the master "
+                f"cancelled the backup of {copy[0].phase} task {copy[0].task} on "
+                f"{copy[0].worker}, the only copy left running after {slow} (the "
+                f"original's worker) crashed at t = {crashed[0]:.1f} s, before "
+                "either copy finished; in reassign, a task with a copy still "
+                "running stays running: drop only the dead worker's attempts")
+        return send(src, dst, kind, body)
+
+    def original_finished(msg: Message) -> None:
+        if copy and msg.kind in ("map_done", "reduce_done") \
+                and msg.attempt == copy[1].id:
+            original_done.append(True)
+
+    network.send = watched
+    s.on_delivery(original_finished)
     s.within_bound(s.finish(), 2.0, slack=2 * TIMEOUT)
 
 
