@@ -218,6 +218,33 @@ class BusyIsFailure(TxnReference):
         super().on_saga_do_ok(msg)
 
 
+class GivesUpOnBusyAfterTimeout(TxnReference):
+    """A spec audit's mutant: a step still answered "busy" a whole timeout
+    after it was first sent is taken for failed ("the other saga is stuck"),
+    and the done steps are compensated. A busy answer may belong to an earlier
+    copy of the request, arriving after a retry already did the step: the
+    step stays in effect while the steps before it are undone."""
+
+    def step(self, txn):
+        s = self.sagas[txn]
+        if s.failed_at is None:
+            self.__dict__.setdefault("first_sent", {}).setdefault(
+                (txn, s.next), self.sim.now)
+        super().step(txn)
+
+    def on_saga_do_ok(self, msg):
+        s = self.sagas.get(msg.txn)
+        sent = self.__dict__.get("first_sent", {}).get((msg.txn, msg.step))
+        if s is not None and s.failed_at is None and msg.step == s.next \
+                and msg.result == "busy" and sent is not None \
+                and self.sim.now - sent >= self.config.timeout:
+            s.failed_at, s.undo = msg.step, msg.step - 1
+            self.log("saga_failed", s.txn, msg.step)
+            self.step(s.txn)
+            return
+        super().on_saga_do_ok(msg)
+
+
 class NotIdempotent(TxnReference):
     """Does a step again when the request is repeated."""
 
@@ -245,6 +272,7 @@ MUTANTS = [
     (NoRetryOfCompensation, "saga_compensation_lost", ["undecided"]),
     (RetriesOnlySteps, "saga_compensation_lost", ["undecided"]),
     (BusyIsFailure, "saga_contention", ["busy is not failure"]),
+    (GivesUpOnBusyAfterTimeout, "saga_contention", ["busy is not failure"]),
     (NotIdempotent, "saga_unreliable_network", ["idempotence"]),
 ]
 

@@ -372,23 +372,74 @@ def saga_contention(t: Trial) -> None:
     """Three sagas credit the same row at the same instant, with money enough
     for all: the row answers "busy" to all but the first, and every one must
     commit. Busy means another saga holds the row for a moment: try the same
-    step again after a backoff; it is not a failed step.
+    step again after a backoff; it is not a failed step. The first busy answer
+    is held back past the saga's timeout: the retry of that credit is done
+    first, and the busy (the answer to the earlier copy) arrives after it, a
+    moment before the retry's "ok". Even then busy only means try again: the
+    credit is done, and failing the step would compensate the debit and leave
+    the credit in place.
 
     t1 (by n1), t2 (by n3) and t3 (by n4) each debit 10 from an account of
     their orchestrator, then credit 10 to the same account of n2; the links
-    from the client and to n2 are steady (10 ms), so the three credits reach
-    n2 together. Then six more sagas, some of which fail at step 2."""
+    from the client and to and from n2 are steady (10 ms), so the three
+    credits reach n2 together. Then six more sagas, some of which fail at
+    step 2."""
     b = Bank(t, "saga", 4, fail_step=2)
     c, row = b.c, b.account("n2")
     by = ("n1", "n3", "n4")
     for node in by:
         c.network.set_link(CLIENT, node, latency=0.01)
         c.network.set_link(node, "n2", latency=0.01)
+        c.network.set_link("n2", node, latency=0.01)
     contended = [c.submit(((b.account(node), -10), (row, 10))) for node in by]
+    late: dict[str, float] = {}     # the saga whose busy is held -> its arrival
+    hold = 2 * c.config.timeout
+
+    def compensates(node: Any) -> None:
+        """Fail as soon as orchestrator `node` asks for a compensation of a
+        contended saga (before it leaves: to itself it takes no network hop)."""
+        tell = node.tell
+
+        def watched(dst: str, kind: str, **body: Any) -> None:
+            txn = body.get("txn")
+            if kind == "saga_undo" and txn in contended:
+                raise Failed(
+                    f"busy is not failure: at t = {c.now:.3f} s {txn} began to "
+                    f"compensate, though its credit to {row} " + (
+                        "was done by a retry: the busy answer to an earlier copy "
+                        f"of it, held back {hold:g} s, arrived after the retry "
+                        "had credited the row, and compensating now would leave "
+                        "that credit in place. An answer may belong to an "
+                        "earlier copy of the request" if txn in late else
+                        "only found the row held for a moment by another saga, "
+                        "and there was money enough for all three")
+                    + ". A 'busy' answer means try the same step again after "
+                    "backoff(); only 'failed' fails a step")
+            tell(dst, kind, **body)
+        node.tell = watched
+
+    def late_busy(msg: Message) -> float:
+        txn = msg.body.get("txn")
+        if msg.kind != "saga_do_ok" or msg.src != "n2" or txn not in contended:
+            return 0.0
+        if msg.body.get("result") == "busy" and not late:
+            late[txn] = c.now + 0.01 + hold
+            return hold
+        if txn in late and msg.body.get("result") == "ok":
+            return max(0.0, late[txn] + 0.02 - c.now - 0.01)
+        return 0.0
+    nodes = [c.nodes[name] for name in by]
+    for node in nodes:
+        compensates(node)
+    c.network.adversary = late_busy
     c.run(0.3)
+    c.network.adversary = None
+    for node in nodes:
+        del node.tell                       # the class's own again
     for node in by:
         c.network.clear_link(CLIENT, node)
         c.network.clear_link(node, "n2")
+        c.network.clear_link("n2", node)
     b.sagas(6, 1.0)
     c.run(1.3)
     b.verdict()
