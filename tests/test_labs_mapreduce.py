@@ -101,8 +101,9 @@ class ReducesEarly(MasterReference):
 
     def pick(self, worker):
         maps = [t for t in self.maps if t.state == "idle"]
-        if maps:
-            return maps[0]
+        local = [t for t in maps if worker in self.job.splits[t.index].replicas]
+        if local or maps:
+            return (local or maps)[0]
         return next((t for t in self.reduces if t.state == "idle"), None)
 
 
@@ -176,6 +177,36 @@ class IdlesTaskWithLiveCopy(MasterReference):
                 task.state, task.location = "idle", None
 
 
+class LeavesOtherCopiesRunning(MasterReference):
+    """Counts the first completion but cancels no other copy (a spec audit's
+    mutant): the losing copy runs on to its end, holding its worker; near the
+    end of a phase that costs little time, so only the check that the loser is
+    cancelled catches it on every seed."""
+
+    def finish(self, attempt):
+        task = self.task_of(attempt)
+        if attempt not in task.running or task.state == "completed":
+            return None
+        task.running.remove(attempt)
+        task.state, task.done_by = "completed", attempt
+        if task.phase == "map":
+            task.location = attempt.worker
+        return task
+
+
+class IgnoresLocality(MasterReference):
+    """Hands out the first idle map task, wherever its input is (a spec audit's
+    mutant): the output is right and the job barely slower."""
+
+    def pick(self, worker):
+        maps = [t for t in self.maps if t.state == "idle"]
+        if maps:
+            return maps[0]
+        if self.reducing:
+            return next((t for t in self.reduces if t.state == "idle"), None)
+        return None
+
+
 # mutant, a scenario that must catch it, the reasons its failures may give
 MUTANTS = [
     (NeverDetects, "crash_during_maps", ["never declared", "ran none of",
@@ -189,9 +220,10 @@ MUTANTS = [
     (RerunsCompletedReduces, "crash_after_commit", ["completed reduce re-executed"]),
     (AcceptsLateCompletion, "late_completion", ["stale location"]),
     (CountsEveryCopy, "unreliable_network", ["reduce before maps",
-                                             "missing output", "too slow"]),
+                                             "missing output", "too slow",
+                                             "copy not cancelled"]),
     (CountsEveryCopy, "slow_mapper", ["reduce before maps", "missing output",
-                                      "too slow"]),
+                                      "too slow", "copy not cancelled"]),
     (ReducesEarly, "healthy", ["reduce before maps"]),
     (NoBackups, "slow_mapper", ["too slow"]),
     (PilesOnTheOldest, "backups_are_cheap", ["wasteful backup"]),
@@ -200,6 +232,8 @@ MUTANTS = [
     (SlowDetector, "crash_during_maps", ["slow failure detector", "stale location"]),
     (IdlesTaskWithLiveCopy, "straggler_dies", ["healthy copy cancelled",
                                                "started over"]),
+    (LeavesOtherCopiesRunning, "slow_mapper", ["copy not cancelled", "too slow"]),
+    (IgnoresLocality, "healthy", ["no locality", "too slow"]),
 ]
 # Not listed: a backup_for that may copy a task onto the worker already running
 # it. The base asks backup_for(worker) only for a worker the master counts as

@@ -34,6 +34,7 @@ VOCAB = ("ant bee cat dog eel fox gnu hen ibis jay kiwi lark mole newt owl pig "
 WORKERS, SPLITS, PARTITIONS, RECORDS = 5, 10, 5, 40
 HEARTBEAT, TIMEOUT = 1.0, 5.0
 DEADLINE = 600.0            # simulated s; a healthy job takes about 40
+CANCEL_GRACE = 0.5          # s: a cancel takes a few ms to reach its worker
 
 
 def words(line: str) -> Iterator[tuple[str, int]]:
@@ -297,6 +298,55 @@ class Story:
     def worker(self) -> str:
         return self.rng.choice(self.names)
 
+    def local_first(self) -> None:
+        """Every map task the master hands out (not as a backup) to a worker
+        that stores the input of some map task never started yet must be one
+        whose input that worker stores: pick prefers a local idle map task,
+        and a task never started is idle."""
+        network, send = self.cluster.network, self.cluster.network.send
+        splits, started = self.job.splits, self.referee.started["map"]
+
+        def watched(src: str, dst: str, kind: str, body: dict) -> Message | None:
+            if src == mr.MASTER and kind == "assign":
+                attempt = self.job.attempts[body["attempt"]]
+                local = [i for i in range(SPLITS)
+                         if dst in splits[i].replicas and i not in started]
+                if attempt.phase == "map" and not attempt.backup and local \
+                        and dst not in splits[attempt.task].replicas:
+                    raise Failed(
+                        f"no locality: at t = {self.sim.now:.1f} s the master gave "
+                        f"{dst} map task {attempt.task}, whose input is on "
+                        f"{', '.join(splits[attempt.task].replicas)} only, while "
+                        f"map task {local[0]}, whose input {dst} stores, waited "
+                        "to start; pick prefers an idle map task whose split has "
+                        "the worker among its replicas (its input is read from "
+                        "the local disk, not over the network)")
+            return send(src, dst, kind, body)
+
+        network.send = watched
+
+    def losers_cancelled(self) -> None:
+        """Once a copy of a task has finished and counted (no worker crashed,
+        so the first copy to finish counts), every other copy still running is
+        cancelled: none may run on to its end more than CANCEL_GRACE s later."""
+        first: dict[tuple[str, int], object] = {}
+        attempts = [a for a in self.job.attempts if a.end is not None]
+        for a in sorted(attempts, key=lambda a: a.end):
+            if a.outcome in ("completed", "unused"):
+                first.setdefault((a.phase, a.task), a)
+        for a in attempts:
+            won = first.get((a.phase, a.task))
+            if won is None or a is won or a.start > won.end \
+                    or a.outcome not in ("completed", "unused") \
+                    or a.end <= won.end + CANCEL_GRACE:
+                continue
+            raise Failed(
+                f"copy not cancelled: {a.phase} task {a.task}'s copy on {won.worker} "
+                f"finished at t = {won.end:.1f} s and completed the task, but its "
+                f"copy on {a.worker} ran on to its end at t = {a.end:.1f} s, holding "
+                f"{a.worker} for nothing; in finish, self.cancel every other copy "
+                "still in the task's running list")
+
     def declared_dead_in_time(self, name: str, crash: float) -> None:
         """Once `name` (crashed at `crash`, for good) has been silent for the
         timeout plus a heartbeat interval since its last heartbeat reached the
@@ -327,8 +377,11 @@ class Story:
 
 def healthy(t: Trial) -> None:
     """No failures: the job finishes and its output is the word count of the
-    input, every word exactly once."""
-    Story(t).finish()
+    input, every word exactly once; a map task goes to a worker that stores its
+    input whenever one such task waits to start."""
+    s = Story(t)
+    s.local_first()
+    s.finish()
 
 
 def crash_at_start(t: Trial) -> None:
@@ -422,9 +475,12 @@ def unreliable_network(t: Trial) -> None:
 
 def slow_mapper(t: Trial) -> None:
     """A worker is 20 times slower from the start (a bad disk): backups near
-    the end of each phase keep the job within a bound of a straggler-free one."""
+    the end of each phase keep the job within a bound of a straggler-free one,
+    and once a copy finishes a task the other copy is cancelled, not left to
+    run on."""
     s = Story(t, backups=True, slow={f"w{1 + t.seed % WORKERS}": 20.0})
     s.within_bound(s.finish(), 2.0)
+    s.losers_cancelled()
 
 
 def slowing_down(t: Trial) -> None:
