@@ -112,6 +112,21 @@ class HalfOpenDecidesOnOpenRate(DefenceReference):
             self.enter(OPEN if sum(self.outcomes) > 0 else CLOSED)
 
 
+class HalfOpenReopensAboveTheRate(DefenceReference):
+    """A spec audit's mutant: half-open opens again only if the probes' failure
+    rate is strictly above failure_rate (>, not >=). Two of four probes failing
+    close it on a backend that is half down; with three probes no rate equals
+    50 %, so only a scripted run with four probes tells it apart."""
+
+    def on_result(self, ok):
+        if self.state != HALF_OPEN:
+            return super().on_result(ok)
+        self.outcomes.append(not ok)
+        if len(self.outcomes) == self.config.half_open_calls:
+            rate = sum(self.outcomes) / len(self.outcomes)
+            self.enter(OPEN if rate > self.config.failure_rate else CLOSED)
+
+
 class NeverRefills(DefenceReference):
     """Requests earn no tokens: the burst is all there ever is."""
 
@@ -173,6 +188,7 @@ TOO_EARLY = "it opened too early"
 HALF_OPENS = "it should have half-opened"
 PROBES = "half-open admits only half_open_calls probes"
 DECIDES = "half-open decides after exactly half_open_calls"
+AT_LEAST = "a rate equal to failure_rate opens again"
 REFILL = "so the budget refills"
 DENIED = "your budget denied a retry"
 NO_TOKEN = "with no whole token left"
@@ -194,6 +210,7 @@ MUTANTS = [
     (MinCallsOffByOne, "breaker_by_hand", [MINIMUM]),
     (RateOverWindowSize, "breaker_by_hand", [MINIMUM]),
     (HalfOpenDecidesOnOpenRate, "breaker_by_hand", [DECIDES]),
+    (HalfOpenReopensAboveTheRate, "breaker_by_hand", [AT_LEAST]),
     (NeverRefills, "caps_amplification", [REFILL, DENIED]),
     (NoCap, "budget_by_hand", [CAP]),
     (NoDust, "budget_by_hand", [DUST]),

@@ -248,8 +248,16 @@ SCRIPTS = (
 )
 
 
+#: CONFIG with four probes: the one script run with it (in `breaker_by_hand`)
+#: makes exactly half the probes fail, a rate no three probes can have.
+EVEN_PROBES = BreakerConfig(failure_rate=0.5, window="count", window_size=20,
+                            minimum_calls=10, open_duration=2.0, half_open_calls=4)
+#: 2 of 4 probes fail, 50 % = failure_rate: "at least" the rate opens again.
+EVEN_SCRIPT = "S" * 5 + "F" * 5 + "2SFSF"
+
+
 def judged(where: str, got: str, expected: str, agreed: str,
-           window: list[bool]) -> None:
+           window: list[bool], config: BreakerConfig = CONFIG) -> None:
     """Fail unless the state is the definition's, saying which outcomes (the
     window, or the probes) the definition judged."""
     if got == expected:
@@ -260,31 +268,33 @@ def judged(where: str, got: str, expected: str, agreed: str,
     if not n:
         raise Failed(f"{where}: your breaker is {got}, the definition says "
                      f"{expected}: {hint}")
-    knobs = (f"minimum_calls = {CONFIG.minimum_calls}, failure_rate = "
-             f"{CONFIG.failure_rate:.0%}")
+    knobs = (f"minimum_calls = {config.minimum_calls}, failure_rate = "
+             f"{config.failure_rate:.0%}")
     if agreed == HALF_OPEN:
-        who, rule = f"the {n} probes", ""
-        knobs = (f"half_open_calls = {CONFIG.half_open_calls}, failure_rate = "
-                 f"{CONFIG.failure_rate:.0%}")
-    elif n == CONFIG.window_size:
+        who = f"the {n} probes"
+        rule = ("; a rate equal to failure_rate opens again: >=, not >"
+                if failed / n == config.failure_rate else "")
+        knobs = (f"half_open_calls = {config.half_open_calls}, failure_rate = "
+                 f"{config.failure_rate:.0%}")
+    elif n == config.window_size:
         who = f"the last window_size = {n} calls"
         rule = "; keep exactly the last window_size outcomes"
     else:
         who = f"the {n} calls in the window"
         rule = ("; judge once len(outcomes) >= minimum_calls, dividing by the calls "
-                "held, not by window_size" if n == CONFIG.minimum_calls
+                "held, not by window_size" if n == config.minimum_calls
                 else "; the rate is over the calls held, not window_size")
     raise Failed(f"{where}: your breaker is {got}, the definition says {expected}: "
                  f"{hint}; here {who}: {failed} failed, {failed}/{n} = "
                  f"{failed / n:.0%} ({knobs}{rule})")
 
 
-def scripted(t: Trial, script: str) -> None:
+def scripted(t: Trial, script: str, config: BreakerConfig = CONFIG) -> None:
     """One SCRIPTS sequence, each call admitted and ended before the next, in
     your breaker and in labkit's on a hand-cranked clock."""
     now = [0.0]
-    mine = t.impl(config=CONFIG, clock=lambda: now[0])
-    truth = CircuitBreaker(CONFIG, lambda: now[0])
+    mine = t.impl(config=config, clock=lambda: now[0])
+    truth = CircuitBreaker(config, lambda: now[0])
     window: list[bool] = []          # the definition's outcomes in this state
     calls, agreed = 0, CLOSED
     for step in script:
@@ -293,9 +303,11 @@ def scripted(t: Trial, script: str) -> None:
             continue
         calls, now[0] = calls + 1, now[0] + 0.01
         t.time = now[0]
-        where = f"scripted calls {script!r}, call {calls}"
+        where = f"scripted calls {script!r}, call {calls}" + (
+            f" (half_open_calls = {config.half_open_calls})" if config is not CONFIG
+            else "")
         ours, theirs = truth.acquire(), mine.acquire()
-        judged(where, mine.state, truth.state, agreed, window)
+        judged(where, mine.state, truth.state, agreed, window, config)
         agreed = truth.state                  # half-open once open_duration is over
         if (theirs is not None) != (ours is not None):
             raise Failed(f"{where}: your {mine.state} breaker "
@@ -306,20 +318,23 @@ def scripted(t: Trial, script: str) -> None:
         ok = step == "S"
         truth.record(ours, ok)
         mine.record(theirs, ok)
-        window = (window + [not ok])[-CONFIG.window_size:]
+        window = (window + [not ok])[-config.window_size:]
         judged(f"{where} ({'ok' if ok else 'failed'})", mine.state, truth.state,
-               agreed, window)
+               agreed, window, config)
         if truth.state != agreed:             # a new state starts an empty window
             agreed, window = truth.state, []
 
 
 def breaker_by_hand(t: Trial) -> None:
     """Your breaker beside labkit's CircuitBreaker on a hand-cranked clock: first
-    short scripted sequences that sit exactly on each threshold, then calls that
-    start and end (up to six in flight) as the failure rate swings; every
-    admission and state must match the definition."""
+    short scripted sequences that sit exactly on each threshold (one with four
+    half-open probes, two of which fail: a probe failure rate equal to
+    failure_rate opens again, as a window's does), then calls that start and
+    end (up to six in flight) as the failure rate swings; every admission and
+    state must match the definition."""
     for script in SCRIPTS:
         scripted(t, script)
+    scripted(t, EVEN_SCRIPT, EVEN_PROBES)
     rng, now = random.Random(t.seed), [0.0]
     mine = t.impl(config=CONFIG, clock=lambda: now[0])
     truth = CircuitBreaker(CONFIG, lambda: now[0])
