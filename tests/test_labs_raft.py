@@ -9,7 +9,7 @@ import pytest
 from test_labs import assert_caught, assert_reference_passes
 
 import labkit.labs as labs
-from labkit.labs.raft import CANDIDATE, LEADER, RaftReference
+from labkit.labs.raft import CANDIDATE, FOLLOWER, LEADER, RaftReference
 
 
 class VotesWithoutLogCheck(RaftReference):
@@ -167,6 +167,34 @@ class IgnoresNewerTermInAnswers(RaftReference):
         super().on_append_entries_ok(msg)
 
 
+class KeepsOldMatchIndex(RaftReference):
+    """become_leader keeps match_index from an earlier leadership instead of
+    setting it to 0: a follower's log may have changed since (a spec audit's
+    mutant: it passed every scenario until old_match)."""
+
+    def become_leader(self):
+        self.role, self.leader_id = LEADER, self.name
+        self.cancel_timer("election")
+        for peer in self.others:
+            self.next_index[peer] = self.last_index() + 1
+            self.match_index.setdefault(peer, 0)
+        self.on_heartbeat_timeout()
+
+
+class DeposedLeaderNoTimer(RaftReference):
+    """A leader stepping down stops its heartbeat timer but does not re-arm its
+    election timer, so it never campaigns again (a spec audit's mutant: it
+    passed every scenario until deposed_by_stale)."""
+
+    def become_follower(self, term):
+        disk = self.disk
+        if term > disk["current_term"]:
+            disk["current_term"], disk["voted_for"] = term, None
+        if self.role == LEADER:
+            self.cancel_timer("heartbeat")
+        self.role = FOLLOWER
+
+
 # mutant, a scenario that must catch it, the reasons its failures may give
 MUTANTS = [
     (VotesWithoutLogCheck, "kv_partitions", ["leader completeness"]),
@@ -183,6 +211,9 @@ MUTANTS = [
      ["came back without it", "leader completeness"]),
     (ReArmsTimerWhenRefusing, "stale_candidates", ["its log behind"]),
     (IgnoresNewerTermInAnswers, "deaf_old_leader", ["an answer (append_entries_ok)"]),
+    (KeepsOldMatchIndex, "old_match", ["counted n2 as matching index 3"]),
+    (DeposedLeaderNoTimer, "deposed_by_stale",
+     ["a leader stepping down re-arms its election timer"]),
 ]
 
 

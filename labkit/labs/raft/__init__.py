@@ -10,8 +10,9 @@ notebook 05. Grading runs the scenarios part by part:
                many_elections, split_votes, unreliable_elections, late_votes,
                deaf_old_leader
   replication  basic_agreement, follower_failure, no_majority, leader_rejoin,
-               backup, figure8, stale_suffix, stale_tail, late_acks,
-               stale_candidates, unreliable_agreement, kv_partitions
+               backup, figure8, stale_suffix, stale_tail, late_acks, old_match,
+               stale_candidates, deposed_by_stale, unreliable_agreement,
+               kv_partitions
   persistence  persist_basic, persist_more, crash_all, vote_persisted,
                log_persisted, leader_persisted, figure8_unreliable, churn,
                kv_crashes
@@ -45,7 +46,8 @@ LAB = Lab(
                      s.late_votes, s.deaf_old_leader],
         "replication": [s.basic_agreement, s.follower_failure, s.no_majority,
                         s.leader_rejoin, s.backup, s.figure8, s.stale_suffix,
-                        s.stale_tail, s.late_acks, s.stale_candidates,
+                        s.stale_tail, s.late_acks, s.old_match,
+                        s.stale_candidates, s.deposed_by_stale,
                         s.unreliable_agreement, s.kv_partitions],
         "persistence": [p.persist_basic, p.persist_more, p.crash_all,
                         p.vote_persisted, p.log_persisted, p.leader_persisted,

@@ -546,6 +546,49 @@ def late_acks(t: Trial) -> None:
     finish(c)
 
 
+def old_match(t: Trial) -> None:
+    """A leader elected again must not trust what followers matched in its
+    earlier term. n1 leads term 1 with n2 on its side of a partition: n2
+    stores (and acks) two commands that n3-n5 never see; n3 wins term 2 and
+    commits "m" in their place, which the heal copies to n1 and n2. n1 wins
+    term 3, then n2, n4 and n5 are cut off and n1 appends "lone": only n1 and
+    n3 store it, which is no majority of five. Counting n2 as matching up to
+    index 3, as it acked in term 1, commits it (become_leader sets every
+    match_index to 0: what a follower matched then says nothing about its log
+    now). Elections here are started by hand: the timers are set to 5-10 s."""
+    c = start(t, 5)
+    c.configure(election_timeout=(5.0, 10.0))
+    for n in c.names:                      # re-arm every timer with the new range
+        c.kill(n)
+        c.restart(n)
+    c.node("n1").on_election_timeout()     # term 1
+    c.run(0.1)
+    agree(c, "x", 5)
+    c.partition(["n1", "n2"], ["n3", "n4", "n5"])
+    for command in ("lost1", "lost2"):
+        c.submit(command, node="n1")
+    c.run(0.1)                              # n2 acks them: match_index 3
+    c.node("n3").on_election_timeout()     # term 2: n4 and n5 grant
+    c.run(0.1)
+    c.submit("m", node="n3")
+    c.run(0.1)
+    c.heal()
+    c.run(0.3)                              # n1 steps down; n1, n2 get "m"
+    c.node("n1").on_election_timeout()     # term 3: everyone grants
+    c.run(0.1)
+    for n in ("n2", "n4", "n5"):
+        c.disconnect(n)
+    c.submit("lone", node="n1")
+    c.run(0.3)
+    if "lone" in c.applied("n1"):
+        raise Failed("n1 applied 'lone', which only n1 and n3 store: as leader of "
+                     "term 3 it counted n2 as matching index 3, as n2 acked in term "
+                     "1, but n2's log has changed since (become_leader sets every "
+                     "match_index to 0)")
+    c.configure(election_timeout=(0.150, 0.300))
+    finish(c)
+
+
 def late_in_term4(msg, lead: str, f: str) -> float:
     """late_acks' adversary: f's successful acks of term 4 reach lead 1 s late."""
     return 1.0 if (msg.kind == "append_entries_ok" and msg.src == f and msg.dst == lead
@@ -560,17 +603,47 @@ def stale_candidates(t: Trial) -> None:
     must not re-arm its election timer when refusing: only a granted vote or
     the current leader's append_entries re-arms it (§5.2), else the requests
     keep it from ever timing out and nobody leads."""
+    stale_campaign(t, crash="leader")
+
+
+def deposed_by_stale(t: Trial) -> None:
+    """As stale_candidates, but `ahead` crashes and the leader stays up: the
+    first request_vote of `behind`, with its newer term, deposes the leader,
+    which refuses the vote (§5.4.1). It is the only server that can win now,
+    so it must time out and campaign: a leader stepping down re-arms its
+    election timer (it stopped it when it became leader), else nobody ever
+    leads again."""
+    stale_campaign(t, crash="ahead")
+
+
+def stale_campaign(t: Trial, crash: str) -> None:
+    """`behind` misses three commands, then campaigns every 100-110 ms after
+    `crash` ("leader" or "ahead") crashed; the other live server must win."""
     c = start(t, 3)
     leader = one_leader(c)
     behind, ahead = c.sim.rng("lab.stale_candidates").sample(others(c, leader), 2)
     c.disconnect(behind)
     for i in range(3):
         agree(c, f"while {behind} was away {i}", 2)
-    c.connect(behind)
-    c.node(behind).tune(election_timeout=(0.100, 0.110))
-    c.kill(leader)
-    one_leader(c, [behind, ahead], context=f" after the leader {leader} crashed, "
-               f"with {behind} (its log behind) campaigning every 100-110 ms")
+    if crash == "leader":
+        c.connect(behind)
+        c.node(behind).tune(election_timeout=(0.100, 0.110))
+        c.kill(leader)
+        live = ahead
+    else:
+        c.node(behind).tune(election_timeout=(0.100, 0.110))
+        c.kill(ahead)
+        c.run(0.25)                         # behind campaigns: its term passes
+        c.connect(behind)                   # the leader's, its log stays behind
+        live = leader
+    why = (f" after the leader {leader} crashed" if crash == "leader" else
+           f" after {ahead} crashed and {behind}'s newer term deposed the leader "
+           f"{leader}")
+    why += f", with {behind} (its log behind) campaigning every 100-110 ms"
+    if crash != "leader":
+        why += (f": {leader} must time out and win (a leader stepping down "
+                "re-arms its election timer)")
+    one_leader(c, [behind, live], context=why)
     c.node(behind).tune(election_timeout=(0.150, 0.300))
     finish(c)
 
