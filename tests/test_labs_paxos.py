@@ -333,6 +333,19 @@ class ForgetsAcceptances(PaxosReference):
                   promised=self.disk["promised"])
 
 
+class HeartbeatsDoNotFollow(PaxosReference):
+    """Learns from a heartbeat and answers it, but does not follow its leader,
+    so an idle leader's followers time out and run phase 1 under it (a spec
+    audit's mutant: it passed every scenario until stable_leader idled)."""
+
+    def on_heartbeat(self, msg):
+        if msg.ballot < self.disk["promised"]:
+            return
+        for slot, value in msg.chosen:
+            self.learn(slot, value)
+        self.send(msg.src, "heartbeat_ok", ballot=msg.ballot, frontier=self.frontier())
+
+
 # mutant, its part, a scenario that must catch it, the reasons its failures may give
 MUTANTS = [
     (PromisesAnyBallot, "single_decree", "dueling_proposers", ["promise rule"]),
@@ -370,13 +383,15 @@ MUTANTS = [
     (P1bBeforePersisting, "multi", "promise_survives_crash", ["forgotten promise"]),
     (P2aKeepsPromiseQuietly, "multi", "accept_raises_promise",
      ["promise on accept"]),
+    # passed every scenario until stable_leader idled first (a spec audit's)
+    (HeartbeatsDoNotFollow, "multi", "stable_leader", ["phase 1 ran again"]),
 ]
 
 
 # mutants that a scenario (or the referee) must catch on every default seed, not
 # only on the seeds where chance arranges the situation (an audit's)
 EVERY_SEED = (StalePromiseCounts, UnsyncedBallot, FirstValuePerSlot,
-              P1bBeforePersisting, P2aKeepsPromiseQuietly)
+              P1bBeforePersisting, P2aKeepsPromiseQuietly, HeartbeatsDoNotFollow)
 
 
 @pytest.mark.parametrize("mutant,part,scenario,reasons", MUTANTS,

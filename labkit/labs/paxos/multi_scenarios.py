@@ -162,12 +162,21 @@ def stalled(c: MultiPaxosCluster, clients: Clients | None, within: float) -> str
 
 
 def stable_leader(t: Trial) -> None:
-    """Five servers, no faults, three clients for 2 s: every command completes,
-    and phase 1 runs once, not once per command."""
+    """Five servers, no faults: the leader idles for 0.6 s (heartbeats only),
+    then three clients run for 2 s: every command completes, and phase 1 runs
+    once, not once per command, nor when a follower that hears heartbeats
+    times out (on_heartbeat follows the leader: that re-arms its timer)."""
     c = start(t)
     one_leader(c)
     c.run(0.1)
     before = len(referee(c).phase1)
+    c.run(0.5)
+    idle = sorted({b for _, b, _ in referee(c).phase1[before:]})
+    if idle:
+        raise Failed(f"phase 1 ran again (p1a in ballots {idle}) while the leader "
+                     "was idle with no fault, sending only heartbeats: a follower "
+                     "that hears its leader's heartbeat re-arms its election timer "
+                     "(on_heartbeat calls follow)")
     clients = Clients(c, 3, until=c.now + 2.0)
     c.run(2.0)
     ballots = sorted({b for _, b, _ in referee(c).phase1[before:]})
