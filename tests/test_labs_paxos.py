@@ -157,7 +157,58 @@ class UnsyncedBallot(PaxosReference):
         self.arm_timeout()
 
 
+class KeepsOldPromises(PaxosReference):
+    """Starts a new ballot without emptying the promises of the last one, so
+    an earlier ballot's promise counts toward the new one (a spec audit's
+    mutant: caught by chance on one default seed until old_promises)."""
+
+    def prepare(self):
+        kept = dict(self.promises)
+        super().prepare()
+        self.promises = kept
+
+
+class KeepsOldAccepts(PaxosReference):
+    """Starts a new ballot without emptying the accepts of the last one, so an
+    acceptance of an earlier ballot counts toward the new one (a spec audit's
+    mutant: it passed every scenario until split_accepts)."""
+
+    def prepare(self):
+        kept = list(self.accepts)
+        super().prepare()
+        self.accepts = kept
+
+
+class LatePromiseSwitchesValue(PaxosReference):
+    """Counts a promise of its ballot also once phase 2 began, and chooses and
+    sends accepts again: a late promise can switch the ballot's value (a spec
+    audit's mutant: it passed every scenario until one_value_per_ballot)."""
+
+    def on_promise(self, msg):
+        if self.phase not in ("prepare", "accept") or msg.ballot != self.ballot:
+            return
+        self.promises[msg.src] = (msg.accepted_ballot, msg.accepted_value)
+        if len(self.promises) >= self.majority:
+            self.proposal, self.phase = self.choose_value(), "accept"
+            for a in self.acceptors:
+                self.send(a, "accept", ballot=self.ballot, value=self.proposal)
+
+
+class StaleAcceptedCounts(PaxosReference):
+    """Counts an accepted reply of any of its ballots, also a late one
+    answering an earlier ballot (no msg.ballot check; a spec audit's mutant:
+    it passed every scenario until split_accepts)."""
+
+    def on_accepted(self, msg):
+        if self.phase != "accept" or msg.src in self.accepts:
+            return
+        self.accepts.append(msg.src)
+        if len(self.accepts) >= self.majority:
+            self.decide(self.proposal)
+
+
 # -- part multi ---------------------------------------------------------------------
+
 
 class IgnoresAcceptedValues(PaxosReference):
     """A new leader fills every open slot with a no-op, whatever the promises
@@ -346,6 +397,25 @@ class HeartbeatsDoNotFollow(PaxosReference):
         self.send(msg.src, "heartbeat_ok", ballot=msg.ballot, frontier=self.frontier())
 
 
+class StaleP2bCounts(PaxosReference):
+    """A leader counts a p2b of an earlier ballot of its own (one that arrives
+    late) toward the slot's majority in its current ballot (a spec audit's
+    mutant: it passed every scenario until late_p2b)."""
+
+    def on_p2b(self, msg):
+        if msg.promised > self.ballot:
+            self.follow(msg.promised)
+            return
+        proposal = self.proposals.get(msg.slot)
+        if self.role != "leader" or proposal is None or msg.src in proposal.acks \
+                or msg.promised != msg.ballot:
+            return
+        proposal.acks.append(msg.src)
+        if len(proposal.acks) >= self.majority:
+            del self.proposals[msg.slot]
+            self.learn(msg.slot, proposal.value)
+
+
 # mutant, its part, a scenario that must catch it, the reasons its failures may give
 MUTANTS = [
     (PromisesAnyBallot, "single_decree", "dueling_proposers", ["promise rule"]),
@@ -366,6 +436,14 @@ MUTANTS = [
     # a ballot started again after a crash looked fresh to the referee (equal to
     # the last, not below it): caught on seed 4 of 5 only, as 'ballot uniqueness'
     (UnsyncedBallot, "single_decree", "proposer_restarts", ["ballot freshness"]),
+    # these four passed every scenario (or one default seed caught the first)
+    # until the scenario named (a spec audit's)
+    (KeepsOldPromises, "single_decree", "old_promises",
+     ["counts only toward the ballot it answers", "agreement"]),
+    (KeepsOldAccepts, "single_decree", "split_accepts", ["quorum"]),
+    (LatePromiseSwitchesValue, "single_decree", "one_value_per_ballot",
+     ["A ballot proposes one value"]),
+    (StaleAcceptedCounts, "single_decree", "split_accepts", ["quorum"]),
     (IgnoresAcceptedValues, "multi", "leader_crash", ["agreement"]),
     (SkipsHoles, "multi", "holes", ["was never chosen"]),
     (PhaseOnePerCommand, "multi", "stable_leader", ["phase 1 ran again"]),
@@ -385,13 +463,17 @@ MUTANTS = [
      ["promise on accept"]),
     # passed every scenario until stable_leader idled first (a spec audit's)
     (HeartbeatsDoNotFollow, "multi", "stable_leader", ["phase 1 ran again"]),
+    # passed every scenario until late_p2b (a spec audit's)
+    (StaleP2bCounts, "multi", "late_p2b", ["learning"]),
 ]
 
 
 # mutants that a scenario (or the referee) must catch on every default seed, not
 # only on the seeds where chance arranges the situation (an audit's)
 EVERY_SEED = (StalePromiseCounts, UnsyncedBallot, FirstValuePerSlot,
-              P1bBeforePersisting, P2aKeepsPromiseQuietly, HeartbeatsDoNotFollow)
+              P1bBeforePersisting, P2aKeepsPromiseQuietly, HeartbeatsDoNotFollow,
+              KeepsOldPromises, KeepsOldAccepts, LatePromiseSwitchesValue,
+              StaleAcceptedCounts, StaleP2bCounts)
 
 
 @pytest.mark.parametrize("mutant,part,scenario,reasons", MUTANTS,

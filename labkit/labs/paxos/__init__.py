@@ -16,12 +16,13 @@ follower `on_heartbeat`; `apply_chosen`), reusing `new_ballot`, in
   single_decree  one_proposer, dueling_proposers, unreliable_network,
                  duplicated_replies, acceptor_crashes, no_majority,
                  chosen_value_survives, amnesia, forgotten_promise,
-                 accept_promises, stale_promise, highest_ballot_wins,
+                 accept_promises, stale_promise, old_promises,
+                 split_accepts, one_value_per_ballot, highest_ballot_wins,
                  proposer_restarts
   multi          stable_leader, leader_crash, holes, partitions,
                  unreliable_log, duplicated_acks, crash_restart,
                  deposed_leader, late_promise, highest_ballot_per_slot,
-                 promise_survives_crash, accept_raises_promise
+                 promise_survives_crash, accept_raises_promise, late_p2b
 
 The referees trust nothing a node claims about itself: they watch what every
 node sends. From the promises and acceptances on the wire they check each
@@ -53,8 +54,8 @@ LAB = Lab(
         s.one_proposer, s.dueling_proposers, s.unreliable_network,
         s.duplicated_replies, s.acceptor_crashes, s.no_majority,
         s.chosen_value_survives, s.amnesia, s.forgotten_promise,
-        s.accept_promises, s.stale_promise, s.highest_ballot_wins,
-        s.proposer_restarts)) + tuple(
+        s.accept_promises, s.stale_promise, s.old_promises, s.split_accepts,
+        s.one_value_per_ballot, s.highest_ballot_wins, s.proposer_restarts)) + tuple(
         Scenario(fn.__name__, "multi", fn) for fn in m.SCENARIOS),
     skeleton=PaxosSkeleton,
     reference=PaxosReference,

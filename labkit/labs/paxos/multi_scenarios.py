@@ -2,8 +2,9 @@
 a stable leader, leader crashes, holes, partitions, an unreliable network,
 an acceptor whose p2b arrives twice, crashes and restarts, a deposed leader,
 a p1b of an earlier ballot that arrives late, p1b reporting two values for a
-slot, acceptors that crash right after promising, and an acceptance made
-without a promise, on a network with 5-15 ms of jitter.
+slot, acceptors that crash right after promising, an acceptance made
+without a promise, and a p2b of a leader's earlier ballot that arrives late,
+on a network with 5-15 ms of jitter.
 
 Each runs the student's replicas in a `MultiPaxosCluster`, whose referee
 (`multi_base.MultiReferee`) checks safety at every message and every applied
@@ -463,7 +464,42 @@ def accept_raises_promise(t: Trial) -> None:
     settle(c)
 
 
+def late_p2b(t: Trial) -> None:
+    """A p2b of a leader's earlier ballot arrives while it leads a new one.
+    n1 leads; its 'x' at slot 1 is accepted by n1 and n2 only (2 of 5), and
+    n2's p2b comes back 0.3 s late. n1 crashes, restarts at once and
+    campaigns again; n1 and n3 promise first (its p1a to n4 and n5 are 50 ms
+    late), n1's promise reports 'x' at slot 1, so n1 proposes 'x' again,
+    accepted at once by n1 and n3 only (its p2a to n2, n4 and n5 are 0.5 s
+    late). When n2's late p2b arrives n1 must not count it: it accepted the
+    earlier ballot, and no ballot has a majority yet (check msg.ballot).
+    Counted, n1 learns 'x' with no majority behind it in one ballot."""
+    c = by_hand(t)
+    net, n1 = c.network, c.node("n1")
+    first = n1.ballot
+    for n in ("n3", "n4", "n5"):
+        net.block("n1", n)
+    net.adversary = lambda msg: 0.3 if (
+        msg.kind == "p2b" and msg.src == "n2" and msg.dst == "n1"
+        and msg.ballot == first) else 0.05 if (
+        msg.kind == "p1a" and msg.src == "n1" and msg.dst in ("n4", "n5")
+        and msg.ballot != first) else 0.5 if (
+        msg.kind == "p2a" and msg.src == "n1" and msg.dst in ("n2", "n4", "n5")
+        and msg.ballot != first) else 0.0
+    c.submit("x", node="n1")              # accepted by n1 and n2
+    c.run(0.05)
+    c.kill("n1")
+    c.restart("n1")
+    net.heal()
+    n1.on_election_timeout()              # n1 and n3 promise first
+    c.run(0.5)                            # the late p2b has arrived
+    c.check()
+    net.adversary = None
+    settle(c)
+
+
 SCENARIOS = (stable_leader, leader_crash, holes, partitions, unreliable_log,
              duplicated_acks, crash_restart, deposed_leader, late_promise,
-             highest_ballot_per_slot, promise_survives_crash, accept_raises_promise)
+             highest_ballot_per_slot, promise_survives_crash, accept_raises_promise,
+             late_p2b)
 

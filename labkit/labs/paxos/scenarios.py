@@ -12,7 +12,7 @@ so `lk.labs.replay` replays a run exactly.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from labkit import dist
@@ -66,6 +66,19 @@ def until_chosen(c: PaxosCluster, within: float) -> None:
                          "and every acceptor up: phase 1 then phase 2 should take two "
                          "round trips")
         c.run(0.002)
+
+
+def watch(c: PaxosCluster, within: float,
+          offence: Callable[[], str | None]) -> None:
+    """Run `within` s in 2 ms steps (less than any message's flight, so before
+    an acceptor answers what was sent); raise Failed as soon as `offence()`
+    names one."""
+    end = c.now + within
+    while c.now < end - 1e-9:
+        c.run(min(0.002, end - c.now))
+        why = offence()
+        if why:
+            raise Failed(why)
 
 
 def one_proposer(t: Trial) -> None:
@@ -293,6 +306,135 @@ def stale_promise(t: Trial) -> None:
     got = finish(c)
     if got != "y":
         raise Failed(f"{got!r} was learned, but 'y' was chosen first")
+
+
+def old_promises(t: Trial) -> None:
+    """A new ballot starts with no promises. p1's first prepare reaches only
+    a1, which promises at once; one promise is no majority, so the ballot
+    times out. Meanwhile p2 gets 'y' chosen by a1 and a2, unheard by p1 and
+    a3. p1 prepares again, heard at once by a3, by a1 and a2 0.15 s late.
+    a1's promise of the first ballot must not count toward the second: it
+    promises nothing about it, and it predates a1's acceptance of 'y' (empty
+    the promises in prepare). Kept, p1 has a1 and a3 and proposes its own
+    'x' over 'y'."""
+    c = start(t, 3, 2)
+    net = c.network
+    for a in ("a2", "a3"):
+        net.block("p1", a)
+    c.propose("x", "p1")
+    first = c.node("p1").ballot
+    promised: dict[int, list[str]] = {}     # p1's ballot -> who promised it
+    early: list[tuple[int, list[str]]] = []
+
+    def adversary(msg: Any) -> float:
+        if msg.kind == "promise" and msg.dst == "p1":
+            promised.setdefault(msg.ballot, []).append(msg.src)
+        elif msg.kind == "accept" and msg.src == "p1" \
+                and len(set(promised.get(msg.ballot, ()))) < 2:
+            early.append((msg.ballot, promised.get(msg.ballot, [])))
+        return 0.15 if (msg.kind == "prepare" and msg.src == "p1"
+                        and msg.dst in ("a1", "a2") and msg.ballot != first) else 0.0
+
+    def offence() -> str | None:
+        if not early:
+            return None
+        ballot, names = early[0]
+        return (f"p1 sent accepts in ballot {ballot} when only "
+                f"{', '.join(sorted(set(names))) or 'nobody'} had promised that "
+                f"ballot (a1 promised ballot {first}): a promise counts only toward "
+                "the ballot it answers, so prepare starts a new ballot with no "
+                "promises (empty self.promises)")
+
+    net.adversary = adversary
+    c.run(0.04)                             # a1 promised p1's first ballot
+    net.block("p2", "a3")
+    net.block("p2", "p1")
+    c.propose("y", "p2")                    # chosen by a1 and a2
+    until_chosen(c, 0.15)
+    net.heal()                              # p1's next prepare reaches all
+    net.block("p2", "p1")
+    watch(c, 0.6, offence)
+    c.check()
+    net.adversary = None
+    got = finish(c)
+    if got != "y":
+        raise Failed(f"{got!r} was learned, but 'y' was chosen first")
+
+
+def split_accepts(t: Trial) -> None:
+    """A value is chosen by a majority of acceptances in one ballot. p1's
+    first ballot is accepted by a1 and a2 only (2 of 5), and a2's reply comes
+    0.32 s late, so the ballot times out; p1's second ballot is accepted at
+    once by a3 and a4 only (its accepts to a1, a2 and a5 are 0.3 s late). No
+    ballot has a majority: p1 must not decide. It counts only replies of the
+    current ballot (check msg.ballot), and a new ballot starts counting from
+    nobody (empty the accepts in prepare): a1's acceptance, counted in the
+    first ballot, and a2's late reply to it say nothing about the second."""
+    c = start(t, 5, 1)
+    net = c.network
+    c.propose("x", "p1")
+    first = c.node("p1").ballot
+    net.adversary = lambda msg: 0.32 if (
+        msg.kind == "accepted" and msg.src == "a2" and msg.ballot == first) \
+        else 0.05 if msg.kind == "accept" and msg.ballot == first \
+        and msg.dst in ("a3", "a4", "a5") \
+        else 0.3 if msg.kind == "accept" and msg.ballot != first \
+        and msg.dst in ("a1", "a2", "a5") else 0.0
+    c.run(0.02)                             # the first prepares have arrived
+    for a in ("a3", "a4", "a5"):
+        net.block("p1", a)                  # and its accepts there are lost
+    c.run(0.13)
+    net.heal()
+    c.run(0.45)
+    c.check()
+    net.adversary = None
+    finish(c)
+
+
+def one_value_per_ballot(t: Trial) -> None:
+    """A ballot proposes one value, once. p1's 'y' is accepted by a3 alone,
+    then p1 crashes. p2 prepares: a1 and a2 promise at once, reporting no
+    acceptance, so p2 proposes its own 'x' (its accepts to a1 and a2 are
+    0.1 s slow); a3's promise, reporting 'y', arrives 50 ms late, while phase
+    2 runs. p2 must ignore it (phase 2 began: the value is fixed). Counted, it
+    makes p2 choose again and send accepts for 'y' in the same ballot."""
+    c = start(t, 3, 2)
+    net = c.network
+    # p1: its accept to a2 is stuck (and dropped when p1 crashes), so only a3
+    # accepts 'y'.
+    net.block("p1", "a1")
+    net.adversary = lambda msg: 1.0 if (
+        msg.kind == "accept" and msg.src == "p1" and msg.dst == "a2") else 0.0
+    c.propose("y", "p1")
+    c.run(0.1)
+    c.kill("p1")
+    net.block("p1", "a2")
+    values: dict[int, list[Hashable]] = {}  # p2's ballot -> values it proposed
+
+    def adversary(msg: Any) -> float:
+        if msg.kind == "accept" and msg.src == "p2":
+            if msg.value not in values.setdefault(msg.ballot, []):
+                values[msg.ballot].append(msg.value)
+            return 0.1 if msg.dst in ("a1", "a2") else 0.0
+        return 0.05 if (msg.kind == "promise" and msg.src == "a3"
+                        and msg.dst == "p2") else 0.0
+
+    def offence() -> str | None:
+        for ballot, sent in values.items():
+            if len(sent) > 1:
+                return (f"p2 sent accepts for {sent[0]!r}, then for {sent[1]!r}, in "
+                        f"ballot {ballot}: a3's promise arrived after phase 2 had "
+                        "begun, and p2 chose the value again. A ballot proposes one "
+                        "value: once phase 2 begins, ignore further promises "
+                        "(on_promise acts only in phase 'prepare')")
+        return None
+
+    net.adversary = adversary
+    c.propose("x", "p2")
+    watch(c, 0.4, offence)
+    c.check()
+    net.adversary = None
+    finish(c)
 
 
 def proposer_restarts(t: Trial) -> None:
