@@ -24,7 +24,7 @@ from labkit.node import Node
 from labkit.paxos import LogSettings, Settings, majority
 
 from .multi_base import ReplicaBase
-from .wire import check_new_ballot
+from .wire import PromiseLedger, check_new_ballot
 
 
 def _copy(value: Any) -> Any:
@@ -37,7 +37,7 @@ GHOSTS = ("history", "heard", "learned", "learned_at")   # the referee's, kept o
 CHECKED = {"proposer": ("prepare", "accept"), "acceptor": ("promise", "accepted")}
 
 
-class Referee:
+class Referee(PromiseLedger):
     """What the wire showed, for one cluster: per acceptor the highest ballot
     it promised or accepted and the (ballot, value) it last accepted; per
     ballot its proposer and the acceptors that accepted it; the values clients
@@ -47,12 +47,8 @@ class Referee:
     crashed before it reached its `promised` ballot."""
 
     def __init__(self, n: int):
+        super().__init__()
         self.need = majority(n)
-        self.promised: dict[str, int] = {}
-        self.pledged: dict[str, int] = {}
-        self.crashes: dict[str, int] = {}
-        self.crashes_then: dict[str, int] = {}   # crashes when promised was set
-        #                     (an acceptor) or its last ballot started (a proposer)
         self.accepted: dict[str, tuple[int, Any]] = {}
         self.owner: dict[int, str] = {}
         self.started: dict[str, int] = {}
@@ -69,39 +65,15 @@ class Referee:
         if kind in CHECKED[node.role]:
             getattr(self, "_" + kind)(node, body)
 
-    def crashed(self, name: str) -> None:
-        self.crashes[name] = self.crashes.get(name, 0) + 1
-
-    def _bound(self, src: str, b: int) -> None:
-        """`src` promised or accepted ballot b: no ballot below b from now on."""
-        self.promised[src], self.crashes_then[src] = b, self.crashes.get(src, 0)
-
-    def _broken(self, node: PaxosBase, rule: str) -> str:
-        """Which promise an acceptor broke, as the rule that names its cause:
-        `rule` if its disk still holds the promise (it broke it knowingly);
-        else one a crash since undid ("forgotten promise"), or one it made only
-        by accepting a ballot ("promise on accept"). The disk only picks the
-        words: the wire alone decided that a rule was broken."""
-        src, before = node.name, self.promised.get(node.name, 0)
-        held = node.disk.get("promised")
-        if type(held) is int and held >= before:
-            return rule
-        if self.crashes.get(src, 0) > self.crashes_then.get(src, 0):
-            return "forgotten promise"
-        if self.pledged.get(src, 0) < before:
-            return "promise on accept"
-        return rule
-
     def _prepare(self, node: PaxosBase, body: dict) -> None:
         src, b = node.name, body.get("ballot")
-        crashes = self.crashes.get(src, 0)
-        if b == self.started.get(src) and crashes > self.crashes_then.get(src, 0):
+        if b == self.started.get(src) and self.crashed_since(src):
             raise InvariantViolation(
                 f"ballot freshness: {src} started ballot {b} again after a crash; "
                 "each new ballot must exceed every ballot this proposer used, also "
                 "across a crash (persist it before sending the prepare)")
         check_new_ballot(self.owner, self.started, src, b, "prepare")
-        self.crashes_then[src] = crashes
+        self.crashes_then[src] = self.crashes.get(src, 0)
 
     def _accept(self, node: PaxosBase, body: dict) -> None:
         src = node.name
@@ -114,8 +86,9 @@ class Referee:
         src = node.name
         b, before = body.get("ballot"), self.promised.get(src, 0)
         if type(b) is not int or b < before:
+            rule = self.cause(src, "promise rule", node.disk.get("promised"))
             raise InvariantViolation(
-                f"{self._broken(node, 'promise rule')}: {src} promised ballot {b!r} "
+                f"{rule}: {src} promised ballot {b!r} "
                 f"after it had {self._how(src)}; an acceptor never "
                 "promises a ballot below one it promised or accepted (answer with a "
                 "nack)")
@@ -130,21 +103,14 @@ class Referee:
         self._bound(src, b)
         self.pledged[src] = b
 
-    def _how(self, src: str) -> str:
-        """How `src` came to be bound by its `promised` ballot, in words."""
-        b = self.promised.get(src, 0)
-        how = f"promised ballot {b}" if self.pledged.get(src, 0) >= b \
-            else f"accepted ballot {b} (without promising it)"
-        crashed = self.crashes.get(src, 0) > self.crashes_then.get(src, 0)
-        return how + (", then crashed" if crashed else "")
-
     def _accepted(self, node: PaxosBase, body: dict) -> None:
         src = node.name
         b, value = body.get("ballot"), body.get("value")
         before = self.promised.get(src, 0)
         if type(b) is not int or b < before:
+            rule = self.cause(src, "accept rule", node.disk.get("promised"))
             raise InvariantViolation(
-                f"{self._broken(node, 'accept rule')}: {src} accepted ballot {b!r} "
+                f"{rule}: {src} accepted ballot {b!r} "
                 f"after it had {self._how(src)}; an acceptor accepts "
                 "only ballots at least as high as every ballot it promised or "
                 "accepted (answer with a nack)")

@@ -23,7 +23,7 @@ from labkit.errors import InvariantViolation
 from labkit.net import Message, Network
 from labkit.paxos import NOOP, PIGGYBACK, LogSettings, majority
 
-from .wire import check_new_ballot
+from .wire import PromiseLedger, check_new_ballot
 
 
 @dataclass
@@ -60,7 +60,7 @@ class KV:
         return self.done[op]
 
 
-class MultiReferee:
+class MultiReferee(PromiseLedger):
     """What the wire showed, for one cluster: ballots and their owners, each
     acceptor's promise and acceptances, the votes per (slot, ballot), the
     value chosen per slot, when phase 1 ran and when ballots were refused, and
@@ -70,14 +70,11 @@ class MultiReferee:
     it reached its `promised` ballot."""
 
     def __init__(self, names: tuple[str, ...]):
+        super().__init__()
         self.need = majority(len(names))
         self.owner: dict[int, str] = {}
         self.started: dict[str, int] = {}
         self.asked: dict[tuple[int, str], int] = {}   # (ballot, acceptor) -> slot
-        self.promised: dict[str, int] = {}
-        self.pledged: dict[str, int] = {}
-        self.crashes: dict[str, int] = {}
-        self.crashes_then: dict[str, int] = {}   # crashes when promised was set
         self.accepted: dict[str, dict[int, tuple[int, Hashable]]] = {}
         self.promisers: dict[int, list[str]] = {}
         self.values: dict[tuple[int, int], Hashable] = {}
@@ -92,36 +89,6 @@ class MultiReferee:
         check = getattr(self, "_" + kind, None)
         self._sender = node
         return None if check is None else check(node.name, dst, body, node.sim.now)
-
-    def crashed(self, name: str) -> None:
-        self.crashes[name] = self.crashes.get(name, 0) + 1
-
-    def _bound(self, src: str, b: int) -> None:
-        """`src` promised or accepted ballot b: no ballot below b from now on."""
-        self.promised[src], self.crashes_then[src] = b, self.crashes.get(src, 0)
-
-    def _broken(self, src: str, rule: str) -> str:
-        """Which promise `src` broke, as the rule that names its cause: `rule`
-        if its disk still holds the promise; else one a crash since undid
-        ("forgotten promise"), or one it made only by accepting ("promise on
-        accept"). The disk only picks the words: the wire decided."""
-        before = self.promised.get(src, 0)
-        held = self._sender.disk.get("promised")
-        if type(held) is int and held >= before:
-            return rule
-        if self.crashes.get(src, 0) > self.crashes_then.get(src, 0):
-            return "forgotten promise"
-        if self.pledged.get(src, 0) < before:
-            return "promise on accept"
-        return rule
-
-    def _how(self, src: str) -> str:
-        """How `src` came to be bound by its `promised` ballot, in words."""
-        b = self.promised.get(src, 0)
-        how = f"promised ballot {b}" if self.pledged.get(src, 0) >= b \
-            else f"accepted ballot {b} (without promising it)"
-        crashed = self.crashes.get(src, 0) > self.crashes_then.get(src, 0)
-        return how + (", then crashed" if crashed else "")
 
     def _p1a(self, src: str, dst: str, body: dict, now: float) -> None:
         b, slot = body.get("ballot"), body.get("slot")
@@ -139,8 +106,9 @@ class MultiReferee:
             return
         before = self.promised.get(src, 0)
         if b < before:
+            rule = self.cause(src, "promise rule", self._sender.disk.get("promised"))
             raise InvariantViolation(
-                f"{self._broken(src, 'promise rule')}: {src} promised ballot {b} "
+                f"{rule}: {src} promised ballot {b} "
                 f"after it had {self._how(src)}; never promise below a promise "
                 "(answer with promised = your higher promise)")
         start = self.asked.get((b, src), 1)     # a reply to any p1a it was sent
@@ -212,8 +180,9 @@ class MultiReferee:
                                      f"ballot {b!r}, which nobody proposed")
         before = self.promised.get(src, 0)
         if b < before:
+            rule = self.cause(src, "accept rule", self._sender.disk.get("promised"))
             raise InvariantViolation(
-                f"{self._broken(src, 'accept rule')}: {src} accepted ballot {b} "
+                f"{rule}: {src} accepted ballot {b} "
                 f"(slot {slot}) after it had {self._how(src)}; accept only ballots "
                 "at least as high as your promise (answer with promised = your "
                 "promise)")

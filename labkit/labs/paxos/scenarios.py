@@ -283,26 +283,42 @@ def stale_promise(t: Trial) -> None:
     acceptance of 'y'. Counted, p1 has a1 and a3 and proposes its own 'x'
     over 'y'."""
     c = start(t, 3, 2)
-    net = c.network
-    for a in ("a2", "a3"):
-        net.block("p1", a)
-    c.propose("x", "p1")
-    first = c.node("p1").ballot
-    net.adversary = lambda msg: 0.27 if (
+    first = p1_prepares_to_a1(c)
+    c.network.adversary = lambda msg: 0.27 if (
         msg.kind == "promise" and msg.src == "a1" and msg.dst == "p1"
         and msg.ballot == first) else 0.15 if (
         msg.kind == "prepare" and msg.src == "p1" and msg.dst in ("a1", "a2")
         and msg.ballot != first) else 0.0
     c.run(0.02)                             # a1 promised p1's first ballot
+    y_chosen_behind_p1(c)
+    c.run(0.6)
+    y_stays(c)
+
+
+def p1_prepares_to_a1(c: PaxosCluster) -> int:
+    """p1 proposes 'x', its prepare reaching only a1: its first ballot."""
+    for a in ("a2", "a3"):
+        c.network.block("p1", a)
+    c.propose("x", "p1")
+    return c.node("p1").ballot
+
+
+def y_chosen_behind_p1(c: PaxosCluster) -> None:
+    """p2 gets 'y' chosen by a1 and a2, unheard by p1 and a3; then the network
+    heals, but for p2's messages to p1."""
+    net = c.network
     net.block("p2", "a3")
     net.block("p2", "p1")
-    c.propose("y", "p2")                    # chosen by a1 and a2
+    c.propose("y", "p2")
     until_chosen(c, 0.15)
     net.heal()                              # p1's next prepare reaches all
     net.block("p2", "p1")
-    c.run(0.6)
+
+
+def y_stays(c: PaxosCluster) -> None:
+    """The rules held, and, healed, everyone learns 'y', chosen first."""
     c.check()
-    net.adversary = None
+    c.network.adversary = None
     got = finish(c)
     if got != "y":
         raise Failed(f"{got!r} was learned, but 'y' was chosen first")
@@ -318,11 +334,7 @@ def old_promises(t: Trial) -> None:
     the promises in prepare). Kept, p1 has a1 and a3 and proposes its own
     'x' over 'y'."""
     c = start(t, 3, 2)
-    net = c.network
-    for a in ("a2", "a3"):
-        net.block("p1", a)
-    c.propose("x", "p1")
-    first = c.node("p1").ballot
+    first = p1_prepares_to_a1(c)
     promised: dict[int, list[str]] = {}     # p1's ballot -> who promised it
     early: list[tuple[int, list[str]]] = []
 
@@ -345,20 +357,11 @@ def old_promises(t: Trial) -> None:
                 "the ballot it answers, so prepare starts a new ballot with no "
                 "promises (empty self.promises)")
 
-    net.adversary = adversary
+    c.network.adversary = adversary
     c.run(0.04)                             # a1 promised p1's first ballot
-    net.block("p2", "a3")
-    net.block("p2", "p1")
-    c.propose("y", "p2")                    # chosen by a1 and a2
-    until_chosen(c, 0.15)
-    net.heal()                              # p1's next prepare reaches all
-    net.block("p2", "p1")
+    y_chosen_behind_p1(c)
     watch(c, 0.6, offence)
-    c.check()
-    net.adversary = None
-    got = finish(c)
-    if got != "y":
-        raise Failed(f"{got!r} was learned, but 'y' was chosen first")
+    y_stays(c)
 
 
 def split_accepts(t: Trial) -> None:
