@@ -10,6 +10,7 @@ from test_labs import assert_caught, assert_reference_passes
 
 import labkit.labs as labs
 from labkit.errors import Unavailable
+from labkit.labs import grader
 from labkit.labs.storage import QuorumReference
 from labkit.sim import first, settled
 
@@ -151,6 +152,53 @@ class RepairWithOwnVersion(QuorumReference):
                           value=best.value)
 
 
+class WriteWaitsForEveryCall(QuorumReference):
+    """Waits for every put to be acked or time out, then returns if W acked (a
+    spec audit's mutant): never wrong, but with one owner down every write
+    takes the full timeout."""
+
+    def put(self, key, value):
+        self.version += 1
+        version = self.version
+        calls = [self.call(r, "put", self.kv.timeout, key=key, version=version,
+                           value=value) for r in self.owners(key)]
+        yield settled(calls)
+        if sum(not f.failed for f in calls) < self.kv.w:
+            raise Unavailable(f"a write of {key!r}")
+        return version
+
+
+class ReadWaitsForEveryCall(QuorumReference):
+    """Waits for every get to be answered or time out, then returns the newest
+    answer (a spec audit's mutant): with one owner down every read takes the
+    full timeout."""
+
+    def get(self, key):
+        owners = self.owners(key)
+        calls = [self.call(r, "get", self.kv.timeout, key=key) for r in owners]
+        yield settled(calls)
+        replies = [f.value for f in calls if not f.failed]
+        if len(replies) < self.kv.r:
+            raise Unavailable(f"a read of {key!r}")
+        self.repair(key, owners, calls)
+        return self.newest(replies).value
+
+
+class RepairsFirstStaleOnly(QuorumReference):
+    """Repairs the first replica that answered an older version and stops (a
+    spec audit's mutant): with two stale owners, one stays stale."""
+
+    def repair(self, key, targets, calls):
+        answered = [(t, f.value) for t, f in zip(targets, calls, strict=True)
+                    if not f.failed]
+        best = self.newest([m for _, m in answered])
+        for target, m in answered:
+            if m.version < best.version:
+                self.send(target, "put", key=key, version=best.version,
+                          value=best.value)
+                return
+
+
 class RetriesWriteOnce(QuorumReference):
     """Not a bug: a write that failed is tried once more, with a new version and
     the same value."""
@@ -177,13 +225,28 @@ MUTANTS = [
     (AsksOnlyR, "no_quorum", ["ask all N owners"]),
     (ReadWaitsForAll, "no_quorum", ["ask all N owners"]),
     (RepairWithOwnVersion, "replica_crashes", ["read repair"]),
+    (WriteWaitsForEveryCall, "no_quorum", ["return after the first W acks"]),
+    (ReadWaitsForEveryCall, "no_quorum", ["return after the first R answers"]),
+    (RepairsFirstStaleOnly, "two_stale_owners", ["no read repair"]),
 ]
+
+# mutants that their scenario must catch on every default seed, not only on the
+# seeds where chance arranges the situation (a spec audit's)
+EVERY_SEED = (WriteWaitsForEveryCall, ReadWaitsForEveryCall, RepairsFirstStaleOnly)
 
 
 @pytest.mark.parametrize("mutant,scenario,reasons", MUTANTS,
                          ids=[m[0].__name__ for m in MUTANTS])
 def test_mutant_fails_for_the_right_reason(mutant, scenario, reasons):
     assert_caught("storage", mutant, scenario, reasons)
+
+
+@pytest.mark.parametrize("mutant", EVERY_SEED, ids=[m.__name__ for m in EVERY_SEED])
+def test_its_scenario_catches_it_on_every_default_seed(mutant):
+    scenario = next(s for m, s, _ in MUTANTS if m is mutant)
+    lab = labs.lab("storage")
+    report = grader.grade_lab(lab, mutant, (lab.scenario(scenario),), lab.seeds)
+    assert {f.seed for f in report.failures} == set(lab.seeds), repr(report)
 
 
 def test_a_write_retried_with_a_new_version_is_no_stale_read():

@@ -10,15 +10,16 @@ seed=1, coordinator=MyQuorum)` runs it with the fault verbs. Grading:
 
   quorum  read_your_writes, concurrent_writes, replica_crashes,
           stale_owner_answers_first, partitioned_replica, write_all_read_one,
-          unreliable_network, no_quorum
+          unreliable_network, no_quorum, two_stale_owners
 
 The referee trusts nothing the client claims: it watches every put on the
 wire and every ack that reaches the client (see `Referee`). A write may
 return only after W distinct replicas acked it; a repair must carry the
 newest answer's version and value. The scenarios check that a read begun
 after a write was acknowledged sees it or newer (R + W > N), that an
-operation without a quorum fails with Unavailable, and that read repair
-brings every live replica to the newest version.
+operation without a quorum fails with Unavailable (and one with a quorum
+returns with its first W or R answers, not waiting for a replica that is
+down), and that read repair brings every live replica to the newest version.
 
 Where to read what: `base` (what an answer is given, and the referee),
 `skeleton` (the methods to write), `reference` (the worked answer),
@@ -40,7 +41,7 @@ LAB = Lab(
     scenarios=tuple(Scenario(fn.__name__, "quorum", fn) for fn in (
         s.read_your_writes, s.concurrent_writes, s.replica_crashes,
         s.stale_owner_answers_first, s.partitioned_replica, s.write_all_read_one,
-        s.unreliable_network, s.no_quorum)),
+        s.unreliable_network, s.no_quorum, s.two_stale_owners)),
     skeleton=QuorumSkeleton,
     reference=QuorumReference,
     seeds=(1, 2, 3, 4, 5),

@@ -6,10 +6,12 @@ Each runs the student's client in a `QuorumKV` with R + W > N, whose referee
 (see `base.Referee`) checks every put on the wire and every write's acks. A
 scenario adds what the referee cannot see: a read that began after a write
 was acknowledged returns that write or a newer one; an operation that cannot
-reach W (or R) replicas fails with Unavailable rather than answering; and
-after reads, read repair brings every live replica of the key to the newest
-version. It raises `Failed` with the reason. Randomness comes from the
-store's own seeded streams, so `lk.labs.replay` replays a run exactly.
+reach W (or R) replicas fails with Unavailable rather than answering, and
+one that can returns with the first W (or R) answers, not waiting for a
+replica that is down; and after reads, read repair brings every live replica
+of the key to the newest version. It raises `Failed` with the reason.
+Randomness comes from the store's own seeded streams, so `lk.labs.replay`
+replays a run exactly.
 """
 
 from __future__ import annotations
@@ -119,6 +121,21 @@ class Store:
                          f"version{cause}")
         return value
 
+    def quick(self, op: str, key: str, start: float) -> None:
+        """`op` of `key`, begun at `start`, returned while one of the key's owners
+        was down: it must have returned with the first W (or R) answers, not after
+        the down owner's call timed out."""
+        took, timeout = self.kv.now - start, self.kv.timeout
+        if took >= timeout / 2:
+            what, first = (("write", "first W acks") if op == "put"
+                           else ("read", "first R answers"))
+            raise Failed(f"slow quorum: a {what} of {key!r} took {took:.2f} s "
+                         f"{self.with_up(key)}; a call to the down owner times "
+                         f"out after {timeout:g} s: return after the {first}, "
+                         "not once every call has answered or timed out; a "
+                         "quorum of W (or R) is there so that one slow or dead "
+                         "replica does not slow every operation")
+
     def with_up(self, key: str) -> str:
         """Which of `key`'s owners are up, in words, for a failure message."""
         down = [o for o in self.owners(key) if not self.kv.is_up(o)]
@@ -177,13 +194,19 @@ class Store:
         """Heal, read every key, wait for read repair: every replica of a key
         must hold its newest version, with the value that version wrote."""
         self.heal()
+        self.read_repaired(KEYS)
+
+    def read_repaired(self, keys: tuple[str, ...]) -> None:
+        """With every replica up, read each of `keys` once and wait for read
+        repair: every replica of a key must then hold its newest version, with
+        the value that version wrote."""
         asked = {}
-        for key in KEYS:
+        for key in keys:
             start = len(self.referee.asked)
             self.get(key, must=True)
             asked[key] = set(self.referee.asked[start:])
         self.kv.run(2 * self.kv.timeout)
-        for key in KEYS:
+        for key in keys:
             disks = {o: self.kv.nodes[o].disk["data"].get(key, (0, None))
                      for o in self.owners(key)}
             newest = max(v for v, _ in disks.values())
@@ -314,7 +337,8 @@ def stale_owner_answers_first(t: Trial) -> None:
 
 def no_quorum(t: Trial) -> None:
     """Two of a key's three owners are down: writes and reads fail with
-    Unavailable; once one returns, both succeed."""
+    Unavailable; once one returns, both succeed, with the first W (or R)
+    answers, not waiting for the owner still down."""
     s = Store(t)
     key = KEYS[0]
     s.put(key, must=True)
@@ -324,6 +348,26 @@ def no_quorum(t: Trial) -> None:
     s.unavailable("put", key)
     s.unavailable("get", key)
     s.kv.restart(down[0])
+    start = s.kv.now
     s.put(key, must=True)
+    s.quick("put", key, start)
+    start = s.kv.now
     s.get(key, must=True)
+    s.quick("get", key, start)
     s.converged()
+
+
+def two_stale_owners(t: Trial) -> None:
+    """A write fails for want of a quorum (two of a key's three owners are down)
+    but reaches the third; the two come back with the older version: one read's
+    repair must bring both up, every replica that answered an older version."""
+    s = Store(t)
+    key = KEYS[0]
+    s.put(key, must=True)
+    down = s.owners(key)[:2]
+    for o in down:
+        s.kv.kill(o)
+    s.unavailable("put", key)
+    for o in down:
+        s.kv.restart(o)
+    s.read_repaired((key,))
