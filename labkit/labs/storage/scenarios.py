@@ -136,6 +136,16 @@ class Store:
                          "quorum of W (or R) is there so that one slow or dead "
                          "replica does not slow every operation")
 
+    def two_owners_down(self, key: str) -> list[str]:
+        """Write `key`, then crash two of its three owners: a write must now
+        fail with Unavailable. The two owners down."""
+        self.put(key, must=True)
+        down = self.owners(key)[:2]
+        for o in down:
+            self.kv.kill(o)
+        self.unavailable("put", key)
+        return down
+
     def with_up(self, key: str) -> str:
         """Which of `key`'s owners are up, in words, for a failure message."""
         down = [o for o in self.owners(key) if not self.kv.is_up(o)]
@@ -341,11 +351,7 @@ def no_quorum(t: Trial) -> None:
     answers, not waiting for the owner still down."""
     s = Store(t)
     key = KEYS[0]
-    s.put(key, must=True)
-    down = s.owners(key)[:2]
-    for o in down:
-        s.kv.kill(o)
-    s.unavailable("put", key)
+    down = s.two_owners_down(key)
     s.unavailable("get", key)
     s.kv.restart(down[0])
     start = s.kv.now
@@ -363,11 +369,6 @@ def two_stale_owners(t: Trial) -> None:
     repair must bring both up, every replica that answered an older version."""
     s = Store(t)
     key = KEYS[0]
-    s.put(key, must=True)
-    down = s.owners(key)[:2]
-    for o in down:
-        s.kv.kill(o)
-    s.unavailable("put", key)
-    for o in down:
+    for o in s.two_owners_down(key):
         s.kv.restart(o)
     s.read_repaired((key,))
